@@ -1,0 +1,9 @@
+using System.CommandLine;
+using Scst.Host;
+using Scst.Host.Commands;
+
+var root = new RootCommand("Scst.Actors: self-critical sequence training of BLIP-2/T5 captioners on Akka.NET and TorchSharp");
+GlobalOptions.AddTo(root);
+// One line per command group; each lives in Commands/<Name>Command.cs.
+root.Subcommands.Add(ConfigCommand.Create());
+return root.Parse(args).Invoke();
