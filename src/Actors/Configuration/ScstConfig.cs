@@ -1,0 +1,107 @@
+namespace Scst.Actors.Configuration;
+
+// The typed, immutable form of a YAML config (LAVIS's schema: model, datasets, run; plus our scst section).
+// Host reads and validates YAML into these records; the trainer and actors only ever see these.
+
+/// <summary>The whole resolved configuration of a run.</summary>
+public sealed record ScstConfig(
+    ModelOptions Model,
+    IReadOnlyDictionary<string, DatasetOptions> Datasets,
+    RunOptions Run,
+    ScstOptions Scst,
+    string? SourceFile)
+{
+    /// <summary>True when the run fine-tunes with SCST (the scst section is enabled), false for CE pre-training.</summary>
+    public bool IsScst => Scst.Enabled;
+}
+
+public sealed record ModelOptions(
+    string Arch,
+    string ModelType,
+    bool LoadPretrained,
+    string? Pretrained,
+    bool LoadFinetuned,
+    string? Finetuned,
+    bool FreezeVit,
+    string Prompt,
+    int MaxTxtLen,
+    string FeedForwardActivation,
+    TokenizerOptions Tokenizer,
+    TinyArchitecture? Architecture);
+
+public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
+
+/// <summary>Sizes of a BLIP2-T5 built from scratch (the built-in demo); ignored when a pretrained checkpoint is loaded.</summary>
+public sealed record TinyArchitecture(
+    int ImageSize, int PatchSize, int VisionHidden, int VisionLayers, int VisionHeads, int VisionMlp,
+    int NumQueryTokens, int QformerHidden, int QformerLayers, int QformerHeads, int QformerIntermediate, int CrossAttentionFrequency,
+    int DModel, int DKv, int DFf, int NumHeads, int EncoderLayers, int DecoderLayers,
+    int RelativeAttentionNumBuckets, int RelativeAttentionMaxDistance, double DropoutRate);
+
+public sealed record DatasetOptions(
+    string Name,
+    string Format,
+    string? Annotations,
+    string? Images,
+    int ImageSize,
+    string? TrainPrompt,
+    int MaxWords,
+    string MissingImages,
+    ShapesOptions? Shapes);
+
+/// <summary>The built-in synthetic dataset; generated into <see cref="DatasetOptions.Images"/>'s folder when absent.</summary>
+public sealed record ShapesOptions(int Seed, int Train, int Val, int Test);
+
+public sealed record RunOptions(
+    string Task,
+    string LrSched,
+    double InitLr,
+    double MinLr,
+    double WarmupLr,
+    int WarmupSteps,
+    double WeightDecay,
+    double LrDecayRate,
+    int? MaxEpoch,
+    int? MaxIters,
+    int? ItersPerInnerEpoch,
+    int BatchSizeTrain,
+    int BatchSizeEval,
+    int AccumGradIters,
+    double MaxGradNorm,
+    int NumBeams,
+    int MaxLen,
+    int MinLen,
+    int Seed,
+    string OutputDir,
+    bool Amp,
+    IReadOnlyList<string> TrainSplits,
+    IReadOnlyList<string> ValidSplits,
+    IReadOnlyList<string> TestSplits,
+    string Device,
+    int WorldSize,
+    bool Distributed,
+    int EvalEvery,
+    int? EvalMaxImages,
+    int CheckpointEvery,
+    int EarlyStopPatience,
+    double LabelSmoothing,
+    string? ResumeCkptPath,
+    string? LibTorchDir,
+    int Threads);
+
+public sealed record ScstOptions(
+    bool Enabled,
+    string Baseline,
+    string Sampling,
+    int BeamSize,
+    int SampleN,
+    double Temperature,
+    int TopK,
+    double TopP,
+    string LossNormalization,
+    RewardOptions Reward,
+    string Mode,
+    int MaxStaleness,
+    double IsClip);
+
+public sealed record RewardOptions(string Metric, double Sigma, int N, string Df, string? DfFile, bool EosToken);

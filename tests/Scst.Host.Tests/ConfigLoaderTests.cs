@@ -1,0 +1,115 @@
+using Scst.Host.Configuration;
+
+namespace Scst.Host.Tests;
+
+public class ConfigLoaderTests
+{
+    private static string ConfigPath(string name) => Path.Combine(AppContext.BaseDirectory, "configs", name);
+
+    [Theory]
+    [InlineData("caption_ce_example.yaml", false)]
+    [InlineData("caption_scst_example.yaml", true)]
+    public void ExampleConfigsLoadWithTheSeedsValues(string file, bool scst)
+    {
+        var c = ConfigLoader.Load(ConfigPath(file));
+        Assert.Equal(scst, c.IsScst);
+        Assert.Equal("blip2_t5", c.Model.Arch);
+        Assert.Equal("karpathy", c.Datasets["coco_caption"].Format);
+        Assert.Equal(364, c.Datasets["coco_caption"].ImageSize);
+        Assert.Equal(5, c.Run.NumBeams);
+        if (scst)
+        {
+            Assert.Equal(1e-6, c.Run.InitLr);
+            Assert.Equal(4, c.Run.BatchSizeTrain);
+            Assert.Equal(5, c.Scst.BeamSize);
+            Assert.Equal("mean", c.Scst.Baseline);
+            Assert.Equal(20000, c.Run.MaxIters);
+            Assert.Equal(1000, c.Run.WarmupSteps);
+        }
+        else
+        {
+            Assert.Equal(1e-5, c.Run.InitLr);
+            Assert.Equal("a photo of ", c.Model.Prompt);
+        }
+    }
+
+    [Fact]
+    public void ErrorsNameLineColumnAndKeyWithSuggestion()
+    {
+        const string yaml = """
+            model:
+              arch: blip2_t5
+              freez_vit: true
+            datasets:
+              shapes:
+                build_info:
+                  images: data/shapes
+            run:
+              init_lr: -1
+              max_iters: 10
+            scst:
+              beam_size: 0
+            """;
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "bad.yaml"));
+        var unknown = Assert.Single(e.Errors, x => x.Key == "model.freez_vit");
+        Assert.Equal(3, unknown.Line);
+        Assert.Contains("did you mean 'freeze_vit'", unknown.Message);
+        var lr = Assert.Single(e.Errors, x => x.Key == "run.init_lr");
+        Assert.Equal(9, lr.Line);
+        Assert.Contains("> 0", lr.Message);
+        var beams = Assert.Single(e.Errors, x => x.Key == "scst.beam_size");
+        Assert.Equal(12, beams.Line);
+        Assert.Contains(">= 1", beams.Message);
+        Assert.All(e.Errors, x => Assert.Equal("bad.yaml", x.File));
+        Assert.Contains("bad.yaml:3:3", e.Message);
+    }
+
+    [Theory]
+    [InlineData("run:\n  max_iters: ten\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "run.max_iters", "integer")]
+    [InlineData("run:\n  max_iters: 1\n  device: gpu\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "run.device", "cpu | cuda")]
+    [InlineData("run:\n  max_iters: 1\ndatasets:\n  mystery:\n    build_info: {annotations: a.json}\n", "datasets.mystery.format", "cannot infer")]
+    [InlineData("run:\n  max_iters: 1\ndatasets:\n  coco_caption: {}\n", "datasets.coco_caption.build_info.annotations", "annotations")]
+    [InlineData("run: {}\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "run.max_epoch", "max_epoch or max_iters")]
+    [InlineData("run:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {images: x}\nscst:\n  mode: eventual\n", "scst.mode", "sync | async")]
+    [InlineData("run:\n  max_iters: 1\n  min_len: 9\n  max_len: 3\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "run.min_len", "must not exceed")]
+    [InlineData("model:\n  load_pretrained: true\nrun:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "model.pretrained", "Hugging Face")]
+    [InlineData("run:\n  max_iters: 1\ndatasets: {}\n", "datasets", "at least one dataset")]
+    public void BadValuesAreRejectedWithTheKey(string yaml, string key, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(yaml, "x.yaml"));
+        var err = Assert.Single(e.Errors, x => x.Key == key);
+        Assert.Contains(expected, err.Message);
+        Assert.True(err.Line >= 1);
+    }
+
+    [Fact]
+    public void BrokenYamlReportsTheLine()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("run:\n  max_iters: 1\n  seed: [1, 2\n", "broken.yaml"));
+        Assert.Contains("not valid YAML", e.Message);
+        Assert.True(e.Errors[0].Line >= 3);
+    }
+
+    [Fact]
+    public void DuplicateKeysAreRejected()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("run:\n  max_iters: 1\n  max_iters: 2\n", "dup.yaml"));
+        Assert.Contains("dup.yaml:3", e.Message);
+    }
+
+    [Fact]
+    public void MissingFileIsNamed()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("/nonexistent/cfg.yaml"));
+        Assert.Contains("/nonexistent/cfg.yaml", e.Message);
+    }
+
+    [Fact]
+    public void ShowPrintsTheResolvedValuesWithDefaults()
+    {
+        var c = ConfigLoader.Load(ConfigPath("caption_scst_example.yaml"));
+        var yaml = ConfigPrinter.ToYaml(c);
+        Assert.Contains("beam_size: 5", yaml);
+        Assert.Contains("init_lr: 1E-06", yaml, StringComparison.OrdinalIgnoreCase);
+    }
+}
