@@ -1,0 +1,84 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Scst.Model.SafeTensors;
+using static TorchSharp.torch;
+
+namespace Scst.Actors.Training;
+
+/// <summary>
+/// A run's checkpoints: each one a single safetensors file (model, optimizer and generator tensors; the trainer's
+/// scalar state as JSON in the metadata) written atomically, plus a small pointer file (<c>latest.json</c>,
+/// <c>best.json</c>) naming it with its SHA-256. Loading verifies the hash and refuses anything that does not match.
+/// </summary>
+public sealed class CheckpointStore(string directory)
+{
+    public const string StateKey = "scst_trainer_state";
+    public string Directory { get; } = directory;
+
+    public sealed record Entry(string File, string Sha256, long Step, string Tag);
+
+    /// <summary>Writes <paramref name="tensors"/> with <paramref name="state"/> and points <paramref name="tags"/> at it.</summary>
+    public Entry Save(string name, IReadOnlyDictionary<string, Tensor> tensors, JsonObject state, params string[] tags)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        var file = Path.Combine(Directory, name + ".safetensors");
+        var sha = SafeTensorsFile.Write(file, tensors, new Dictionary<string, string> { [StateKey] = state.ToJsonString() });
+        var step = state["step"]?.GetValue<long>() ?? 0;
+        Entry? entry = null;
+        foreach (var tag in tags)
+        {
+            entry = new Entry(Path.GetFileName(file), sha, step, tag);
+            SafeTensorsFile.WriteAtomically(Path.Combine(Directory, tag + ".json"), JsonSerializer.SerializeToUtf8Bytes(entry));
+        }
+        return entry ?? new Entry(Path.GetFileName(file), sha, step, "");
+    }
+
+    /// <summary>The entry a tag points at, or null when the tag was never written.</summary>
+    public Entry? Find(string tag)
+    {
+        var pointer = Path.Combine(Directory, tag + ".json");
+        if (!File.Exists(pointer)) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<Entry>(File.ReadAllBytes(pointer))
+                   ?? throw new InvalidDataException($"{pointer}: empty checkpoint pointer");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{pointer}: corrupt checkpoint pointer ({e.Message}); delete it to start over or restore it", e);
+        }
+    }
+
+    public (Dictionary<string, Tensor> Tensors, JsonObject State, Entry Entry) Load(string tag)
+    {
+        var entry = Find(tag) ?? throw new FileNotFoundException($"no '{tag}' checkpoint in {Directory}");
+        var (tensors, state) = LoadFile(Path.Combine(Directory, entry.File), entry.Sha256);
+        return (tensors, state, entry);
+    }
+
+    /// <summary>Loads a checkpoint file, checking its SHA-256 when one is given (or when a pointer beside it names it).</summary>
+    public static (Dictionary<string, Tensor> Tensors, JsonObject State) LoadFile(string path, string? expectedSha256 = null)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist");
+        var bytes = File.ReadAllBytes(path);
+        if (expectedSha256 is not null)
+        {
+            var actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            if (!string.Equals(actual, expectedSha256, StringComparison.OrdinalIgnoreCase))
+                throw new InvalidDataException(
+                    $"checkpoint '{path}' is corrupt or was changed: SHA-256 {actual} does not match the recorded {expectedSha256}");
+        }
+        var (tensors, meta) = SafeTensorsFile.Deserialize(bytes, path);
+        var state = meta.TryGetValue(StateKey, out var json)
+            ? JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"checkpoint '{path}': trainer state is not a JSON object")
+            : new JsonObject();
+        return (tensors, state);
+    }
+
+    public static string Sha256Of(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(f));
+    }
+}
