@@ -89,7 +89,7 @@ public sealed class AdamW
     /// The optimizer's state as named tensors (<c>{param}.exp_avg</c>, <c>{param}.exp_avg_sq</c>; copies, on the CPU)
     /// and JSON-ready scalars (hyper-parameters, groups, per-parameter step counts).
     /// </summary>
-    public OptimizerState StateDict()
+    public OptimizerCheckpoint StateDict()
     {
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var steps = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -101,7 +101,7 @@ public sealed class AdamW
             steps[s.Name] = s.Step;
         }
         var groups = Groups.Select(g => new OptimizerGroupState(g.Name, g.WeightDecay, g.LrScale, g.Parameters.Select(p => p.Name).ToList())).ToList();
-        return new OptimizerState(tensors, new OptimizerScalars("adamw", LearningRate, Beta1, Beta2, Eps, groups, steps));
+        return new OptimizerCheckpoint(tensors, new OptimizerScalars("adamw", LearningRate, Beta1, Beta2, Eps, groups, steps));
     }
 
     /// <summary>
@@ -109,7 +109,7 @@ public sealed class AdamW
     /// optimizer's; any difference is an error that names the parameter, because silently resuming with
     /// missing moments changes the run.
     /// </summary>
-    public void LoadStateDict(OptimizerState state)
+    public void LoadStateDict(OptimizerCheckpoint state)
     {
         var sc = state.Scalars;
         if (sc.Type != "adamw") throw new InvalidDataException($"optimizer state is of type '{sc.Type}', expected 'adamw'.");
@@ -135,7 +135,7 @@ public sealed class AdamW
         LearningRate = sc.LearningRate;
     }
 
-    private static Tensor Restore(OptimizerState state, string key, Parameter like)
+    private static Tensor Restore(OptimizerCheckpoint state, string key, Parameter like)
     {
         if (!state.Tensors.TryGetValue(key, out var t)) throw new InvalidDataException($"optimizer state lacks tensor '{key}'.");
         if (!t.shape.SequenceEqual(like.shape))

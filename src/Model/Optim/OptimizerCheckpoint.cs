@@ -40,4 +40,4 @@ public sealed record OptimizerScalars(
 /// An optimizer checkpoint: named tensors (write them with the safetensors writer) plus scalars (write them as
 /// JSON, e.g. in the safetensors <c>__metadata__</c> or a side file).
 /// </summary>
-public sealed record OptimizerState(IReadOnlyDictionary<string, Tensor> Tensors, OptimizerScalars Scalars);
+public sealed record OptimizerCheckpoint(IReadOnlyDictionary<string, Tensor> Tensors, OptimizerScalars Scalars);
