@@ -38,7 +38,10 @@ public sealed class SentencePieceTokenizer : ICaptionTokenizer
         Ml.SentencePieceTokenizer inner;
         try
         {
-            inner = Ml.SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: true);
+            using var buffer = new MemoryStream();
+            stream.CopyTo(buffer);
+            var bytes = WithBosForLibrary(buffer.ToArray());
+            inner = Ml.SentencePieceTokenizer.Create(new MemoryStream(bytes), addBeginningOfSentence: false, addEndOfSentence: true);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -47,7 +50,8 @@ public sealed class SentencePieceTokenizer : ICaptionTokenizer
         var vocab = inner.Vocabulary;
         if (!vocab.TryGetValue("<pad>", out var pad))
             throw new InvalidDataException($"{source}: the model has no '<pad>' piece; T5 models define <pad> = 0.");
-        return new SentencePieceTokenizer(inner, pad, vocab.Count, extraIds);
+        // Count ids, not names: the library also maps the BOS name ("<s>") to the id patched in above.
+        return new SentencePieceTokenizer(inner, pad, vocab.Values.Max() + 1, extraIds);
     }
 
     public int[] Encode(string text, bool addEos = true) =>
@@ -64,5 +68,94 @@ public sealed class SentencePieceTokenizer : ICaptionTokenizer
         else if (list.Any(id => id >= PieceCount))
             throw new ArgumentException($"sentinel ids (≥ {PieceCount}) have no text in the SentencePiece model; decode with skipSpecialTokens.", nameof(ids));
         return _inner.Decode(list, considerSpecialTokens: !skipSpecialTokens) ?? "";
+    }
+
+    /// <summary>
+    /// T5's model declares no BOS (<c>trainer_spec.bos_id = -1</c>), and Microsoft.ML.Tokenizers 2.0.1's Unigram
+    /// constructor indexes its piece table with that id (IndexOutOfRangeException). Since BOS is never emitted here,
+    /// point it at the pad piece: protobuf merges repeated sub-messages, so appending a <c>trainer_spec</c> that
+    /// holds only <c>bos_id</c> overrides that one field and leaves the rest of the model untouched.
+    /// </summary>
+    public static byte[] WithBosForLibrary(byte[] model)
+    {
+        var (bos, pad) = ReadSpecialIds(model);
+        if (bos >= 0) return model;
+        var target = pad >= 0 ? pad : 0;
+        var inner = new List<byte>();
+        WriteVarint(inner, 41 << 3 | 0);
+        WriteVarint(inner, (ulong)target);
+        var patch = new List<byte>();
+        WriteVarint(patch, 2 << 3 | 2);
+        WriteVarint(patch, (ulong)inner.Count);
+        patch.AddRange(inner);
+        return [.. model, .. patch];
+    }
+
+    /// <summary>bos_id and pad_id from <c>ModelProto.trainer_spec</c> (defaults 1 and −1 as in sentencepiece_model.proto).</summary>
+    private static (long Bos, long Pad) ReadSpecialIds(byte[] model)
+    {
+        long bos = 1, pad = -1;
+        var pos = 0;
+        while (pos < model.Length)
+        {
+            var tag = ReadVarint(model, ref pos);
+            var (field, wire) = ((int)(tag >> 3), (int)(tag & 7));
+            if (wire == 2)
+            {
+                var len = (int)ReadVarint(model, ref pos);
+                if (len < 0 || pos + len > model.Length) throw new InvalidDataException("truncated protobuf field.");
+                if (field == 2)
+                {
+                    var p = pos;
+                    while (p < pos + len)
+                    {
+                        var t = ReadVarint(model, ref p);
+                        var (f, w) = ((int)(t >> 3), (int)(t & 7));
+                        if (w == 0)
+                        {
+                            var v = (long)ReadVarint(model, ref p);
+                            if (f == 41) bos = (int)v;
+                            else if (f == 43) pad = (int)v;
+                        }
+                        else Skip(model, ref p, w);
+                    }
+                }
+                pos += len;
+            }
+            else Skip(model, ref pos, wire);
+        }
+        return (bos, pad);
+    }
+
+    private static void Skip(byte[] b, ref int pos, int wire)
+    {
+        switch (wire)
+        {
+            case 0: ReadVarint(b, ref pos); break;
+            case 1: pos += 8; break;
+            case 2: var len = (int)ReadVarint(b, ref pos); pos += len; break;
+            case 5: pos += 4; break;
+            default: throw new InvalidDataException($"unsupported protobuf wire type {wire}.");
+        }
+        if (pos > b.Length) throw new InvalidDataException("truncated protobuf field.");
+    }
+
+    private static ulong ReadVarint(byte[] b, ref int pos)
+    {
+        ulong v = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            if (pos >= b.Length) throw new InvalidDataException("truncated protobuf varint.");
+            var x = b[pos++];
+            v |= (ulong)(x & 0x7F) << shift;
+            if (x < 0x80) return v;
+        }
+        throw new InvalidDataException("malformed protobuf varint.");
+    }
+
+    private static void WriteVarint(List<byte> o, ulong v)
+    {
+        while (v >= 0x80) { o.Add((byte)(v | 0x80)); v >>= 7; }
+        o.Add((byte)v);
     }
 }
