@@ -1,0 +1,277 @@
+using Scst.Model.T5;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Scst.Model.Generation;
+
+/// <summary>HF's <c>early_stopping</c>: False (heuristic stop), True (stop once K hypotheses are done), "never".</summary>
+public enum EarlyStopping { False, True, Never }
+
+/// <summary>Decoding settings with Hugging Face <c>generate</c> names and defaults.</summary>
+public sealed record GenerationOptions
+{
+    public int NumBeams { get; init; } = 1;
+    public int NumReturnSequences { get; init; } = 1;
+    public int MaxNewTokens { get; init; } = 20;
+    public int MinNewTokens { get; init; }
+    public double LengthPenalty { get; init; } = 1.0;
+    public EarlyStopping EarlyStopping { get; init; } = EarlyStopping.False;
+    /// <summary>Multinomial sampling (with <see cref="NumBeams"/> = 1); otherwise greedy or beam search.</summary>
+    public bool DoSample { get; init; }
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>0 disables top-k filtering.</summary>
+    public int TopK { get; init; }
+    public double TopP { get; init; } = 1.0;
+    /// <summary>Seedable generator for sampling (on the model's device); null uses torch's global one.</summary>
+    public Generator? Generator { get; init; }
+    /// <summary>Host check of "all finished" every this many steps (the only device→host sync in the loop); 0 never checks.</summary>
+    public int CheckFinishedEvery { get; init; } = 4;
+}
+
+/// <summary>
+/// Generation output. Rows are grouped by input (NumReturnSequences per input, best first for beam search).
+/// <see cref="Sequences"/> [N, L] start with the decoder start token; after EOS, beam rows hold EOS and
+/// greedy/sampled rows hold pad (HF's conventions). <see cref="TokenLogProbs"/> [N, L-1] are the log-probs of
+/// each generated token (beam search: HF transition scores, 0 after the end; greedy/sampling: log-softmax of the
+/// unwarped logits of the chosen token, also for pad after the end, as HF computes). <see cref="TokenMask"/>
+/// marks generated tokens up to and including EOS. <see cref="SequenceScores"/> [N]: beam search's
+/// length-normalised HF <c>sequences_scores</c>; greedy/sampling: the sum of masked token log-probs.
+/// </summary>
+public sealed class GenerationResult : IDisposable
+{
+    public required Tensor Sequences { get; init; }
+    public required Tensor TokenLogProbs { get; init; }
+    public required Tensor TokenMask { get; init; }
+    public required Tensor SequenceScores { get; init; }
+
+    public void Dispose()
+    {
+        Sequences.Dispose(); TokenLogProbs.Dispose(); TokenMask.Dispose(); SequenceScores.Dispose();
+    }
+}
+
+/// <summary>
+/// Batched decoding for T5 on the model's device with a preallocated KV cache: beam search with the semantics of
+/// transformers 5.x's vectorised <c>_beam_search</c>, greedy, and multinomial sampling. No per-token host round-trip:
+/// done-flags and beam bookkeeping stay on the device; the host only polls "all finished" every few steps.
+/// </summary>
+public static class Seq2SeqGeneration
+{
+    private const double Neg = -1.0e9;
+
+    /// <summary>Generates from encoder states [B, S, D] (eval mode, no gradients).</summary>
+    public static GenerationResult Generate(T5ForConditionalGeneration lm, Tensor encoderHidden, Tensor? encoderMask, GenerationOptions o)
+    {
+        if (o.MaxNewTokens < 1) throw new ArgumentException("MaxNewTokens must be ≥ 1");
+        if (o.NumReturnSequences < 1) throw new ArgumentException("NumReturnSequences must be ≥ 1");
+        using var noGrad = no_grad();
+        if (o.NumBeams > 1)
+        {
+            if (o.DoSample) throw new NotSupportedException("beam sampling is not supported; use NumBeams = 1 with DoSample");
+            if (o.NumReturnSequences > o.NumBeams) throw new ArgumentException($"NumReturnSequences ({o.NumReturnSequences}) must be ≤ NumBeams ({o.NumBeams})");
+            return BeamSearch(lm, encoderHidden, encoderMask, o);
+        }
+        if (!o.DoSample && o.NumReturnSequences > 1) throw new ArgumentException("greedy decoding returns one sequence per input; use DoSample or beams");
+        return SampleOrGreedy(lm, encoderHidden, encoderMask, o);
+    }
+
+    private static GenerationResult BeamSearch(T5ForConditionalGeneration lm, Tensor enc, Tensor? encMask, GenerationOptions o)
+    {
+        var c = lm.Config;
+        long b = enc.shape[0], k = o.NumBeams, v = c.VocabSize, maxNew = o.MaxNewTokens, maxLen = maxNew + 1, keep = 2 * k;
+        var dev = enc.device;
+        using var outer = NewDisposeScope();
+        using var cache = lm.CreateCache(enc, encMask, maxLen, k);
+        var runSeq = full(b, k, maxLen, (long)c.EosTokenId, dtype: ScalarType.Int64, device: dev);
+        runSeq.select(2, 0).fill_(c.DecoderStartTokenId);
+        var runTok = zeros(b, k, maxNew, dtype: ScalarType.Float32, device: dev);
+        var runScores = zeros(b, k, dtype: ScalarType.Float32, device: dev);
+        runScores.narrow(1, 1, k - 1).fill_(Neg);
+        var seqs = runSeq.clone();
+        var tokScores = zeros(b, k, maxNew, dtype: ScalarType.Float32, device: dev);
+        var beamScores = full(b, k, Neg, dtype: ScalarType.Float32, device: dev);
+        var finLen = zeros(b, k, dtype: ScalarType.Int64, device: dev);
+        var isFinished = zeros(b, k, dtype: ScalarType.Bool, device: dev);
+        var unsatisfied = ones(b, 1, dtype: ScalarType.Bool, device: dev);
+        var topMask = cat([ones(k, dtype: ScalarType.Bool, device: dev), zeros(keep - k, dtype: ScalarType.Bool, device: dev)]).unsqueeze(0);
+        var batchOffset = (arange(b, dtype: ScalarType.Int64, device: dev) * k).unsqueeze(1);
+        var tokens = full(b * k, (long)c.DecoderStartTokenId, dtype: ScalarType.Int64, device: dev);
+        var stop = zeros(1, dtype: ScalarType.Bool, device: dev);
+
+        for (long step = 0; step < maxNew; step++)
+        {
+            using var scope = NewDisposeScope();
+            long curLen = step + 1;
+            var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
+            var logp = F.log_softmax(logits, 1);
+            if (step < o.MinNewTokens) logp.select(1, c.EosTokenId).fill_(double.NegativeInfinity);
+            var flatLogp = logp.view(b, k * v);
+            var acc = (logp.view(b, k, v) + runScores.unsqueeze(2)).view(b, k * v);
+            var (topVals, topIdx) = topk(acc, (int)keep, dim: 1);
+            var parent = topIdx.div(v, rounding_mode: RoundingMode.floor);
+            var tok = topIdx.remainder(v);
+            var topSeq = runSeq.gather(1, parent.unsqueeze(2).expand(b, keep, maxLen)).clone();
+            topSeq.select(2, curLen).copy_(tok);
+            var topTok = runTok.gather(1, parent.unsqueeze(2).expand(b, keep, maxNew)).clone();
+            topTok.select(2, step).copy_(flatLogp.gather(1, topIdx));
+            var hits = curLen + 1 >= maxLen ? ones_like(tok, dtype: ScalarType.Bool) : tok == c.EosTokenId;
+
+            // Beams that just finished leave the running set.
+            var runCand = topVals + hits.to(ScalarType.Float32) * Neg;
+            var next = topk(runCand, (int)k, dim: 1).indices;
+            var newRunSeq = topSeq.gather(1, next.unsqueeze(2).expand(b, k, maxLen));
+            var newRunTok = topTok.gather(1, next.unsqueeze(2).expand(b, k, maxNew));
+            var newRunScores = runCand.gather(1, next);
+            var parentOfNext = parent.gather(1, next);
+
+            // Only the top-K candidates may enter the finished set, length-normalised.
+            var justFinished = hits.logical_and(topMask);
+            var cand = topVals / Math.Pow(curLen, o.LengthPenalty);
+            if (o.EarlyStopping == EarlyStopping.True)
+                cand = cand + isFinished.all(1, keepdim: true).to(ScalarType.Float32) * Neg;
+            cand = cand + unsatisfied.logical_not().to(ScalarType.Float32) * Neg;
+            cand = cand + justFinished.logical_not().to(ScalarType.Float32) * Neg;
+            var mScores = cat([beamScores, cand], 1);
+            var mIdx = topk(mScores, (int)k, dim: 1).indices;
+            var mSeq = cat([seqs, topSeq], 1).gather(1, mIdx.unsqueeze(2).expand(b, k, maxLen));
+            var mTok = cat([tokScores, topTok], 1).gather(1, mIdx.unsqueeze(2).expand(b, k, maxNew));
+            var mFin = cat([isFinished, justFinished], 1).gather(1, mIdx);
+            var mLen = cat([finLen, full(b, keep, curLen, dtype: ScalarType.Int64, device: dev)], 1).gather(1, mIdx);
+            var mBeam = mScores.gather(1, mIdx);
+
+            // Early-stop heuristic of HF (per input, monotone): can the best running beam still beat the worst finished one?
+            var hypothetical = o.EarlyStopping == EarlyStopping.Never && o.LengthPenalty > 0 ? maxLen - 1 : curLen;
+            var best = newRunScores.narrow(1, 0, 1) / Math.Pow(hypothetical, o.LengthPenalty);
+            var worst = where(mFin, mBeam.min(1, keepdim: true).values.expand(b, k), full_like(mBeam, Neg));
+            var newUnsatisfied = unsatisfied.logical_and(best.gt(worst).any(1, keepdim: true));
+            var openBeams = o.EarlyStopping == EarlyStopping.True ? mFin.all().logical_not() : ones(1, dtype: ScalarType.Bool, device: dev).squeeze();
+            var more = newUnsatisfied.any().logical_and(openBeams).logical_and(hits.all().logical_not());
+
+            runSeq.copy_(newRunSeq); runTok.copy_(newRunTok); runScores.copy_(newRunScores);
+            seqs.copy_(mSeq); tokScores.copy_(mTok); isFinished.copy_(mFin); finLen.copy_(mLen); beamScores.copy_(mBeam);
+            unsatisfied.copy_(newUnsatisfied);
+            stop.copy_(more.logical_not().reshape(1));
+            if (step + 1 < maxNew)
+            {
+                cache.Reorder((parentOfNext + batchOffset).view(-1), curLen);
+                tokens.copy_(runSeq.select(2, curLen).reshape(-1));
+            }
+            // Steps after HF would have stopped change nothing (finished sets are frozen by `unsatisfied`); polling only saves time.
+            if (o.CheckFinishedEvery > 0 && (step + 1) % o.CheckFinishedEvery == 0 && stop.item<bool>()) break;
+        }
+
+        long r = o.NumReturnSequences;
+        var outLen = finLen.narrow(1, 0, r);
+        long l = 1 + outLen.max().item<long>();
+        var sequences = seqs.narrow(1, 0, r).reshape(b * r, maxLen).narrow(1, 0, l).contiguous();
+        var tokenLp = tokScores.narrow(1, 0, r).reshape(b * r, maxNew).narrow(1, 0, l - 1).contiguous();
+        var mask = arange(l - 1, dtype: ScalarType.Int64, device: dev).unsqueeze(0) < outLen.reshape(b * r, 1);
+        var scores = beamScores.narrow(1, 0, r).reshape(b * r).contiguous();
+        return new GenerationResult
+        {
+            Sequences = sequences.MoveToOuterDisposeScope(),
+            TokenLogProbs = tokenLp.MoveToOuterDisposeScope(),
+            TokenMask = mask.MoveToOuterDisposeScope(),
+            SequenceScores = scores.MoveToOuterDisposeScope(),
+        };
+    }
+
+    /// <summary>HF warpers in HF's order: temperature, top-k, top-p (keeping at least one token).</summary>
+    public static Tensor WarpLogits(Tensor logits, double temperature, int topK, double topP)
+    {
+        using var scope = NewDisposeScope();
+        var s = temperature != 1.0 ? logits / temperature : logits;
+        if (topK > 0 && topK < s.shape[1])
+        {
+            var kth = topk(s, topK, dim: 1).values.narrow(1, topK - 1, 1);
+            s = s.masked_fill(s < kth, double.NegativeInfinity);
+        }
+        if (topP < 1.0)
+        {
+            var (sorted, idx) = sort(s, dim: 1, descending: false);
+            var cum = F.softmax(sorted, 1).cumsum(1);
+            var remove = cum <= (1 - topP);
+            remove.narrow(1, remove.shape[1] - 1, 1).fill_(false);
+            var removeOrig = zeros_like(remove).scatter(1, idx, remove);
+            s = s.masked_fill(removeOrig, double.NegativeInfinity);
+        }
+        return s.MoveToOuterDisposeScope();
+    }
+
+    private static GenerationResult SampleOrGreedy(T5ForConditionalGeneration lm, Tensor enc, Tensor? encMask, GenerationOptions o)
+    {
+        var c = lm.Config;
+        long b = enc.shape[0], r = o.NumReturnSequences, n = b * r, maxNew = o.MaxNewTokens, maxLen = maxNew + 1;
+        var dev = enc.device;
+        using var outer = NewDisposeScope();
+        using var cache = lm.CreateCache(enc, encMask, maxLen, r);
+        var seq = full(n, maxLen, (long)c.PadTokenId, dtype: ScalarType.Int64, device: dev);
+        seq.select(1, 0).fill_(c.DecoderStartTokenId);
+        var tokLp = zeros(n, maxNew, dtype: ScalarType.Float32, device: dev);
+        var finished = zeros(n, dtype: ScalarType.Bool, device: dev);
+        var lengths = full(n, maxNew, dtype: ScalarType.Int64, device: dev);
+        var tokens = full(n, (long)c.DecoderStartTokenId, dtype: ScalarType.Int64, device: dev);
+        for (long step = 0; step < maxNew; step++)
+        {
+            using var scope = NewDisposeScope();
+            var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
+            if (step < o.MinNewTokens) logits.select(1, c.EosTokenId).fill_(double.NegativeInfinity);
+            var logp = F.log_softmax(logits, 1);
+            Tensor next;
+            if (o.DoSample)
+            {
+                var probs = F.softmax(WarpLogits(logits, o.Temperature, o.TopK, o.TopP), 1);
+                next = multinomial(probs, 1, generator: o.Generator).squeeze(1);
+            }
+            else next = logits.argmax(1);
+            next = where(finished, full_like(next, c.PadTokenId), next);
+            seq.select(1, step + 1).copy_(next);
+            tokLp.select(1, step).copy_(logp.gather(1, next.unsqueeze(1)).squeeze(1));
+            var isEos = next == c.EosTokenId;
+            lengths.copy_(where(finished.logical_not().logical_and(isEos), full_like(lengths, step + 1), lengths));
+            finished.logical_or_(isEos);
+            tokens.copy_(next);
+            if (o.CheckFinishedEvery > 0 && (step + 1) % o.CheckFinishedEvery == 0 && finished.all().item<bool>()) break;
+        }
+        long l = 1 + lengths.max().item<long>();
+        var mask = arange(l - 1, dtype: ScalarType.Int64, device: dev).unsqueeze(0) < lengths.unsqueeze(1);
+        var tokenLp = tokLp.narrow(1, 0, l - 1).contiguous();
+        return new GenerationResult
+        {
+            Sequences = seq.narrow(1, 0, l).contiguous().MoveToOuterDisposeScope(),
+            TokenLogProbs = tokenLp.MoveToOuterDisposeScope(),
+            TokenMask = mask.MoveToOuterDisposeScope(),
+            SequenceScores = (tokenLp * mask.to(ScalarType.Float32)).sum(1).MoveToOuterDisposeScope(),
+        };
+    }
+
+    /// <summary>
+    /// Teacher-forced log-probs (with gradients) of given sequences [N, L] (start token first) under encoder states
+    /// [B, S, D], N = B·K (each encoder row repeated K times). Returns token log-probs [N, L-1] and the mask of tokens
+    /// up to and including the first EOS (later EOS/pad fill is masked out).
+    /// </summary>
+    public static (Tensor TokenLogProbs, Tensor Mask) SequenceLogProbs(T5ForConditionalGeneration lm, Tensor encoderHidden, Tensor? encoderMask, Tensor sequences)
+    {
+        using var scope = NewDisposeScope();
+        long b = encoderHidden.shape[0], n = sequences.shape[0], l = sequences.shape[1];
+        if (n % b != 0) throw new ArgumentException($"sequences has {n} rows, not a multiple of the {b} encoder rows");
+        var k = n / b;
+        var enc = k == 1 ? encoderHidden : encoderHidden.repeat_interleave(k, 0);
+        var mask = encoderMask is null ? null : (k == 1 ? encoderMask : encoderMask.repeat_interleave(k, 0));
+        var input = sequences.narrow(1, 0, l - 1);
+        var target = sequences.narrow(1, 1, l - 1);
+        var logits = lm.Decode(enc, mask, input).to(ScalarType.Float32);
+        var lp = F.log_softmax(logits, 2).gather(2, target.unsqueeze(2)).squeeze(2);
+        var valid = TokenMask(target, lm.Config.EosTokenId);
+        return ((lp * valid.to(ScalarType.Float32)).MoveToOuterDisposeScope(), valid.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>True for generated tokens up to and including the first EOS.</summary>
+    public static Tensor TokenMask(Tensor generated, long eos)
+    {
+        using var scope = NewDisposeScope();
+        var isEos = (generated == eos).to(ScalarType.Int64);
+        return ((isEos.cumsum(1) - isEos) == 0).MoveToOuterDisposeScope();
+    }
+}

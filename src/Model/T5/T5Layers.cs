@@ -1,0 +1,373 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Scst.Model.T5;
+
+/// <summary>T5's RMS norm: no mean subtraction, no bias, variance in fp32.</summary>
+public sealed class T5LayerNorm : nn.Module
+{
+    private readonly Parameter weight;
+    private readonly double _eps;
+
+    public T5LayerNorm(long dim, double eps) : base(nameof(T5LayerNorm))
+    {
+        weight = nn.Parameter(ones(dim));
+        register_parameter("weight", weight);
+        _eps = eps;
+    }
+
+    public Tensor Weight => weight;
+
+    public Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var variance = x.to(ScalarType.Float32).pow(2).mean([-1L], keepdim: true);
+        var h = x * rsqrt(variance + _eps);
+        if (weight.dtype is ScalarType.BFloat16 or ScalarType.Float16) h = h.to(weight.dtype);
+        return (weight * h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Activations by HF name.</summary>
+public static class Activations
+{
+    public static Tensor Apply(string name, Tensor x) => name switch
+    {
+        "relu" => F.relu(x),
+        // HF NewGELUActivation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+        "gelu_new" or "gelu_pytorch_tanh" => F.gelu(x, GELU.Approximate.tanh),
+        "gelu" => F.gelu(x),
+        "silu" or "swish" => F.silu(x),
+        _ => throw new NotSupportedException($"activation '{name}' is not supported (relu, gelu_new, gelu, silu are)."),
+    };
+}
+
+/// <summary>
+/// T5 multi-head attention: no 1/√d scaling, optional relative position bias (block 0 only; shared by the
+/// other layers of the stack through the bias tensor passed in).
+/// </summary>
+public sealed class T5Attention : nn.Module
+{
+    private readonly Linear q, k, v, o;
+    private readonly Embedding? relative_attention_bias;
+    private readonly int _heads, _dkv, _buckets, _maxDistance;
+    private readonly bool _bidirectional;
+    private readonly double _dropout;
+    // SDPA always scales by 1/√d_kv and TorchSharp's binding has no scale argument: scale q by √d_kv first.
+    private readonly double _sdpaCompensation;
+
+    public T5Attention(T5Config c, bool hasRelativeAttentionBias, bool bidirectional) : base(nameof(T5Attention))
+    {
+        _heads = c.NumHeads; _dkv = c.DKv; _buckets = c.RelativeAttentionNumBuckets;
+        _maxDistance = c.RelativeAttentionMaxDistance; _bidirectional = bidirectional; _dropout = c.DropoutRate;
+        _sdpaCompensation = Math.Sqrt(c.DKv);
+        q = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
+        k = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
+        v = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
+        o = nn.Linear(c.InnerDim, c.DModel, hasBias: false);
+        register_module("q", q); register_module("k", k); register_module("v", v); register_module("o", o);
+        if (hasRelativeAttentionBias)
+        {
+            relative_attention_bias = nn.Embedding(c.RelativeAttentionNumBuckets, c.NumHeads);
+            register_module("relative_attention_bias", relative_attention_bias);
+        }
+    }
+
+    public Linear Q => q; public Linear K => k; public Linear V => v; public Linear O => o;
+    public Embedding? RelativeAttentionBias => relative_attention_bias;
+
+    /// <summary>HF <c>_relative_position_bucket</c>: exact buckets for small distances, log-spaced up to max_distance.</summary>
+    public static Tensor RelativePositionBucket(Tensor relativePosition, bool bidirectional, int numBuckets, int maxDistance)
+    {
+        using var scope = NewDisposeScope();
+        var buckets = zeros_like(relativePosition);
+        var rp = relativePosition;
+        if (bidirectional)
+        {
+            numBuckets /= 2;
+            buckets = buckets + (rp > 0).to(ScalarType.Int64) * numBuckets;
+            rp = rp.abs();
+        }
+        else
+        {
+            rp = -minimum(rp, zeros_like(rp));
+        }
+        var maxExact = numBuckets / 2;
+        var isSmall = rp < maxExact;
+        var large = maxExact + (log(rp.to(ScalarType.Float32) / maxExact) / Math.Log((double)maxDistance / maxExact)
+                                * (numBuckets - maxExact)).to(ScalarType.Int64);
+        large = minimum(large, full_like(large, numBuckets - 1));
+        return (buckets + where(isSmall, rp, large)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Position bias [1, H, qLen, kLen] for query positions offset..offset+qLen-1.</summary>
+    public Tensor ComputeBias(long qLen, long kLen, Device device, long offset = 0)
+    {
+        if (relative_attention_bias is null) throw new InvalidOperationException("this attention layer has no relative_attention_bias");
+        using var scope = NewDisposeScope();
+        var ctx = arange(offset, offset + qLen, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        var mem = arange(kLen, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var buckets = RelativePositionBucket(mem - ctx, _bidirectional, _buckets, _maxDistance);
+        var values = relative_attention_bias.forward(buckets); // [q, k, H]
+        return values.permute(2, 0, 1).unsqueeze(0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Projects keys and values: [B, H, L, d_kv] each.</summary>
+    public (Tensor K, Tensor V) ProjectKV(Tensor source)
+    {
+        var (b, l) = (source.shape[0], source.shape[1]);
+        var key = k.forward(source).view(b, l, _heads, _dkv).transpose(1, 2);
+        var value = v.forward(source).view(b, l, _heads, _dkv).transpose(1, 2);
+        return (key, value);
+    }
+
+    /// <summary>Attention of <paramref name="x"/> over given keys/values with an additive bias (position bias + mask).</summary>
+    public Tensor Attend(Tensor x, Tensor key, Tensor value, Tensor bias)
+    {
+        using var scope = NewDisposeScope();
+        var (b, l) = (x.shape[0], x.shape[1]);
+        var query = q.forward(x).view(b, l, _heads, _dkv).transpose(1, 2);
+        var attnBias = bias.dtype == query.dtype ? bias : bias.to(query.dtype);
+        var ctx = F.scaled_dot_product_attention(query * _sdpaCompensation, key, value, attnBias,
+            p: training ? _dropout : 0.0);
+        var y = o.forward(ctx.transpose(1, 2).reshape(b, l, _heads * _dkv));
+        return y.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary><c>layer.0</c> of a block: pre-norm self-attention with a residual.</summary>
+public sealed class T5LayerSelfAttention : nn.Module
+{
+    private readonly T5Attention SelfAttention;
+    private readonly T5LayerNorm layer_norm;
+    private readonly Dropout dropout;
+
+    public T5LayerSelfAttention(T5Config c, bool hasRelativeAttentionBias, bool bidirectional) : base(nameof(T5LayerSelfAttention))
+    {
+        SelfAttention = new T5Attention(c, hasRelativeAttentionBias, bidirectional);
+        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        dropout = nn.Dropout(c.DropoutRate);
+        register_module("SelfAttention", SelfAttention);
+        register_module("layer_norm", layer_norm);
+        register_module("dropout", dropout);
+    }
+
+    public T5Attention Attention => SelfAttention;
+
+    public Tensor forward(Tensor h, Tensor bias)
+    {
+        using var scope = NewDisposeScope();
+        var n = layer_norm.forward(h);
+        var (key, value) = SelfAttention.ProjectKV(n);
+        return (h + dropout.forward(SelfAttention.Attend(n, key, value, bias))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One decoding step: writes this step's K/V into the preallocated cache at <paramref name="t"/>.</summary>
+    public Tensor Step(Tensor h, Tensor cacheK, Tensor cacheV, long t, Tensor bias)
+    {
+        using var scope = NewDisposeScope();
+        var n = layer_norm.forward(h);
+        var (key, value) = SelfAttention.ProjectKV(n);
+        cacheK.narrow(2, t, 1).copy_(key);
+        cacheV.narrow(2, t, 1).copy_(value);
+        var y = SelfAttention.Attend(n, cacheK.narrow(2, 0, t + 1), cacheV.narrow(2, 0, t + 1), bias);
+        return (h + dropout.forward(y)).MoveToOuterDisposeScope();
+    }
+
+    public Tensor Norm(Tensor h) => layer_norm.forward(h);
+}
+
+/// <summary><c>layer.1</c> of a decoder block: cross-attention to the encoder output.</summary>
+public sealed class T5LayerCrossAttention : nn.Module
+{
+    private readonly T5Attention EncDecAttention;
+    private readonly T5LayerNorm layer_norm;
+    private readonly Dropout dropout;
+
+    public T5LayerCrossAttention(T5Config c) : base(nameof(T5LayerCrossAttention))
+    {
+        EncDecAttention = new T5Attention(c, hasRelativeAttentionBias: false, bidirectional: true);
+        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        dropout = nn.Dropout(c.DropoutRate);
+        register_module("EncDecAttention", EncDecAttention);
+        register_module("layer_norm", layer_norm);
+        register_module("dropout", dropout);
+    }
+
+    public T5Attention Attention => EncDecAttention;
+
+    public Tensor forward(Tensor h, Tensor encK, Tensor encV, Tensor encoderBias)
+    {
+        using var scope = NewDisposeScope();
+        var y = EncDecAttention.Attend(layer_norm.forward(h), encK, encV, encoderBias);
+        return (h + dropout.forward(y)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The feed-forward: <c>wi</c> (ReLU etc.) or gated <c>wi_0</c>·<c>wi_1</c>, then <c>wo</c>.</summary>
+public sealed class T5DenseActDense : nn.Module
+{
+    private readonly Linear? wi, wi_0, wi_1;
+    private readonly Linear wo;
+    private readonly Dropout dropout;
+    private readonly string _act;
+
+    public T5DenseActDense(T5Config c) : base(nameof(T5DenseActDense))
+    {
+        _act = c.DenseActFn;
+        if (c.IsGatedAct)
+        {
+            wi_0 = nn.Linear(c.DModel, c.DFf, hasBias: false);
+            wi_1 = nn.Linear(c.DModel, c.DFf, hasBias: false);
+            register_module("wi_0", wi_0); register_module("wi_1", wi_1);
+        }
+        else
+        {
+            wi = nn.Linear(c.DModel, c.DFf, hasBias: false);
+            register_module("wi", wi);
+        }
+        wo = nn.Linear(c.DFf, c.DModel, hasBias: false);
+        dropout = nn.Dropout(c.DropoutRate);
+        register_module("wo", wo);
+        register_module("dropout", dropout);
+    }
+
+    public IEnumerable<Linear> InputProjections => new[] { wi, wi_0, wi_1 }.OfType<Linear>();
+    public Linear Wo => wo;
+
+    public Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = wi is not null
+            ? Activations.Apply(_act, wi.forward(x))
+            : Activations.Apply(_act, wi_0!.forward(x)) * wi_1!.forward(x);
+        h = dropout.forward(h);
+        if (h.dtype != wo.weight!.dtype) h = h.to(wo.weight.dtype);
+        return wo.forward(h).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The last layer of a block: pre-norm feed-forward with a residual.</summary>
+public sealed class T5LayerFF : nn.Module
+{
+    private readonly T5DenseActDense DenseReluDense;
+    private readonly T5LayerNorm layer_norm;
+    private readonly Dropout dropout;
+
+    public T5LayerFF(T5Config c) : base(nameof(T5LayerFF))
+    {
+        DenseReluDense = new T5DenseActDense(c);
+        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        dropout = nn.Dropout(c.DropoutRate);
+        register_module("DenseReluDense", DenseReluDense);
+        register_module("layer_norm", layer_norm);
+        register_module("dropout", dropout);
+    }
+
+    public T5DenseActDense Dense => DenseReluDense;
+
+    public Tensor forward(Tensor h)
+    {
+        using var scope = NewDisposeScope();
+        return (h + dropout.forward(DenseReluDense.forward(layer_norm.forward(h)))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>One block: <c>layer.0</c> self-attention, (decoder) <c>layer.1</c> cross-attention, then feed-forward.</summary>
+public sealed class T5Block : nn.Module
+{
+    private readonly ModuleList<nn.Module> layer;
+    public T5LayerSelfAttention SelfAttentionLayer { get; }
+    public T5LayerCrossAttention? CrossAttentionLayer { get; }
+    public T5LayerFF FeedForwardLayer { get; }
+
+    public T5Block(T5Config c, bool isDecoder, bool hasRelativeAttentionBias) : base(nameof(T5Block))
+    {
+        SelfAttentionLayer = new T5LayerSelfAttention(c, hasRelativeAttentionBias, bidirectional: !isDecoder);
+        FeedForwardLayer = new T5LayerFF(c);
+        var layers = new List<nn.Module> { SelfAttentionLayer };
+        if (isDecoder)
+        {
+            CrossAttentionLayer = new T5LayerCrossAttention(c);
+            layers.Add(CrossAttentionLayer);
+        }
+        layers.Add(FeedForwardLayer);
+        layer = new ModuleList<nn.Module>(layers.ToArray());
+        register_module("layer", layer);
+    }
+}
+
+/// <summary>
+/// Encoder or decoder stack. The token embedding is the model's <c>shared</c> table, passed in, so it is not
+/// registered here (HF's state dict has it once, as <c>shared.weight</c>).
+/// </summary>
+public sealed class T5Stack : nn.Module
+{
+    private readonly ModuleList<T5Block> block;
+    private readonly T5LayerNorm final_layer_norm;
+    private readonly Dropout dropout;
+    public bool IsDecoder { get; }
+    public int NumBlocks => block.Count;
+
+    public T5Stack(T5Config c, bool isDecoder) : base(nameof(T5Stack))
+    {
+        IsDecoder = isDecoder;
+        var n = isDecoder ? c.NumDecoderLayers : c.NumLayers;
+        block = new ModuleList<T5Block>(Enumerable.Range(0, n).Select(i => new T5Block(c, isDecoder, i == 0)).ToArray());
+        final_layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        dropout = nn.Dropout(c.DropoutRate);
+        register_module("block", block);
+        register_module("final_layer_norm", final_layer_norm);
+        register_module("dropout", dropout);
+    }
+
+    public T5Block Block(int i) => block[i];
+
+    /// <summary>Position bias of block 0's self-attention, [1, H, q, k], for queries starting at <paramref name="offset"/>.</summary>
+    public Tensor PositionBias(long qLen, long kLen, Device device, long offset = 0) =>
+        block[0].SelfAttentionLayer.Attention.ComputeBias(qLen, kLen, device, offset);
+
+    /// <summary>Encoder pass over embeddings [B, S, D] with an additive bias (position bias + key mask).</summary>
+    public Tensor ForwardEncoder(Tensor embeds, Tensor selfBias)
+    {
+        using var scope = NewDisposeScope();
+        var h = dropout.forward(embeds);
+        for (var i = 0; i < block.Count; i++)
+            h = block[i].FeedForwardLayer.forward(block[i].SelfAttentionLayer.forward(h, selfBias));
+        return dropout.forward(final_layer_norm.forward(h)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Teacher-forced decoder pass over all positions.</summary>
+    public Tensor ForwardDecoder(Tensor embeds, Tensor selfBias, IReadOnlyList<(Tensor K, Tensor V)> crossKV, Tensor crossBias)
+    {
+        using var scope = NewDisposeScope();
+        var h = dropout.forward(embeds);
+        for (var i = 0; i < block.Count; i++)
+        {
+            var b = block[i];
+            h = b.SelfAttentionLayer.forward(h, selfBias);
+            h = b.CrossAttentionLayer!.forward(h, crossKV[i].K, crossKV[i].V, crossBias);
+            h = b.FeedForwardLayer.forward(h);
+        }
+        return dropout.forward(final_layer_norm.forward(h)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One decoding step at position <paramref name="t"/> for embeddings [N, 1, D], using and filling the KV cache.</summary>
+    public Tensor StepDecoder(Tensor embeds, long t, Tensor selfBias, T5DecoderCache cache, Tensor crossBias)
+    {
+        using var scope = NewDisposeScope();
+        var h = dropout.forward(embeds);
+        for (var i = 0; i < block.Count; i++)
+        {
+            var b = block[i];
+            h = b.SelfAttentionLayer.Step(h, cache.SelfK[i], cache.SelfV[i], t, selfBias);
+            h = b.CrossAttentionLayer!.forward(h, cache.CrossK[i], cache.CrossV[i], crossBias);
+            h = b.FeedForwardLayer.forward(h);
+        }
+        return dropout.forward(final_layer_norm.forward(h)).MoveToOuterDisposeScope();
+    }
+
+    public IEnumerable<T5Block> Blocks => block;
+}
