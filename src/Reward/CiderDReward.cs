@@ -77,6 +77,13 @@ public sealed class CiderDReward
         words.Clear();
     }
 
+    public double[] Score(IReadOnlyList<IReadOnlyList<string>> references, IReadOnlyList<string> candidates)
+    {
+        var rewards = new double[candidates.Count];
+        Score(references, candidates, rewards);
+        return rewards;
+    }
+
     private static int CandidatesPerImage(int images, int candidates, int rewards)
     {
         if (images == 0) throw new ArgumentException("no images to score");

@@ -113,6 +113,7 @@ public static class PtbTokenizer
     /// <summary>A piece without separators: peel leading quotes/hyphens, trailing punctuation, then clitics.</summary>
     private static void LexWord(string w, List<string> output)
     {
+        if (w.Length == 5 && w[0] == '-' && w[4] == '-' && DroppedTokens.Contains(w)) { output.Add(w); return; }
         while (w.Length > 0)
         {
             if (w[0] == '-' && !(w.Length > 1 && char.IsDigit(w[1]))) { output.Add("-"); w = w[1..]; continue; }
