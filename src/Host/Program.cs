@@ -7,4 +7,6 @@ GlobalOptions.AddTo(root);
 // One line per command group; each lives in Commands/<Name>Command.cs.
 root.Subcommands.Add(ConfigCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
+root.Subcommands.Add(ScoreCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
 return root.Parse(args).Invoke();

@@ -1,0 +1,15 @@
+using System.CommandLine;
+using Scst.Host.Commands.Bench;
+
+namespace Scst.Host.Commands;
+
+/// <summary><c>bench</c>: throughput measurements; one subcommand per subsystem, each in Commands/Bench/.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Measure throughput of the reward, generation, learner and actor pipelines");
+        cmd.Subcommands.Add(BenchRewardCommand.Create());
+        return cmd;
+    }
+}
