@@ -9,4 +9,5 @@ root.Subcommands.Add(ConfigCommand.Create());
 root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(TrainCommand.Create());
 return root.Parse(args).Invoke();

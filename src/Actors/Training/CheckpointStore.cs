@@ -24,6 +24,8 @@ public sealed class CheckpointStore(string directory)
         System.IO.Directory.CreateDirectory(Directory);
         var file = Path.Combine(Directory, name + ".safetensors");
         var sha = SafeTensorsFile.Write(file, tensors, new Dictionary<string, string> { [StateKey] = state.ToJsonString() });
+        // The sidecar lets a file be used on its own (e.g. model.finetuned) and still be verified.
+        SafeTensorsFile.WriteAtomically(file + ".sha256", System.Text.Encoding.ASCII.GetBytes($"{sha}  {Path.GetFileName(file)}\n"));
         var step = state["step"]?.GetValue<long>() ?? 0;
         Entry? entry = null;
         foreach (var tag in tags)
@@ -74,6 +76,19 @@ public sealed class CheckpointStore(string directory)
             ? JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"checkpoint '{path}': trainer state is not a JSON object")
             : new JsonObject();
         return (tensors, state);
+    }
+
+    /// <summary>The hash recorded in <c>FILE.sha256</c>; a checkpoint without one is refused rather than used unverified.</summary>
+    public static string ReadSidecar(string path)
+    {
+        var sidecar = path + ".sha256";
+        if (!File.Exists(sidecar))
+            throw new FileNotFoundException($"checkpoint '{path}' has no {Path.GetFileName(sidecar)} beside it; refusing to use an unverified checkpoint", sidecar);
+        var text = File.ReadAllText(sidecar).Trim();
+        var sha = text.Split(' ', 2)[0];
+        if (sha.Length != 64 || !sha.All(Uri.IsHexDigit))
+            throw new InvalidDataException($"{sidecar}: expected a SHA-256 hex digest, got '{text}'");
+        return sha;
     }
 
     public static string Sha256Of(string path)

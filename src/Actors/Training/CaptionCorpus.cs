@@ -1,0 +1,148 @@
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Model.Data;
+using Scst.Model.Data.Shapes;
+using static TorchSharp.torch;
+
+namespace Scst.Actors.Training;
+
+/// <summary>One split of captioned images with their preprocessed pixels cached in memory when they fit.</summary>
+public sealed class CaptionSplit
+{
+    private const long CacheLimitBytes = 2L << 30;
+    private readonly ImagePreprocessor _pre;
+    private readonly float[]?[]? _cache;
+
+    public CaptionSplit(string name, IReadOnlyList<CaptionImage> images, ImagePreprocessor pre, BlipCaptionProcessor text)
+    {
+        Name = name;
+        Images = images;
+        _pre = pre;
+        References = images.Select(i => (IReadOnlyList<string>)i.Captions.Select(text.PreCaption).Where(c => c.Length > 0).ToArray()).ToArray();
+        var bytes = (long)images.Count * 3 * pre.ImageSize * pre.ImageSize * sizeof(float);
+        if (bytes <= CacheLimitBytes) _cache = new float[images.Count][];
+    }
+
+    public string Name { get; }
+    public IReadOnlyList<CaptionImage> Images { get; }
+    public int Count => Images.Count;
+
+    /// <summary>Captions after LAVIS's blip_caption processing (lowercase, punctuation stripped, max_words).</summary>
+    public IReadOnlyList<IReadOnlyList<string>> References { get; }
+
+    /// <summary>Pixels [B, 3, S, S] of the images at <paramref name="indices"/>, decoded in parallel on first use.</summary>
+    public Tensor Pixels(IReadOnlyList<int> indices, Device device)
+    {
+        var plane = 3 * _pre.ImageSize * _pre.ImageSize;
+        var data = new float[indices.Count * plane];
+        Parallel.For(0, indices.Count, k =>
+        {
+            var i = indices[k];
+            var px = _cache?[i] ?? _pre.Load(Images[i].ImagePath);
+            if (_cache is not null) _cache[i] = px;
+            px.CopyTo(data, k * plane);
+        });
+        var t = tensor(data, [indices.Count, 3, _pre.ImageSize, _pre.ImageSize]);
+        return device.type == TorchSharp.DeviceType.CPU ? t : t.to(device);
+    }
+}
+
+/// <summary>The train / validation / test splits named by the run config, drawn from the configured datasets.</summary>
+public sealed class CaptionCorpus
+{
+    public required CaptionSplit Train { get; init; }
+    public required CaptionSplit Val { get; init; }
+    public required CaptionSplit Test { get; init; }
+    public required BlipCaptionProcessor TextProcessor { get; init; }
+    public required int ImageSize { get; init; }
+    public int SkippedImages { get; init; }
+
+    public static CaptionCorpus Load(ScstConfig config, ILogger log)
+    {
+        var all = new List<CaptionImage>();
+        var skipped = 0;
+        DatasetOptions? first = null;
+        foreach (var d in config.Datasets.Values)
+        {
+            first ??= d;
+            var images = LoadDataset(d, log);
+            var policy = d.MissingImages == "skip" ? MissingImagePolicy.Skip : MissingImagePolicy.Error;
+            var (usable, bad) = ImageFiles.Check(images, policy, checkHeaders: false, datasetName: d.Name);
+            if (bad.Count > 0) log.LogWarning("{Dataset}: skipped {Count} missing or unreadable images", d.Name, bad.Count);
+            skipped += bad.Count;
+            all.AddRange(usable);
+        }
+        var ds = first!;
+        var pre = new ImagePreprocessor(ds.ImageSize);
+        var text = new BlipCaptionProcessor("", ds.MaxWords);
+        CaptionSplit Split(string name, IReadOnlyList<string> splits)
+        {
+            // Karpathy's "restval" is training data.
+            var wanted = new HashSet<string>(splits.SelectMany(s => s == "train" ? new[] { "train", "restval" } : [s]));
+            var items = all.Where(i => wanted.Contains(i.Split)).ToList();
+            if (items.Count == 0)
+                throw new InvalidDataException(
+                    $"the {name} split ({string.Join(", ", splits)}) has no images in datasets {string.Join(", ", config.Datasets.Keys)}; " +
+                    $"splits present: {string.Join(", ", all.Select(i => i.Split).Distinct())}");
+            return new CaptionSplit(name, items, pre, text);
+        }
+        return new CaptionCorpus
+        {
+            Train = Split("train", config.Run.TrainSplits),
+            Val = Split("val", config.Run.ValidSplits),
+            Test = Split("test", config.Run.TestSplits),
+            TextProcessor = text,
+            ImageSize = ds.ImageSize,
+            SkippedImages = skipped,
+        };
+    }
+
+    private static IReadOnlyList<CaptionImage> LoadDataset(DatasetOptions d, ILogger log)
+    {
+        switch (d.Format)
+        {
+            case "shapes":
+            {
+                var dir = d.Images!;
+                var json = Path.Combine(dir, ShapesDatasetWriter.DatasetFileName);
+                if (!File.Exists(json))
+                {
+                    var s = d.Shapes ?? new ShapesOptions(1234, 6000, 500, 1000);
+                    log.LogInformation("Generating the shapes dataset in {Dir} (seed {Seed}, {Train}/{Val}/{Test} images)", dir, s.Seed, s.Train, s.Val, s.Test);
+                    ShapesDatasetWriter.Write(dir, new ShapesDatasetOptions(s.Seed, s.Train, s.Val, s.Test, d.ImageSize));
+                }
+                return CaptionDatasets.LoadKarpathy(json, dir);
+            }
+            case "karpathy":
+                return CaptionDatasets.LoadKarpathy(d.Annotations!, d.Images);
+            case "lavis":
+            {
+                // LAVIS keeps one file per split: coco_karpathy_{train,val,test}.json in the annotations folder.
+                var dir = d.Annotations!;
+                var result = new List<CaptionImage>();
+                foreach (var split in CaptionDatasets.Splits)
+                {
+                    var file = Path.Combine(dir, $"coco_karpathy_{split}.json");
+                    if (File.Exists(file)) result.AddRange(CaptionDatasets.LoadLavisKarpathy(file, split, d.Images ?? dir));
+                }
+                if (result.Count == 0) throw new FileNotFoundException($"datasets.{d.Name}: no coco_karpathy_{{train,val,test}}.json in '{dir}'");
+                return result;
+            }
+            case "flickr":
+            {
+                var tokenFile = d.Annotations!;
+                var dir = Path.GetDirectoryName(Path.GetFullPath(tokenFile))!;
+                var flavour = File.Exists(Path.Combine(dir, "Flickr_8k.trainImages.txt")) ? "Flickr_8k" : "Flickr_30k";
+                var splits = new Dictionary<string, string>
+                {
+                    ["train"] = Path.Combine(dir, $"{flavour}.trainImages.txt"),
+                    ["val"] = Path.Combine(dir, $"{flavour}.devImages.txt"),
+                    ["test"] = Path.Combine(dir, $"{flavour}.testImages.txt"),
+                };
+                return CaptionDatasets.LoadFlickr(tokenFile, d.Images ?? dir, splits);
+            }
+            default:
+                throw new InvalidDataException($"datasets.{d.Name}: unknown format '{d.Format}'");
+        }
+    }
+}

@@ -1,0 +1,529 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Model;
+using Scst.Model.Generation;
+using Scst.Model.Optim;
+using Scst.Model.Tokenization;
+using Scst.Reward;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Scst.Actors.Training;
+
+/// <summary>How a run is driven: where it writes, whether it resumes, and (for tests and drills) where it stops early.</summary>
+public sealed record TrainerOptions(string RunDir, bool Resume = false, int? StopAfterUpdates = null);
+
+/// <summary>A progress report after each update (phase "ce" / "scst") or evaluation batch (phase "eval:val" ...).</summary>
+public sealed record TrainingProgress(string Phase, long Done, long Total, IReadOnlyDictionary<string, double> Last);
+
+/// <summary>The run's outcome, also written to <c>summary.json</c>.</summary>
+public sealed record TrainSummary(
+    string Mode,
+    long Updates,
+    long SamplesConsumed,
+    double ElapsedS,
+    string FinalCheckpointSha256,
+    string FinalCheckpoint,
+    string? BestCheckpoint,
+    long? BestStep,
+    bool Completed,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> Metrics,
+    IReadOnlyDictionary<string, object> Settings);
+
+/// <summary>
+/// The single-process trainer: cross-entropy pre-training, or SCST fine-tuning from a CE checkpoint, over the Model and
+/// Reward libraries. Each update is one optimizer step over <c>accum_grad_iters</c> micro-batches. The actors run the
+/// same steps (<see cref="CeStep"/>, <see cref="Rollout"/>, <see cref="ScoreRollout"/>, <see cref="ScstStep"/>).
+/// </summary>
+public sealed class CaptionTrainer : IDisposable
+{
+    private readonly ScstConfig _config;
+    private readonly TrainerOptions _options;
+    private readonly IMetricsSink _metrics;
+    private readonly ILogger _log;
+    private readonly CheckpointStore _store;
+    private readonly CaptionCorpus _corpus;
+    private readonly AdamW _optimizer;
+    private readonly ILrScheduler _scheduler;
+    private readonly CiderDReward? _reward;
+    private readonly Generator _sampling;
+
+    public CaptioningPolicy Policy { get; }
+    /// <summary>Called after every update and evaluation batch (progress bars).</summary>
+    public Action<TrainingProgress>? Progress { get; set; }
+    public CaptionCorpus Corpus => _corpus;
+    public ScstConfig Config => _config;
+    public bool IsScst => _config.IsScst;
+    public int UpdatesPerEpoch { get; }
+    public long TotalUpdates { get; }
+
+    public CaptionTrainer(ScstConfig config, TrainerOptions options, IMetricsSink metrics, ILogger log, Action<TrainingProgress>? progress = null)
+    {
+        _config = config; _options = options; _metrics = metrics; _log = log; Progress = progress;
+        var run = config.Run;
+        TorchRuntime.Initialize(run.LibTorchDir);
+        if (run.Threads > 0) set_num_threads(run.Threads);
+        var device = TorchRuntime.ResolveDevice(run.Device);
+        Directory.CreateDirectory(options.RunDir);
+        _store = new CheckpointStore(Path.Combine(options.RunDir, "checkpoints"));
+
+        _corpus = CaptionCorpus.Load(config, log);
+        _log.LogInformation("Data: {Train} train, {Val} val, {Test} test images", _corpus.Train.Count, _corpus.Val.Count, _corpus.Test.Count);
+
+        var tokenizer = LoadOrBuildTokenizer();
+        var model = CaptioningPolicy.BuildModel(config.Model, tokenizer.VocabSize, _corpus.ImageSize, run.Seed);
+        if (config.Model.LoadFinetuned) LoadModelWeights(model, config.Model.Finetuned!);
+        if (config.Model.FreezeVit)
+            foreach (var p in model.VisionModel.parameters()) p.requires_grad = false;
+        model.to(device);
+        Policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device);
+
+        _optimizer = ParameterGroups.LavisAdamW(model, run.InitLr, run.WeightDecay);
+        var batchesPerEpoch = (_corpus.Train.Count + run.BatchSizeTrain - 1) / run.BatchSizeTrain;
+        UpdatesPerEpoch = Math.Max(1, batchesPerEpoch / run.AccumGradIters);
+        TotalUpdates = run.MaxIters ?? (long)run.MaxEpoch!.Value * UpdatesPerEpoch;
+        var (schedEpochs, _) = ScheduleShape();
+        _scheduler = run.LrSched switch
+        {
+            "linear_warmup_step_lr" => new LinearWarmupStepLRScheduler(_optimizer, schedEpochs, run.MinLr, run.InitLr, run.LrDecayRate, run.WarmupLr, run.WarmupSteps),
+            "constant_lr" => new LinearWarmupStepLRScheduler(_optimizer, schedEpochs, run.InitLr, run.InitLr, 1.0, run.WarmupLr, run.WarmupSteps),
+            _ => new LinearWarmupCosineLRScheduler(_optimizer, schedEpochs, run.MinLr, run.InitLr, run.WarmupSteps, run.WarmupLr),
+        };
+
+        _sampling = new Generator((ulong)run.Seed, device);
+        if (IsScst)
+        {
+            var r = config.Scst.Reward;
+            DocumentFrequency df;
+            if (r.DfFile is not null && File.Exists(r.DfFile)) df = DocumentFrequency.Load(r.DfFile);
+            else
+            {
+                df = DocumentFrequency.Build(_corpus.Train.References, r.EosToken, Environment.ProcessorCount);
+                if (r.DfFile is not null) df.Save(r.DfFile);
+            }
+            if (df.CountsEos != r.EosToken)
+                throw new InvalidDataException($"scst.reward.df_file '{r.DfFile}' was built with eos_token = {df.CountsEos}, but the config says {r.EosToken}");
+            _reward = new CiderDReward(df);
+        }
+    }
+
+    /// <summary>LAVIS schedules per epoch; with max_iters an "epoch" is iters_per_inner_epoch updates (its inner epochs).</summary>
+    private (int Epochs, long UpdatesPerScheduleEpoch) ScheduleShape()
+    {
+        var run = _config.Run;
+        if (run.MaxIters is int iters)
+        {
+            var inner = run.ItersPerInnerEpoch ?? iters;
+            return ((iters + inner - 1) / inner, inner);
+        }
+        return (run.MaxEpoch!.Value, UpdatesPerEpoch);
+    }
+
+    private ICaptionTokenizer LoadOrBuildTokenizer()
+    {
+        var t = _config.Model.Tokenizer;
+        if (t.Type == "sentencepiece") return SentencePieceTokenizer.Load(t.Path!);
+        if (t.Path is not null && File.Exists(t.Path)) return WordTokenizer.Load(t.Path);
+        var own = Path.Combine(_store.Directory, "tokenizer.json");
+        if (File.Exists(own)) return WordTokenizer.Load(own);
+        // SCST must keep the CE model's vocabulary: take the tokenizer saved beside the fine-tuned checkpoint.
+        if (_config.Model.LoadFinetuned)
+        {
+            var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_config.Model.Finetuned!))!, "tokenizer.json");
+            if (!File.Exists(beside))
+                throw new FileNotFoundException($"model.finetuned: no tokenizer.json beside '{_config.Model.Finetuned}'; the word vocabulary must be the CE run's", beside);
+            var tok = WordTokenizer.Load(beside);
+            Directory.CreateDirectory(_store.Directory);
+            tok.Save(own);
+            return tok;
+        }
+        var built = WordTokenizer.Build(_corpus.Train.References.SelectMany(r => r), t.MinFreq);
+        Directory.CreateDirectory(_store.Directory);
+        built.Save(t.Path ?? own);
+        if (t.Path is not null) built.Save(own);
+        return built;
+    }
+
+    /// <summary>Model weights from one of our checkpoints: a pointer (<c>best.json</c>) or a <c>.safetensors</c> file with its <c>.sha256</c>.</summary>
+    private static void LoadModelWeights(Scst.Model.Blip2.Blip2T5 model, string path)
+    {
+        Dictionary<string, Tensor> tensors;
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            var store = new CheckpointStore(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            tensors = store.Load(Path.GetFileNameWithoutExtension(path)).Tensors;
+        }
+        else tensors = CheckpointStore.LoadFile(path, CheckpointStore.ReadSidecar(path)).Tensors;
+        ApplyModelTensors(model, tensors, path);
+        foreach (var t in tensors.Values) t.Dispose();
+    }
+
+    private static void ApplyModelTensors(nn.Module model, IReadOnlyDictionary<string, Tensor> tensors, string source)
+    {
+        var weights = tensors.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key["model.".Length..], kv => kv.Value);
+        Scst.Model.Checkpoints.HfCheckpoint.LoadInto(model, weights, _ => false, source);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // The steps (shared with the actors)
+
+    /// <summary>One CE micro-batch: loss (already divided by the accumulation count) backpropagated; returns the loss.</summary>
+    public double CeStep(int[] batch)
+    {
+        using var scope = NewDisposeScope();
+        Policy.Model.train();
+        var pixels = _corpus.Train.Pixels(batch, Policy.Device);
+        var captions = batch.Select(i => PickCaption(i)).ToList();
+        var loss = Policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
+        (loss / _config.Run.AccumGradIters).backward();
+        return loss.item<float>();
+    }
+
+    // CE trains on every reference: each visit of an image picks one caption, rotating with the epoch.
+    private string PickCaption(int image)
+    {
+        var refs = _corpus.Train.References[image];
+        var h = (ulong)image * 0x9E3779B97F4A7C15UL ^ (ulong)_cursorEpoch * 0xC2B2AE3D27D4EB4FUL;
+        return refs[(int)((h >> 17) % (ulong)refs.Count)];
+    }
+
+    private int _cursorEpoch;
+
+    /// <summary>Generates K captions per image with the current policy, in eval mode and without gradients.</summary>
+    public RolloutBatch Rollout(int[] batch, long policyVersion, ulong samplingSeed)
+    {
+        using var scope = NewDisposeScope();
+        var s = _config.Scst;
+        var k = s.Sampling == "beam" ? s.BeamSize : s.SampleN;
+        Policy.Model.eval();
+        _sampling.manual_seed((long)samplingSeed);
+        var pixels = _corpus.Train.Pixels(batch, Policy.Device);
+        using var gen = Policy.Generate(pixels, new GenerationOptions
+        {
+            NumBeams = s.Sampling == "beam" ? k : 1,
+            NumReturnSequences = k,
+            DoSample = s.Sampling == "sample",
+            Temperature = s.Temperature, TopK = s.TopK, TopP = s.TopP,
+            MaxNewTokens = _config.Run.MaxLen, MinNewTokens = _config.Run.MinLen,
+            Generator = _sampling,
+        });
+        var seqs = gen.Sequences.cpu();
+        var n = (int)seqs.shape[0];
+        var len = (int)seqs.shape[1];
+        var flat = seqs.data<long>().ToArray();
+        var sequences = Enumerable.Range(0, n).Select(i => flat.AsSpan(i * len, len).ToArray()).ToArray();
+        var mask = gen.TokenMask.to(ScalarType.Float32);
+        var behaviour = (gen.TokenLogProbs * mask).sum(1).cpu().data<float>().ToArray();
+        var lengths = mask.sum(1).to(ScalarType.Int32).cpu().data<int>().ToArray();
+        return new RolloutBatch(batch, k, sequences, Policy.Decode(gen.Sequences), behaviour, lengths, policyVersion);
+    }
+
+    /// <summary>CIDEr-D rewards of the rollout (train-corpus df, all references of each image) and the advantages.</summary>
+    public (double[] Rewards, double[] Advantages, double[]? GreedyRewards) ScoreRollout(RolloutBatch rollout)
+    {
+        var refs = rollout.ImageIndices.Select(i => _corpus.Train.References[i]).ToList();
+        var rewards = _reward!.Score(refs, rollout.Captions);
+        double[]? greedy = null;
+        var kind = _config.Scst.Baseline switch
+        {
+            "greedy" => BaselineKind.Greedy,
+            "leave_one_out" => BaselineKind.LeaveOneOut,
+            _ => BaselineKind.MeanOfK,
+        };
+        if (kind == BaselineKind.Greedy)
+        {
+            using var scope = NewDisposeScope();
+            Policy.Model.eval();
+            var pixels = _corpus.Train.Pixels(rollout.ImageIndices, Policy.Device);
+            using var g = Policy.Generate(pixels, new GenerationOptions { MaxNewTokens = _config.Run.MaxLen, MinNewTokens = _config.Run.MinLen });
+            greedy = _reward.Score(refs, Policy.Decode(g.Sequences));
+        }
+        var adv = SelfCritical.Advantages(kind, rewards, rollout.K, greedy);
+        return (rewards, adv, greedy);
+    }
+
+    /// <summary>The learner's half: teacher-forced log-probs with gradients and the self-critical loss, backpropagated.</summary>
+    public (double Loss, double[] NewLogProbs) ScstStep(RolloutBatch rollout, double[] advantages, double[]? importanceWeights = null)
+    {
+        using var scope = NewDisposeScope();
+        Policy.Model.train();
+        var pixels = _corpus.Train.Pixels(rollout.ImageIndices, Policy.Device);
+        var seqs = tensor(rollout.Sequences.SelectMany(r => r).ToArray(), [rollout.Sequences.Length, rollout.Sequences[0].Length]).to(Policy.Device);
+        var (lp, mask) = Policy.SequenceLogProbs(pixels, seqs);
+        var adv = tensor(advantages.Select(a => (float)a).ToArray()).to(Policy.Device);
+        var isw = importanceWeights is null ? null : tensor(importanceWeights.Select(a => (float)a).ToArray()).to(Policy.Device);
+        var loss = ScstLoss.Compute(lp, mask, adv, _config.Scst.LossNormalization, isw);
+        (loss / _config.Run.AccumGradIters).backward();
+        var newLp = (lp.detach() * mask.to(lp.dtype)).sum(1).cpu().data<float>().Select(v => (double)v).ToArray();
+        return (loss.item<float>(), newLp);
+    }
+
+    /// <summary>Sets the learning rate for update <paramref name="update"/>, clips, steps and clears gradients.</summary>
+    public (double Lr, double GradNorm) ApplyUpdate(long update, int dataEpoch)
+    {
+        var (_, perSchedEpoch) = ScheduleShape();
+        var (epoch, step) = _config.Run.MaxIters is null
+            ? (dataEpoch, (int)(update % UpdatesPerEpoch))
+            : ((int)(update / perSchedEpoch), (int)(update % perSchedEpoch));
+        var lr = _scheduler.Step(epoch, step);
+        var norm = _config.Run.MaxGradNorm > 0
+            ? Gradients.ClipGlobalNorm(_optimizer.Parameters, _config.Run.MaxGradNorm)
+            : double.NaN;
+        _optimizer.Step();
+        _optimizer.ZeroGrad();
+        return (lr, norm);
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
+    // The loop
+
+    public TrainSummary Run(CancellationToken cancellation = default)
+    {
+        var run = _config.Run;
+        var mode = IsScst ? "scst" : "ce";
+        var clock = Stopwatch.StartNew();
+        long update = 0, samples = 0, bestStep = -1, sinceBest = 0;
+        double bestCider = double.NegativeInfinity, elapsedBefore = 0;
+        var cursor = new DataCursor(_corpus.Train.Count, run.Seed);
+        if (_options.Resume && _store.Find("latest") is not null)
+        {
+            var (tensors, state, entry) = _store.Load("latest");
+            ApplyModelTensors(Policy.Model, tensors, entry.File);
+            var optTensors = tensors.Where(kv => kv.Key.StartsWith("optim.", StringComparison.Ordinal))
+                .ToDictionary(kv => kv.Key["optim.".Length..], kv => kv.Value);
+            _optimizer.LoadStateDict(new OptimizerCheckpoint(optTensors, OptimizerScalars.FromJson(state["optimizer"]!.GetValue<string>(), entry.File)));
+            update = state["step"]!.GetValue<long>();
+            samples = state["samples_consumed"]!.GetValue<long>();
+            cursor = new DataCursor(_corpus.Train.Count, run.Seed, state["epoch"]!.GetValue<int>(), state["position"]!.GetValue<int>());
+            bestCider = state["best_val_cider"]?.GetValue<double>() ?? double.NegativeInfinity;
+            bestStep = state["best_step"]?.GetValue<long>() ?? -1;
+            sinceBest = state["evals_since_best"]?.GetValue<long>() ?? 0;
+            elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
+            if (state["mode"]?.GetValue<string>() is { } m && m != mode)
+                throw new InvalidDataException($"{entry.File}: the run directory holds a {m} run, but the config is {mode}; use another --run-dir");
+            foreach (var t in tensors.Values) t.Dispose();
+            _log.LogInformation("Resumed {Mode} at update {Update} (epoch {Epoch}, position {Pos}) from {File}", mode, update, cursor.Epoch, cursor.Position, entry.File);
+        }
+        else if (_store.Find("latest") is not null)
+            throw new InvalidOperationException($"{_options.RunDir} already holds a run; pass --resume to continue it, or choose another --run-dir");
+
+        double Elapsed() => elapsedBefore + clock.Elapsed.TotalSeconds;
+        CheckpointStore.Entry Save(params string[] tags) => SaveCheckpoint(mode, update, samples, cursor, bestCider, bestStep, sinceBest, Elapsed(), tags);
+
+        var stopped = false;
+        var stopEarly = false;
+        while (update < TotalUpdates && !stopEarly)
+        {
+            if (cancellation.IsCancellationRequested || (_options.StopAfterUpdates is int s && update >= s)) { stopped = true; break; }
+            var values = IsScst ? ScstUpdate(update, cursor, ref samples) : CeUpdate(cursor, ref samples);
+            var (lr, norm) = ApplyUpdate(update, cursor.Epoch);
+            update++;
+            values["lr"] = lr;
+            if (!double.IsNaN(norm)) values["grad_norm"] = norm;
+            values["epoch"] = cursor.Epoch;
+            _metrics.Log(mode, update, values);
+            Progress?.Invoke(new TrainingProgress(mode, update, TotalUpdates, values));
+
+            if (update % run.EvalEvery == 0 || update == TotalUpdates)
+            {
+                var val = EvaluateSplit(_corpus.Val, run.EvalMaxImages);
+                _metrics.Log("val", update, val);
+                var cider = val["CIDEr"];
+                if (cider > bestCider)
+                {
+                    (bestCider, bestStep, sinceBest) = (cider, update, 0);
+                    Save("best");
+                }
+                else if (run.EarlyStopPatience > 0 && ++sinceBest >= run.EarlyStopPatience)
+                {
+                    _log.LogInformation("Validation CIDEr-D has not improved for {N} evaluations (best {Best:F4} at update {Step}); stopping", sinceBest, bestCider, bestStep);
+                    stopEarly = true;
+                }
+                _log.LogInformation("update {Update}: val CIDEr-D {Cider:F4} (best {Best:F4} at {BestStep})", update, cider, bestCider, bestStep);
+            }
+            if (update % run.CheckpointEvery == 0) Save("latest");
+        }
+
+        var last = Save("latest");
+        var metrics = new Dictionary<string, IReadOnlyDictionary<string, double>>();
+        string? bestFile = null;
+        if (!stopped)
+        {
+            // Report the checkpoint chosen on validation, as papers do; the final weights stay in 'latest'.
+            if (_store.Find("best") is { } best)
+            {
+                var (tensors, _, _) = _store.Load("best");
+                ApplyModelTensors(Policy.Model, tensors, best.File);
+                foreach (var t in tensors.Values) t.Dispose();
+                bestFile = Path.Combine(_store.Directory, best.File);
+            }
+            metrics["val"] = EvaluateSplit(_corpus.Val, null);
+            metrics["test"] = EvaluateSplit(_corpus.Test, null);
+            _metrics.Log("test", update, metrics["test"]);
+        }
+        var summary = new TrainSummary(mode, update, samples, Elapsed(), last.Sha256, Path.Combine(_store.Directory, last.File), bestFile,
+            bestStep >= 0 ? bestStep : null, !stopped, metrics, Settings());
+        WriteSummary(summary);
+        return summary;
+    }
+
+    private Dictionary<string, double> CeUpdate(DataCursor cursor, ref long samples)
+    {
+        double loss = 0;
+        for (var m = 0; m < _config.Run.AccumGradIters; m++)
+        {
+            var batch = cursor.Next(_config.Run.BatchSizeTrain);
+            _cursorEpoch = cursor.Epoch;
+            loss += CeStep(batch) / _config.Run.AccumGradIters;
+            samples += batch.Length;
+        }
+        return new Dictionary<string, double> { ["loss"] = loss };
+    }
+
+    private Dictionary<string, double> ScstUpdate(long update, DataCursor cursor, ref long samples)
+    {
+        var acc = new Dictionary<string, double>();
+        void Add(string k, double v) => acc[k] = acc.GetValueOrDefault(k) + v / _config.Run.AccumGradIters;
+        for (var m = 0; m < _config.Run.AccumGradIters; m++)
+        {
+            var batch = cursor.Next(_config.Run.BatchSizeTrain);
+            samples += batch.Length;
+            var seed = SamplingSeed(_config.Run.Seed, update, m);
+            var rollout = Rollout(batch, update, seed);
+            var (rewards, adv, greedy) = ScoreRollout(rollout);
+            var (loss, _) = ScstStep(rollout, adv);
+            foreach (var (k, v) in RolloutStats(rollout, rewards, adv, greedy)) Add(k, v);
+            Add("loss", loss);
+        }
+        return acc;
+    }
+
+    /// <summary>Each update samples from its own seed, so a resumed run draws exactly what an uninterrupted one would.</summary>
+    public static ulong SamplingSeed(int runSeed, long update, int micro) =>
+        (ulong)runSeed * 1_000_003UL + (ulong)update * 7919UL + (ulong)micro;
+
+    public static Dictionary<string, double> RolloutStats(RolloutBatch r, double[] rewards, double[] adv, double[]? greedy)
+    {
+        var baseline = rewards.Zip(adv, (x, a) => x - a).ToArray();
+        var mean = adv.Average();
+        var tokens = r.Lengths.Sum();
+        var stats = new Dictionary<string, double>
+        {
+            ["reward_mean"] = rewards.Average(),
+            ["reward_max"] = rewards.Max(),
+            ["baseline_mean"] = baseline.Average(),
+            ["advantage_std"] = Math.Sqrt(adv.Sum(a => (a - mean) * (a - mean)) / adv.Length),
+            // Monte-Carlo estimate of the per-token entropy of the behaviour policy (exact for sampling at T = 1).
+            ["entropy"] = tokens > 0 ? -r.BehaviourLogProbs.Sum() / tokens : 0,
+            ["caption_length"] = r.Lengths.Average(),
+            ["distinct_captions"] = r.Captions.Distinct().Count() / (double)r.Captions.Length,
+        };
+        if (greedy is not null) stats["greedy_reward_mean"] = greedy.Average();
+        return stats;
+    }
+
+    public Dictionary<string, double> EvaluateSplit(CaptionSplit split, int? maxImages)
+    {
+        var run = _config.Run;
+        var r = SplitEvaluator.Evaluate(Policy, split, run.BatchSizeEval, run.NumBeams, run.MaxLen, run.MinLen, maxImages,
+            (done, total) => Progress?.Invoke(new TrainingProgress($"eval:{split.Name}", done, total, new Dictionary<string, double>())));
+        return new Dictionary<string, double>(r.Metrics);
+    }
+
+    private CheckpointStore.Entry SaveCheckpoint(string mode, long update, long samples, DataCursor cursor, double bestCider, long bestStep,
+        long sinceBest, double elapsed, string[] tags)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (param, p) in Policy.Model.named_parameters()) tensors["model." + param] = p.detach().cpu();
+        var opt = _optimizer.StateDict();
+        foreach (var (key, t) in opt.Tensors) tensors["optim." + key] = t;
+        var state = new JsonObject
+        {
+            ["mode"] = mode,
+            ["step"] = update,
+            ["samples_consumed"] = samples,
+            ["epoch"] = cursor.Epoch,
+            ["position"] = cursor.Position,
+            ["best_val_cider"] = double.IsFinite(bestCider) ? bestCider : null,
+            ["best_step"] = bestStep,
+            ["evals_since_best"] = sinceBest,
+            ["elapsed_s"] = elapsed,
+            ["optimizer"] = opt.Scalars.ToJson(),
+            ["seed"] = _config.Run.Seed,
+        };
+        var name = tags.Contains("best") && tags.Length == 1 ? "best" : $"step_{update:D7}";
+        var entry = _store.Save(name, tensors, state, tags);
+        PruneOldCheckpoints();
+        return entry;
+    }
+
+    // Keep the files a pointer names; older step files only cost disk.
+    private void PruneOldCheckpoints()
+    {
+        var keep = new[] { "latest", "best" }.Select(_store.Find).Where(e => e is not null).Select(e => e!.File).ToHashSet();
+        foreach (var f in Directory.EnumerateFiles(_store.Directory, "step_*.safetensors"))
+            if (!keep.Contains(Path.GetFileName(f)))
+            {
+                File.Delete(f);
+                File.Delete(f + ".sha256");
+            }
+    }
+
+    private Dictionary<string, object> Settings()
+    {
+        var s = _config.Scst;
+        var d = new Dictionary<string, object>
+        {
+            ["seed"] = _config.Run.Seed,
+            ["device"] = Policy.Device.ToString(),
+            ["vocab_size"] = Policy.Tokenizer.VocabSize,
+            ["parameters"] = Policy.Model.parameters().Sum(p => p.numel()),
+            ["train_images"] = _corpus.Train.Count,
+            ["eval_decoding"] = _config.Run.NumBeams > 1 ? $"beam{_config.Run.NumBeams}" : "greedy",
+        };
+        if (IsScst)
+        {
+            d["sampling"] = s.Sampling;
+            d["k"] = s.Sampling == "beam" ? s.BeamSize : s.SampleN;
+            d["baseline"] = s.Baseline;
+            d["loss_normalization"] = s.LossNormalization;
+            d["reward"] = "cider_d";
+            d["reward_df"] = "train";
+            d["reward_counts_eos"] = s.Reward.EosToken;
+            d["mode"] = s.Mode;
+        }
+        return d;
+    }
+
+    private void WriteSummary(TrainSummary s)
+    {
+        var json = new JsonObject
+        {
+            ["mode"] = s.Mode,
+            ["updates"] = s.Updates,
+            ["samples_consumed"] = s.SamplesConsumed,
+            ["elapsed_s"] = Math.Round(s.ElapsedS, 3),
+            ["completed"] = s.Completed,
+            ["final_checkpoint"] = s.FinalCheckpoint,
+            ["final_checkpoint_sha256"] = s.FinalCheckpointSha256,
+            ["best_checkpoint"] = s.BestCheckpoint,
+            ["best_step"] = s.BestStep,
+            ["metrics"] = new JsonObject(s.Metrics.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key,
+                new JsonObject(kv.Value.Select(m => KeyValuePair.Create<string, JsonNode?>(m.Key, m.Value)))))),
+            ["settings"] = JsonSerializer.SerializeToNode(s.Settings),
+        };
+        var path = Path.Combine(_options.RunDir, "summary.json");
+        Scst.Model.SafeTensors.SafeTensorsFile.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
+    }
+
+    public void Dispose()
+    {
+        Policy.Dispose();
+        _sampling.Dispose();
+    }
+}

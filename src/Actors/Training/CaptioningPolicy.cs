@@ -1,0 +1,132 @@
+using Scst.Actors.Configuration;
+using Scst.Model.Blip2;
+using Scst.Model.Checkpoints;
+using Scst.Model.Generation;
+using Scst.Model.T5;
+using Scst.Model.Tokenization;
+using static TorchSharp.torch;
+
+namespace Scst.Actors.Training;
+
+/// <summary>Captions sampled for a batch of images: K rows per image, image-major.</summary>
+public sealed record RolloutBatch(
+    int[] ImageIndices,
+    int K,
+    long[][] Sequences,
+    string[] Captions,
+    float[] BehaviourLogProbs,
+    int[] Lengths,
+    long PolicyVersion);
+
+/// <summary>
+/// The captioner as training sees it: a <see cref="Blip2T5"/>, its tokenizer and prompt. Everything the CE and SCST
+/// steps need goes through here (loss, rollouts, teacher-forced log-probs, decoding), so the single-process trainer and
+/// the actors run exactly the same computation.
+/// </summary>
+public sealed class CaptioningPolicy : IDisposable
+{
+    public Blip2T5 Model { get; }
+    public ICaptionTokenizer Tokenizer { get; }
+    public string Prompt { get; }
+    public int MaxTxtLen { get; }
+    public Device Device { get; }
+
+    public CaptioningPolicy(Blip2T5 model, ICaptionTokenizer tokenizer, string prompt, int maxTxtLen, Device device)
+    {
+        Model = model; Tokenizer = tokenizer; Prompt = prompt; MaxTxtLen = maxTxtLen; Device = device;
+    }
+
+    /// <summary>Builds the model the config describes: a pretrained HF folder, or a freshly initialised tiny BLIP2-T5.</summary>
+    public static Blip2T5 BuildModel(ModelOptions m, int vocabSize, int imageSize, int seed)
+    {
+        if (m.LoadPretrained) return HfCheckpoint.LoadBlip2T5(m.Pretrained!);
+        var a = m.Architecture ?? throw new InvalidOperationException("model.architecture is required when load_pretrained is false");
+        var (act, gated) = T5Config.ParseFeedForwardProj("gated-gelu");
+        act = m.FeedForwardActivation; // LAVIS computes the gated FFN with exact gelu; HF with gelu_new
+        var cfg = new Blip2Config
+        {
+            Vision = new Blip2VisionConfig
+            {
+                HiddenSize = a.VisionHidden, IntermediateSize = a.VisionMlp, NumHiddenLayers = a.VisionLayers,
+                NumAttentionHeads = a.VisionHeads, ImageSize = imageSize, PatchSize = a.PatchSize,
+            },
+            QFormer = new Blip2QFormerConfig
+            {
+                HiddenSize = a.QformerHidden, IntermediateSize = a.QformerIntermediate, NumHiddenLayers = a.QformerLayers,
+                NumAttentionHeads = a.QformerHeads, CrossAttentionFrequency = a.CrossAttentionFrequency,
+                EncoderHiddenSize = a.VisionHidden, HiddenDropoutProb = a.DropoutRate, AttentionProbsDropoutProb = a.DropoutRate,
+            },
+            Text = new T5Config
+            {
+                VocabSize = vocabSize, DModel = a.DModel, DKv = a.DKv, DFf = a.DFf, NumLayers = a.EncoderLayers,
+                NumDecoderLayers = a.DecoderLayers, NumHeads = a.NumHeads,
+                RelativeAttentionNumBuckets = a.RelativeAttentionNumBuckets, RelativeAttentionMaxDistance = a.RelativeAttentionMaxDistance,
+                DropoutRate = a.DropoutRate, FeedForwardProj = "gated-gelu", DenseActFn = act, IsGatedAct = gated,
+                TieWordEmbeddings = false, ScaleDecoderOutputs = false,
+            },
+            NumQueryTokens = a.NumQueryTokens,
+        };
+        var model = new Blip2T5(cfg);
+        using var g = new Generator((ulong)seed);
+        model.InitWeights(g);
+        return model;
+    }
+
+    /// <summary>Prompt ids [B, P] and mask for the encoder, or nulls when there is no prompt (image only).</summary>
+    private (Tensor? Ids, Tensor? Mask) PromptInputs(long batch)
+    {
+        if (Prompt.Length == 0) return (null, null);
+        var (ids, mask) = Tokenizer.EncodeBatch(Enumerable.Repeat(Prompt, (int)batch).ToList(), MaxTxtLen);
+        return (ids.to(Device), mask.to(Device));
+    }
+
+    /// <summary>Labels [B, T]: caption ids ending in EOS, -100 where padded.</summary>
+    public Tensor Labels(IReadOnlyList<string> captions)
+    {
+        var (ids, mask) = Tokenizer.EncodeBatch(captions, MaxTxtLen);
+        return ids.masked_fill(mask == 0, -100).to(Device);
+    }
+
+    /// <summary>Mean token cross-entropy of the captions given the images (teacher forcing).</summary>
+    public Tensor CrossEntropy(Tensor pixels, IReadOnlyList<string> captions, double labelSmoothing)
+    {
+        var (ids, mask) = PromptInputs(pixels.shape[0]);
+        return Model.Forward(pixels, ids, mask, Labels(captions), labelSmoothing).Loss;
+    }
+
+    public GenerationResult Generate(Tensor pixels, GenerationOptions options)
+    {
+        var (ids, mask) = PromptInputs(pixels.shape[0]);
+        return Model.Generate(pixels, ids, mask, options);
+    }
+
+    /// <summary>Per-token log-probs [N, L-1] (with gradients) of sequences generated for <paramref name="pixels"/>, and their mask.</summary>
+    public (Tensor TokenLogProbs, Tensor Mask) SequenceLogProbs(Tensor pixels, Tensor sequences)
+    {
+        var (ids, mask) = PromptInputs(pixels.shape[0]);
+        return Model.SequenceLogProbs(pixels, ids, mask, sequences);
+    }
+
+    /// <summary>Text of each generated row, cut at the first EOS.</summary>
+    public string[] Decode(Tensor sequences)
+    {
+        var n = (int)sequences.shape[0];
+        var len = (int)sequences.shape[1];
+        var flat = sequences.cpu().data<long>().ToArray();
+        var result = new string[n];
+        for (var i = 0; i < n; i++)
+        {
+            var row = new List<int>(len);
+            for (var t = 1; t < len; t++) // position 0 is the decoder start token
+            {
+                var id = (int)flat[i * len + t];
+                if (id == Tokenizer.EosId) break;
+                row.Add(id);
+            }
+            result[i] = Tokenizer.Decode(row);
+        }
+        return result;
+    }
+
+    public void Dispose() => Model.Dispose();
+}

@@ -1,0 +1,52 @@
+namespace Scst.Actors.Training;
+
+/// <summary>
+/// Where training is in the data: epoch and position in that epoch's shuffled order. The order is a pure function of
+/// (seed, epoch, size), so a checkpoint only needs the two integers, and every image is drawn exactly once per epoch
+/// (the last batch of an epoch may be short).
+/// </summary>
+public sealed class DataCursor(int size, long seed, int epoch = 0, int position = 0)
+{
+    private int[] _order = EpochOrder(size, seed, epoch);
+
+    public int Size { get; } = size;
+    public long Seed { get; } = seed;
+    public int Epoch { get; private set; } = epoch;
+    public int Position { get; private set; } = position;
+
+    /// <summary>The next batch of image indices; when an epoch is used up the next one starts with a fresh order.</summary>
+    public int[] Next(int batchSize)
+    {
+        if (Position >= Size)
+        {
+            Epoch++;
+            Position = 0;
+            _order = EpochOrder(Size, Seed, Epoch);
+        }
+        var n = Math.Min(batchSize, Size - Position);
+        var batch = _order.AsSpan(Position, n).ToArray();
+        Position += n;
+        return batch;
+    }
+
+    /// <summary>Fisher–Yates with SplitMix64: identical on every machine and .NET version.</summary>
+    public static int[] EpochOrder(int size, long seed, int epoch)
+    {
+        var order = Enumerable.Range(0, size).ToArray();
+        var state = (ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 1) * 0xD1B54A32D192ED03UL;
+        for (var i = size - 1; i > 0; i--)
+        {
+            var j = (int)(SplitMix64(ref state) % (ulong)(i + 1));
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+        return order;
+    }
+
+    private static ulong SplitMix64(ref ulong state)
+    {
+        var z = state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}

@@ -1,0 +1,80 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Actors.Training;
+using Scst.Host.Configuration;
+using Scst.Host.Reporting;
+
+namespace Scst.Host.Commands;
+
+/// <summary><c>train --config FILE [--run-dir DIR] [--resume]</c>: CE or SCST (as the config says), writing summary.json.</summary>
+public static class TrainCommand
+{
+    public static readonly Option<bool> Resume = new("--resume") { Description = "Continue the run in --run-dir from its latest checkpoint" };
+    public static readonly Option<int?> StopAfter = new("--stop-after")
+    {
+        Description = "Stop (with a checkpoint) once this many updates are done, as an interruption would; --resume continues",
+    };
+
+    public static Command Create()
+    {
+        var cmd = new Command("train", "Train a captioner: cross-entropy, or SCST when the config has an scst section") { Resume, StopAfter };
+        cmd.SetAction(r =>
+        {
+            var configFile = r.GetValue(GlobalOptions.Config);
+            if (configFile is null)
+            {
+                Console.Error.WriteLine("train: --config FILE is required");
+                return 2;
+            }
+            ScstConfig config;
+            try { config = ConfigLoader.Load(configFile.FullName); }
+            catch (ConfigException e) { Console.Error.WriteLine(e.Message); return 2; }
+            var runDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.GetFullPath(config.Run.OutputDir);
+            return Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs a training job with the standard outputs (metrics.jsonl, TensorBoard, plots, summary.json).</summary>
+    public static TrainSummary? Run(ScstConfig config, TrainerOptions options, string title = "train")
+    {
+        using var loggers = HostLogging.Create();
+        var log = loggers.CreateLogger("train");
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            log.LogWarning("Interrupted: finishing the current update and writing a checkpoint (Ctrl+C again to abort)");
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            Directory.CreateDirectory(options.RunDir);
+            var metricsFile = Path.Combine(options.RunDir, "metrics.jsonl");
+            using var sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(options.RunDir, "tensorboard")));
+            using var trainer = new CaptionTrainer(config, options, sink, log);
+            var summary = TrainingConsole.WithProgress(title, progress =>
+            {
+                trainer.Progress = progress;
+                return trainer.Run(cancel.Token);
+            });
+            var plots = PlotWriter.Write(metricsFile, Path.Combine(options.RunDir, "plots"));
+            if (summary.Metrics.Count > 0) TrainingConsole.PrintMetrics($"{summary.Mode} ({summary.Updates} updates)", summary.Metrics);
+            log.LogInformation("{Mode}: {Updates} updates, {Samples} samples in {Elapsed:F0} s; summary {Summary}; plots {Plots}",
+                summary.Mode, summary.Updates, summary.SamplesConsumed, summary.ElapsedS, Path.Combine(options.RunDir, "summary.json"), string.Join(", ", plots.Select(Path.GetFileName)));
+            return summary;
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException
+                                       or Scst.Model.Data.DatasetFormatException or Scst.Model.Data.MissingImagesException)
+        {
+            log.LogError("{Message}", e.Message);
+            return null;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+}
