@@ -10,4 +10,5 @@ root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(ModelCommand.Create());
 return root.Parse(args).Invoke();

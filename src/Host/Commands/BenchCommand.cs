@@ -10,6 +10,8 @@ public static class BenchCommand
     {
         var cmd = new Command("bench", "Measure throughput of the reward, generation, learner and actor pipelines");
         cmd.Subcommands.Add(BenchRewardCommand.Create());
+        cmd.Subcommands.Add(BenchGenerateCommand.Create());
+        cmd.Subcommands.Add(BenchLearnerCommand.Create());
         return cmd;
     }
 }

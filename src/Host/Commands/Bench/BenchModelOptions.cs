@@ -1,0 +1,88 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Scst.Model;
+using Scst.Model.T5;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Scst.Host.Commands.Bench;
+
+/// <summary>Options shared by the model benchmarks: a random-init T5 of a given size on a device and dtype.</summary>
+internal sealed class BenchModelOptions
+{
+    public Option<int> DModel { get; } = new("--d-model") { Description = "T5 d_model", DefaultValueFactory = _ => 256 };
+    public Option<int> Layers { get; } = new("--layers") { Description = "encoder and decoder layers each", DefaultValueFactory = _ => 4 };
+    public Option<int> Heads { get; } = new("--heads") { Description = "attention heads (d_kv = d_model / heads)", DefaultValueFactory = _ => 4 };
+    public Option<int> DFf { get; } = new("--d-ff") { Description = "feed-forward width (gated-gelu)", DefaultValueFactory = _ => 1024 };
+    public Option<int> Vocab { get; } = new("--vocab") { Description = "vocabulary size", DefaultValueFactory = _ => 32128 };
+    public Option<int> Batch { get; } = new("--batch") { Description = "images per batch", DefaultValueFactory = _ => 8 };
+    public Option<int> Beams { get; } = new("--beams") { Description = "beams (generate) / sequences per image (learner)", DefaultValueFactory = _ => 5 };
+    public Option<int> InputLen { get; } = new("--input-len") { Description = "encoder input embeddings per image (queries + prompt)", DefaultValueFactory = _ => 40 };
+    public Option<int> NewTokens { get; } = new("--new-tokens") { Description = "generated / target tokens", DefaultValueFactory = _ => 20 };
+    public Option<string> Device { get; } = new("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "cpu" };
+    public Option<string> DType { get; } = new("--dtype") { Description = "fp32 or bf16", DefaultValueFactory = _ => "fp32" };
+    public Option<int> Warmup { get; } = new("--warmup") { Description = "untimed warm-up iterations", DefaultValueFactory = _ => 1 };
+    public Option<int> Iters { get; } = new("--iters") { Description = "timed iterations", DefaultValueFactory = _ => 3 };
+    public Option<int> Threads { get; } = new("--threads") { Description = "torch CPU threads (0: libtorch's default)", DefaultValueFactory = _ => 0 };
+    public Option<string?> Out { get; } = new("--out") { Description = "also write the figures as JSON to this file" };
+
+    public void AddTo(Command cmd)
+    {
+        foreach (var o in new Option[] { DModel, Layers, Heads, DFf, Vocab, Batch, Beams, InputLen, NewTokens, Device, DType, Warmup, Iters, Threads, Out })
+            cmd.Options.Add(o);
+    }
+
+    public T5Config Config(ParseResult p)
+    {
+        var d = p.GetValue(DModel); var h = p.GetValue(Heads);
+        if (d % h != 0) throw new ArgumentException($"--d-model {d} is not divisible by --heads {h}");
+        return new T5Config
+        {
+            VocabSize = p.GetValue(Vocab), DModel = d, DKv = d / h, DFf = p.GetValue(DFf), NumLayers = p.GetValue(Layers),
+            NumDecoderLayers = p.GetValue(Layers), NumHeads = h, FeedForwardProj = "gated-gelu", DenseActFn = "gelu_new",
+            IsGatedAct = true, TieWordEmbeddings = false, ScaleDecoderOutputs = false, DropoutRate = 0.0,
+        };
+    }
+
+    public (Device device, ScalarType dtype) Placement(ParseResult p)
+    {
+        TorchRuntime.Initialize();
+        var threads = p.GetValue(Threads);
+        if (threads > 0) torch.set_num_threads(threads);
+        var device = TorchRuntime.ResolveDevice(p.GetValue(Device)!);
+        var dtype = p.GetValue(DType) switch
+        {
+            "fp32" => ScalarType.Float32,
+            "bf16" => ScalarType.BFloat16,
+            var s => throw new ArgumentException($"--dtype '{s}' is not supported (fp32, bf16 are)"),
+        };
+        return (device, dtype);
+    }
+
+    public static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+    }
+
+    /// <summary>Prints the figures and writes them as JSON when --out is given.</summary>
+    public void Report(ParseResult p, JsonObject figures)
+    {
+        Console.WriteLine(figures.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        var path = p.GetValue(Out);
+        if (!string.IsNullOrWhiteSpace(path))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            File.WriteAllText(path, figures.ToJsonString());
+        }
+    }
+
+    public JsonObject Describe(ParseResult p, T5ForConditionalGeneration model, Device device, ScalarType dtype) => new()
+    {
+        ["device"] = device.ToString(), ["dtype"] = dtype.ToString(), ["threads"] = torch.get_num_threads(),
+        ["d_model"] = model.Config.DModel, ["layers"] = model.Config.NumLayers, ["heads"] = model.Config.NumHeads,
+        ["d_ff"] = model.Config.DFf, ["vocab"] = model.Config.VocabSize,
+        ["parameters"] = model.parameters().Sum(x => x.numel()),
+        ["batch"] = p.GetValue(Batch), ["beams"] = p.GetValue(Beams), ["input_len"] = p.GetValue(InputLen),
+        ["new_tokens"] = p.GetValue(NewTokens), ["iters"] = p.GetValue(Iters),
+    };
+}
