@@ -64,7 +64,8 @@ public static class CiderD
             for (int i = from; i < to; i++)
             {
                 cooker.Reset();
-                foreach (var r in references[i]) cooker.AddSentence(r, eosId);
+                var refs = references[i];
+                for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
                 for (int l = 0; l < cooker.LocalCount; l++)
                     buckets[chunk, ShardOf(cooker.KeyHash[l], shardCount)].Add(cooker.KeyLo[l], cooker.KeyHi[l], cooker.KeyHash[l]);
             }
@@ -104,7 +105,8 @@ public static class CiderD
                 {
                     cooker.Reset();
                     cooker.AddSentence(candidates[i], eosId);
-                    foreach (var r in references[i]) cooker.AddSentence(r, eosId);
+                    var refs = references[i];
+                    for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
                     scratch.ComputeIdf(cooker, shards, logDf, refLen);
                     scratch.ScoreCandidates(cooker, 0, 1, 1, references[i].Count, one);
                     perImage[i] = one[0];
