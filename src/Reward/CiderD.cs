@@ -55,6 +55,20 @@ public static class CiderD
         int shardCount = dop <= 1 ? 1 : dop * 4;
         int chunkCount = dop <= 1 ? 1 : Math.Min(images, dop * 8);
         if (chunkCount == 0) return [new NGramCountMap()];
+        if (dop <= 1)
+        {
+            // One thread: count straight into the map, no key buckets (they cost ~24 bytes per n-gram occurrence).
+            var cooker = ImageCooker.ForThread();
+            var map = new NGramCountMap(images * 16);
+            for (int i = 0; i < images; i++)
+            {
+                cooker.Reset();
+                var refs = references[i];
+                for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
+                for (int l = 0; l < cooker.LocalCount; l++) map.Add(cooker.KeyLo[l], cooker.KeyHi[l], cooker.KeyHash[l], 1);
+            }
+            return [map];
+        }
         var buckets = new KeyBucket[chunkCount, shardCount];
         Parallel.For(0, chunkCount, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, dop) }, chunk =>
         {
@@ -64,7 +78,8 @@ public static class CiderD
             for (int i = from; i < to; i++)
             {
                 cooker.Reset();
-                foreach (var r in references[i]) cooker.AddSentence(r, eosId);
+                var refs = references[i];
+                for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
                 for (int l = 0; l < cooker.LocalCount; l++)
                     buckets[chunk, ShardOf(cooker.KeyHash[l], shardCount)].Add(cooker.KeyLo[l], cooker.KeyHi[l], cooker.KeyHash[l]);
             }
@@ -74,7 +89,7 @@ public static class CiderD
         {
             int total = 0;
             for (int c = 0; c < chunkCount; c++) total += buckets[c, p].Count;
-            var map = new NGramCountMap(Math.Max(16, total / 2));
+            var map = new NGramCountMap(Math.Max(16, total / 3));
             for (int c = 0; c < chunkCount; c++)
             {
                 var b = buckets[c, p];
@@ -104,7 +119,8 @@ public static class CiderD
                 {
                     cooker.Reset();
                     cooker.AddSentence(candidates[i], eosId);
-                    foreach (var r in references[i]) cooker.AddSentence(r, eosId);
+                    var refs = references[i];
+                    for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
                     scratch.ComputeIdf(cooker, shards, logDf, refLen);
                     scratch.ScoreCandidates(cooker, 0, 1, 1, references[i].Count, one);
                     perImage[i] = one[0];

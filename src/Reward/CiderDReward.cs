@@ -40,7 +40,8 @@ public sealed class CiderDReward
             if (refs.Count == 0) throw new ArgumentException($"image #{b} has no references", nameof(references));
             cooker.Reset();
             for (int i = 0; i < k; i++) cooker.AddSentence(candidates[b * k + i], eos);
-            foreach (var r in refs) cooker.AddSentence(r, eos);
+            // Indexing, not foreach: an interface enumerator would allocate on every image.
+            for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eos);
             scratch.ComputeIdf(cooker, _shards, _logDf, _refLen);
             scratch.ScoreCandidates(cooker, 0, k, k, refs.Count, rewards.Slice(b * k, k));
         }
@@ -70,7 +71,7 @@ public sealed class CiderDReward
             if (refs.Count == 0) throw new ArgumentException($"image #{b} has no references", nameof(references));
             cooker.Reset();
             for (int i = 0; i < k; i++) cooker.AddSentence(words.Encode(candidates[b * k + i]), eos);
-            foreach (var r in refs) cooker.AddSentence(words.Encode(r), eos);
+            for (int j = 0; j < refs.Count; j++) cooker.AddSentence(words.Encode(refs[j]), eos);
             scratch.ComputeIdf(cooker, _shards, _logDf, _refLen);
             scratch.ScoreCandidates(cooker, 0, k, k, refs.Count, rewards.Slice(b * k, k));
         }
