@@ -130,8 +130,9 @@ public sealed class DataShardEntity : ReceivePersistentActor
     {
         b.Requester = requester;
         b.LeaseUntil = DateTime.UtcNow + _settings.BatchLease;
-        // Deadletters/temp refs (Ask) cannot be watched usefully; their leases simply expire.
-        if (!requester.IsNobody()) Context.Watch(requester);
+        // An Ask's temporary actor dies as soon as the reply arrives while its caller still holds the batch:
+        // only real actors are watched; for the others the lease alone decides.
+        if (!requester.IsNobody() && requester.Path.Elements is not ["temp", ..]) Context.Watch(requester);
     }
 
     void OnRequest(RequestBatch m)

@@ -25,8 +25,10 @@ public static class DataShards
     public static IActorRef StartRegion(ActorSystem system, DataShardSettings settings, string role = HostRole)
     {
         settings.Validate();
+        // ClusterSharding.Get injects the module's reference config; settings must be read after it.
+        var extension = ClusterSharding.Get(system);
         var sharding = ClusterShardingSettings.Create(system).WithRole(role).WithRememberEntities(true);
-        return ClusterSharding.Get(system).Start(TypeName, entityId => DataShardEntity.PropsForEntity(settings, entityId),
+        return extension.Start(TypeName, entityId => DataShardEntity.PropsForEntity(settings, entityId),
             sharding, new Extractor(settings.ShardCount));
     }
 
