@@ -6,4 +6,5 @@ var root = new RootCommand("Scst.Actors: self-critical sequence training of BLIP
 GlobalOptions.AddTo(root);
 // One line per command group; each lives in Commands/<Name>Command.cs.
 root.Subcommands.Add(ConfigCommand.Create());
+root.Subcommands.Add(NodeCommand.Create());
 return root.Parse(args).Invoke();

@@ -14,6 +14,7 @@ public class HoconLoaderTests
         Assert.Equal("cluster", c.GetString("akka.actor.provider"));
         Assert.Equal("keep-majority", c.GetString("akka.cluster.split-brain-resolver.active-strategy"));
         Assert.Equal(TimeSpan.FromSeconds(20), c.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+        Assert.Equal("learner", c.GetString("akka.cluster.split-brain-resolver.keep-majority.role"));
         Assert.Equal("SQLite.MS", c.GetString("akka.persistence.journal.sql.provider-name"));
         Assert.Equal(1, c.GetInt("akka.persistence.journal.sql.parallelism"));
         Assert.Equal($"Data Source={Path.Combine(run, "journal.db")}", c.GetString("akka.persistence.journal.sql.connection-string"));
