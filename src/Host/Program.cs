@@ -11,4 +11,5 @@ root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(ModelCommand.Create());
+root.Subcommands.Add(NodeCommand.Create());
 return root.Parse(args).Invoke();

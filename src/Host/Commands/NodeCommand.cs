@@ -1,0 +1,58 @@
+using System.CommandLine;
+using Scst.Host.Cluster;
+
+namespace Scst.Host.Commands;
+
+/// <summary>
+/// `node`: run one cluster node (learner, rollout, reward or all) until Ctrl-C / SIGTERM. Joins --seed-nodes,
+/// logs membership, writes &lt;run-dir&gt;/nodes_seen.json on exit. Training wiring hangs off this node.
+/// </summary>
+public static class NodeCommand
+{
+    public static readonly Option<bool> FastFailure = new("--fast-failure")
+    {
+        Description = "Detect dead nodes and move their shards in seconds (hocon/fast-failure.conf); for tests and chaos runs",
+    };
+
+    public static NodeOptions OptionsFrom(ParseResult r) => new()
+    {
+        Role = r.GetValue(GlobalOptions.Role) ?? "all",
+        Port = r.GetValue(GlobalOptions.Port),
+        SeedNodes = r.GetValue(GlobalOptions.SeedNodes) ?? [],
+        ExtraHoconFiles = (r.GetValue(GlobalOptions.Hocon) ?? []).Select(f => f.FullName).ToArray(),
+        RunDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.Combine("runs", "default"),
+        FastFailure = r.GetValue(FastFailure),
+    };
+
+    public static Command Create()
+    {
+        var cmd = new Command("node", "Run one cluster node until Ctrl-C (use --role, --port, --seed-nodes, --run-dir)");
+        cmd.Options.Add(FastFailure);
+        cmd.SetAction(async (r, ct) =>
+        {
+            NodeOptions options;
+            ClusterNode node;
+            try
+            {
+                options = OptionsFrom(r);
+                Directory.CreateDirectory(options.RunDir);
+                node = await ClusterNode.StartAsync(options, ct: ct);
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
+                                      or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 2;
+            }
+            await using (node)
+            {
+                using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, node.Stopping);
+                try { await Task.Delay(Timeout.Infinite, either.Token); } catch (OperationCanceledException) { }
+                await File.WriteAllTextAsync(Path.Combine(options.RunDir, "nodes_seen.json"),
+                    System.Text.Json.JsonSerializer.Serialize(new { nodes_seen = node.NodesSeen.Count, members = node.NodesSeen.Order().ToArray() }), CancellationToken.None);
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,56 @@
+using Akka.Actor;
+using Scst.Actors.Persistence;
+
+namespace Scst.Actors.Tests;
+
+public class JournalPreflightTests
+{
+    [Fact]
+    public void Garbage_file_is_refused_with_its_path()
+    {
+        var f = Path.Combine(TestNodes.NewRunDir(), "journal.db");
+        File.WriteAllBytes(f, Enumerable.Range(0, 4096).Select(i => (byte)i).ToArray());
+        var e = Assert.Throws<JournalCorruptException>(() => JournalPreflight.PrepareSqlite(f));
+        Assert.Contains(f, e.Message);
+        Assert.Contains("not a SQLite database", e.Message);
+    }
+
+    [Fact]
+    public async Task Truncated_journal_is_refused_not_reused()
+    {
+        var run = TestNodes.NewRunDir();
+        var sys = TestNodes.Start(run);
+        try
+        {
+            var region = Scst.Actors.Data.DataShards.StartRegion(sys, new(4, 5000, 1, TimeSpan.FromMinutes(1)));
+            for (int i = 0; i < 200; i++)
+                await region.Ask<Scst.Actors.Data.Batch>(new Scst.Actors.Data.RequestBatch(i % 4, 5), TimeSpan.FromSeconds(20));
+        }
+        finally { TestNodes.Stop(sys); }
+        var f = Path.Combine(run, "journal.db");
+        // Fold the WAL back in, then cut the file in half as a crashed copy or full disk would.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        JournalPreflight.PrepareSqlite(f);
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={f};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;";
+            cmd.ExecuteNonQuery();
+        }
+        var len = new FileInfo(f).Length;
+        Assert.True(len > 8192, $"journal only {len} bytes");
+        using (var fs = new FileStream(f, FileMode.Open)) fs.SetLength(len / 2);
+        var e = Assert.Throws<JournalCorruptException>(() => JournalPreflight.PrepareSqlite(f));
+        Assert.Contains(f, e.Message);
+    }
+
+    [Fact]
+    public void Unreachable_postgres_names_host_and_database()
+    {
+        var e = Assert.Throws<JournalUnavailableException>(() =>
+            JournalPreflight.CheckPostgres("Host=127.0.0.1;Port=1;Database=scst_nowhere;Username=nobody;Timeout=2"));
+        Assert.Contains("scst_nowhere", e.Message);
+        Assert.Contains("port=1", e.Message);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Serialization;
+using Google.Protobuf;
+using Scst.Actors.Data;
+using Scst.Actors.Messages;
+using Scst.Actors.Persistence;
+using Scst.Actors.Serialization;
+using Scst.Actors.Weights;
+using Scst.Host.Cluster;
+
+namespace Scst.Actors.Tests;
+
+public class SerializerTests : IDisposable
+{
+    readonly ActorSystem _system = ActorSystem.Create("scst", HoconLoader.Load(new NodeOptions { RunDir = TestNodes.NewRunDir() })
+        .WithFallback("akka.actor.provider = local"));
+
+    public void Dispose() => _system.Terminate().Wait();
+
+    static readonly ImmutableSortedDictionary<string, string> Map =
+        new Dictionary<string, string> { ["data.shard-count"] = "4", ["data.seed"] = "-7", ["ünïcode"] = "" }.ToImmutableSortedDictionary(StringComparer.Ordinal);
+
+    /// <summary>One sample per message type, with non-default values in every field (negative and large where allowed).</summary>
+    public static readonly IScstMessage[] Samples =
+    [
+        new RequestBatch(3, 64),
+        new Batch(2, 7, long.MaxValue - 1, [5, 0, int.MaxValue, 123456]),
+        new Batch(0, 0, 0, []),
+        new NoBatchAvailable(1, 9, 3),
+        new AckBatch(4, 1L << 40),
+        new BatchAcked(4, 17, true),
+        new GetShardStatus(5),
+        new ShardStatus(1, 2, 1000, 640, 3, 512, 2),
+        new ShardError(1, "journal was written with shard-count=4 ✓"),
+        new ShardInitialized(8, 113287, -42),
+        new BatchIssued(99, 3, 256, 64),
+        new BatchConsumed(99),
+        new EpochStarted(12),
+        new VerifyRunManifest(Map),
+        new RunManifestOk(Map),
+        new RunManifestMismatch("data.shard-count", "4", "8"),
+        new RunManifestRecorded(Map),
+        new WeightsAvailable(17, new string('a', 64), 5L << 30, 65536),
+        new SubscribeWeights(),
+        new FetchWeightChunk(17, 81919),
+        new WeightChunk(17, 3, ByteString.CopyFrom(Enumerable.Range(0, 70000).Select(i => (byte)(i * 31)).ToArray()), new string('f', 64)),
+        new WeightVersionGone(3, 9),
+    ];
+
+    [Fact]
+    public void Every_message_type_round_trips_through_the_bound_serializer()
+    {
+        var serialization = _system.Serialization;
+        foreach (var m in Samples)
+        {
+            var ser = serialization.FindSerializerFor(m);
+            Assert.IsType<ScstProtobufSerializer>(ser);
+            var bytes = ser.ToBinary(m);
+            var manifest = Akka.Serialization.Serialization.ManifestFor(ser, m);
+            var back = serialization.Deserialize(bytes, ser.Identifier, manifest);
+            Assert.Equal(m.GetType(), back.GetType());
+            AssertEquivalent(m, back);
+        }
+    }
+
+    [Fact]
+    public void Every_IScstMessage_type_has_a_codec_and_a_sample()
+    {
+        var types = typeof(IScstMessage).Assembly.GetTypes()
+            .Where(t => typeof(IScstMessage).IsAssignableFrom(t) && !t.IsInterface && !t.IsAbstract).ToHashSet();
+        Assert.Empty(types.Except(ScstProtobufSerializer.RegisteredTypes));
+        Assert.Empty(types.Except(Samples.Select(s => s.GetType())));
+    }
+
+    [Fact]
+    public void Weight_chunks_stay_under_the_remote_frame_limit()
+    {
+        var chunk = new WeightChunk(long.MaxValue, int.MaxValue, ByteString.CopyFrom(new byte[65536]), new string('0', 64));
+        Assert.True(_system.Serialization.FindSerializerFor(chunk).ToBinary(chunk).Length < 100_000);
+    }
+
+    [Fact]
+    public void Unknown_manifest_is_a_clear_error()
+    {
+        var ser = (SerializerWithStringManifest)_system.Serialization.FindSerializerForType(typeof(IScstMessage));
+        var e = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => ser.FromBinary([], "nope"));
+        Assert.Contains("nope", e.Message);
+    }
+
+    static void AssertEquivalent(object expected, object actual)
+    {
+        foreach (var p in expected.GetType().GetProperties())
+        {
+            var (a, b) = (p.GetValue(expected), p.GetValue(actual));
+            switch (a)
+            {
+                case ImmutableArray<int> ia: Assert.Equal(ia.ToArray(), ((ImmutableArray<int>)b!).ToArray()); break;
+                case ImmutableSortedDictionary<string, string> d: Assert.Equal(d.ToArray(), ((ImmutableSortedDictionary<string, string>)b!).ToArray()); break;
+                default: Assert.Equal(a, b); break;
+            }
+        }
+    }
+}
