@@ -10,6 +10,7 @@ root.Subcommands.Add(DataCommand.Create());
 root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(ModelCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 return root.Parse(args).Invoke();
