@@ -11,6 +11,7 @@ root.Subcommands.Add(ScoreCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(TrainCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ModelCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 return root.Parse(args).Invoke();

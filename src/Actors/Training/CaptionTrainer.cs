@@ -148,7 +148,7 @@ public sealed class CaptionTrainer : IDisposable
     }
 
     /// <summary>Model weights from one of our checkpoints: a pointer (<c>best.json</c>) or a <c>.safetensors</c> file with its <c>.sha256</c>.</summary>
-    private static void LoadModelWeights(Scst.Model.Blip2.Blip2T5 model, string path)
+    internal static void LoadModelWeights(Scst.Model.Blip2.Blip2T5 model, string path)
     {
         Dictionary<string, Tensor> tensors;
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
