@@ -20,19 +20,24 @@ public sealed class TinyShapes : IDisposable
 
     public string RunDir(string name) => Path.Combine(Root, name);
 
+    // The tiny architecture and dataset block shared by the CE and SCST configs (YAML, indented under model:).
+    private string ModelAndData => $$"""
+        architecture: {image_size: 32, patch_size: 16, vision_hidden: 32, vision_layers: 1, vision_heads: 2, vision_mlp: 64,
+                       num_query_tokens: 4, qformer_hidden: 32, qformer_layers: 1, qformer_heads: 2, qformer_intermediate: 64,
+                       d_model: 32, d_kv: 8, d_ff: 64, num_heads: 2, encoder_layers: 1, decoder_layers: 1 }
+      datasets:
+        shapes:
+          build_info: {images: {{DataDir}}}
+          vis_processor:
+            train: {image_size: 32}
+            eval: {image_size: 32}
+      """;
+
     public ScstConfig Ce(int iters = 6, string extraRun = "") => ConfigLoader.Parse($$"""
         model:
           freeze_vit: false
           max_txt_len: 20
-          architecture: {image_size: 32, patch_size: 16, vision_hidden: 32, vision_layers: 1, vision_heads: 2, vision_mlp: 64,
-                         num_query_tokens: 4, qformer_hidden: 32, qformer_layers: 1, qformer_heads: 2, qformer_intermediate: 64,
-                         d_model: 32, d_kv: 8, d_ff: 64, num_heads: 2, encoder_layers: 1, decoder_layers: 1 }
-        datasets:
-          shapes:
-            build_info: {images: {{DataDir}}}
-            vis_processor:
-              train: {image_size: 32}
-              eval: {image_size: 32}
+        {{ModelAndData}}
         run:
           lr_sched: linear_warmup_cosine_lr
           init_lr: 3e-3
@@ -58,15 +63,7 @@ public sealed class TinyShapes : IDisposable
           max_txt_len: 20
           load_finetuned: true
           finetuned: {{finetuned}}
-          architecture: {image_size: 32, patch_size: 16, vision_hidden: 32, vision_layers: 1, vision_heads: 2, vision_mlp: 64,
-                         num_query_tokens: 4, qformer_hidden: 32, qformer_layers: 1, qformer_heads: 2, qformer_intermediate: 64,
-                         d_model: 32, d_kv: 8, d_ff: 64, num_heads: 2, encoder_layers: 1, decoder_layers: 1 }
-        datasets:
-          shapes:
-            build_info: {images: {{DataDir}}}
-            vis_processor:
-              train: {image_size: 32}
-              eval: {image_size: 32}
+        {{ModelAndData}}
         run:
           lr_sched: constant_lr
           init_lr: 1e-3
