@@ -85,6 +85,20 @@ public sealed class HostProcess : IDisposable
 
     public int ExitCode => _p.ExitCode;
 
+    public bool HasExited => _p.HasExited;
+
+    /// <summary>Waits for the process to end by itself (and for its redirected output to drain).</summary>
+    public async Task<int> WaitForExit(TimeSpan timeout, string what)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await _p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{_name} (pid {_p.Id}) did not {what} within {timeout.TotalSeconds:F0}s. Last lines:\n" + string.Join("\n", _lines.TakeLast(25)));
+        }
+        return _p.ExitCode;
+    }
+
     public void Dispose()
     {
         try { Kill9(); } catch (InvalidOperationException) { }
