@@ -134,7 +134,13 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     protected override void PreStart()
     {
         Directory.CreateDirectory(_s.RunDir);
-        _trainer = new CaptionTrainer(_config, new TrainerOptions(_s.RunDir), _s.Metrics, _s.Log);
+        try { _trainer = new CaptionTrainer(_config, new TrainerOptions(_s.RunDir), _s.Metrics, _s.Log); }
+        catch (Exception e)
+        {
+            // The singleton manager would restart us forever; the host must hear why and exit.
+            _s.Done.TrySetException(e);
+            throw;
+        }
         _cursor = new DataCursor(_trainer.Corpus.Train.Count, _config.Run.Seed);
         _publisher = Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights");
         if (_s.LocalReward is not null) _localReward = Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");

@@ -207,3 +207,39 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         });
     }
 }
+
+[Trait("Category", "Chaos")]
+public class ScstActorStoreErrorTests
+{
+    static readonly TimeSpan Run = TimeSpan.FromSeconds(120);
+
+    [Fact]
+    public async Task Corrupt_checkpoint_or_journal_stops_the_learner_with_a_clear_error()
+    {
+        var dir = TinyScstRun.NewDir("store-errors");
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 8, checkpointEvery: 2);
+        var run = Path.Combine(dir, "run");
+        string[] args = ["--role", "all", "train", "--config", config, "--run-dir", run, "--stop-after", "4"];
+        using (var p = HostProcess.Start("first", args))
+            Assert.Equal(0, await p.WaitForExit(Run, "stop after 4 updates"));
+
+        // A checkpoint whose bytes changed after its SHA-256 was recorded (truncated, as a full disk would leave it).
+        var ckpt = TinyScstRun.LatestCheckpoint(run);
+        var bytes = File.ReadAllBytes(ckpt);
+        File.WriteAllBytes(ckpt, bytes[..(bytes.Length / 2)]);
+        using (var p = HostProcess.Start("corrupt-checkpoint", args))
+        {
+            await p.WaitForLine(l => l.Contains("is corrupt or was changed") && l.Contains(Path.GetFileName(ckpt)), Run, "the corrupt-checkpoint error");
+            Assert.Equal(1, await p.WaitForExit(Run, "exit with an error"));
+        }
+        File.WriteAllBytes(ckpt, bytes);
+
+        // A journal file that is not a database at all.
+        File.WriteAllBytes(Path.Combine(run, "journal.db"), new byte[4096]);
+        using (var p = HostProcess.Start("corrupt-journal", args))
+        {
+            await p.WaitForLine(l => l.Contains("error: journal file") && l.Contains("journal.db"), Run, "the corrupt-journal error");
+            Assert.Equal(2, await p.WaitForExit(Run, "exit with an error"));
+        }
+    }
+}
