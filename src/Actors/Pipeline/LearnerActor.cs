@@ -94,6 +94,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly Dictionary<string, long> _rolloutsByNode = [];
     readonly HashSet<string> _nodesSeen = [];
     readonly List<int> _staleness = [];
+    readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
     long _nextRequestId = 1, _dispatchSerial;
     int _rewardRr;
     double _bestCider = double.NegativeInfinity, _elapsedBefore;
@@ -446,6 +447,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             double loss;
             var staleness = _update - rollout.PolicyVersion;
             _staleness.Add((int)staleness);
+            _stalenessHistogram[staleness] = _stalenessHistogram.GetValueOrDefault(staleness) + 1;
             if (_async)
             {
                 (loss, _, var isw) = _trainer.ScstStepOffPolicy(rollout, adv, _config.Scst.IsClip);
@@ -548,8 +550,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         foreach (var (epoch, ids) in _consumed) perEpoch[epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)] = ids.Count;
         var byNode = new JsonObject();
         foreach (var (node, n) in _rolloutsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byNode[node] = n;
+        var histogram = new JsonObject();
+        foreach (var (k, n) in _stalenessHistogram) histogram[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = n;
         _trainer.WriteSummary(summary, new JsonObject
         {
+            ["staleness_histogram"] = histogram,
             ["policy_version"] = _update,
             ["samples_consumed_per_epoch"] = perEpoch,
             ["duplicate_samples"] = _duplicates,
