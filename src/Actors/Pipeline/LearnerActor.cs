@@ -230,7 +230,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             }
             foreach (var (epoch, ids) in _carriedPending) _toDispatch.Enqueue(new Work(ids, epoch, NextSeed()));
             _running = true;
-            Publish();
+            Publish(_update);
             Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
             _log.Info("learner: {0} SCST at update {1}/{2} (policy v{1}), {3} images per update", _async ? "async" : "sync", _update, Total, BatchSize * Accum);
             Next();
@@ -476,6 +476,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             [.. used.Select(w => w.Ids.Length)], [.. used.Select(w => w.Epoch)], [.. used.SelectMany(w => w.Ids)],
             [.. pending.Select(w => w.Ids.Length)], [.. pending.Select(w => w.Epoch)], [.. pending.SelectMany(w => w.Ids)], _droppedStale);
         _current.Clear();
+        // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
+        // Safe because a crash before the write re-derives exactly these weights for this version by replay.
+        var publishedEarly = !_async;
+        if (publishedEarly) Publish(_update + 1);
         Persist(ev, e =>
         {
             var carried = _carriedPending.ToList();
@@ -483,7 +487,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             _carriedPending.Clear(); // live pending work is in the queues; only a restart needs the journaled list
             _steps.Remove(e.Update - Math.Max(1, _config.Run.CheckpointEvery) * 2); // replay never goes further back than the last checkpoint
             AfterUpdate(_update, epoch, values, lr, norm, replay: false);
-            if (!_async || _update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total) Publish();
+            if (!publishedEarly && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
             Next();
         });
     }
@@ -521,16 +525,16 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _trainer.SaveCheckpoint(update, _samples, _cursor.Epoch, _cursor.Position, _bestCider, _bestStep, _sinceBest, Elapsed(),
             new JsonObject { ["actor_learner"] = true, ["policy_version"] = update }, tags);
 
-    void Publish()
+    void Publish(long version)
     {
         var dir = Path.Combine(_s.RunDir, "weights");
         Directory.CreateDirectory(dir);
-        var file = Path.Combine(dir, $"policy-v{_update}.safetensors");
+        var file = Path.Combine(dir, $"policy-v{version}.safetensors");
         _trainer.ExportPolicyWeights(file);
-        _publisher.Tell(new PublishWeights(_update, file));
+        _publisher.Tell(new PublishWeights(version, file));
         // The publisher keeps its newest versions open, so older files can go (an open handle outlives the name).
         foreach (var f in Directory.EnumerateFiles(dir, "policy-v*.safetensors"))
-            if (long.TryParse(Path.GetFileNameWithoutExtension(f)["policy-v".Length..], out var v) && v <= _update - _s.KeepVersions)
+            if (long.TryParse(Path.GetFileNameWithoutExtension(f)["policy-v".Length..], out var v) && v <= version - _s.KeepVersions)
                 File.Delete(f);
     }
 

@@ -80,8 +80,14 @@ public static class ClusterTraining
                     return 0;
                 }
                 var which = await Task.WhenAny(finished.Task, stopped);
-                if (which == finished.Task) log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, finished.Task.Result);
-                return 0;
+                if (which == finished.Task)
+                {
+                    log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, finished.Task.Result);
+                    return 0;
+                }
+                // Downed (e.g. the learner died: the split-brain resolver keeps the learner's side) or told to stop.
+                log.LogWarning("{Role} node: left the cluster before the run finished; start it again to rejoin", node.Role);
+                return 3;
             }
             catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException
                                            or IOException or ArgumentException or Scst.Model.Data.DatasetFormatException or Scst.Model.Data.MissingImagesException)
