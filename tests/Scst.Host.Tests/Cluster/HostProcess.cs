@@ -99,6 +99,14 @@ public sealed class HostProcess : IDisposable
         return _p.ExitCode;
     }
 
+    /// <summary>Waits for the process to end and fails with its last output lines unless it exited with <paramref name="expected"/>.</summary>
+    public async Task ExpectExit(int expected, TimeSpan timeout, string what)
+    {
+        var code = await WaitForExit(timeout, what);
+        if (code != expected)
+            throw new Xunit.Sdk.XunitException($"{_name} exited with {code}, expected {expected} ({what}). Last lines:\n" + string.Join("\n", _lines.TakeLast(30)));
+    }
+
     public void Dispose()
     {
         try { Kill9(); } catch (InvalidOperationException) { }

@@ -16,7 +16,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     static async Task PlainRun(string config, string runDir)
     {
         using var p = HostProcess.Start("plain", "train", "--config", config, "--run-dir", runDir);
-        Assert.Equal(0, await p.WaitForExit(Run, "finish the plain run"));
+        await p.ExpectExit(0, Run, "finish the plain run");
     }
 
     static void AssertEveryImageOncePerEpoch(string run, int fullEpochs)
@@ -36,7 +36,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         var actors = Path.Combine(dir, "actors");
         await PlainRun(config, plain);
         using (var p = HostProcess.Start("all", "--role", "all", "train", "--config", config, "--run-dir", actors))
-            Assert.Equal(0, await p.WaitForExit(Run, "finish the actor run"));
+            await p.ExpectExit(0, Run, "finish the actor run");
 
         var delta = TinyScstRun.MaxWeightDelta(plain, actors);
         output.WriteLine($"max |Δ| plain vs --role all: {delta:G3}");
@@ -87,7 +87,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         Assert.True(killedAt < 16, "the run finished before the kill");
 
         using var second = HostProcess.Start("learner-2", [.. args]);
-        Assert.Equal(0, await second.WaitForExit(Run, "finish the resumed run"));
+        await second.ExpectExit(0, Run, "finish the resumed run");
         var resumed = second.Lines.First(l => l.Contains("learner: journal at update"));
         output.WriteLine(resumed);
 
@@ -145,10 +145,10 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         await TinyScstRun.WaitUntil(() => TinyScstRun.RolloutNodes(learnerDir).Contains(Addr(p3)), Run, "rollout3's rollouts in metrics.jsonl", learner, r3);
         output.WriteLine($"rollout3: process start -> member up {upAfter.TotalSeconds:F1} s, -> first rollout in metrics {(DateTime.UtcNow - joinedAt).TotalSeconds:F1} s (at update {TinyScstRun.LastUpdate(learnerDir)})");
 
-        Assert.Equal(0, await learner.WaitForExit(Run, "finish the run"));
+        await learner.ExpectExit(0, Run, "finish the run");
         // Workers leave when the learner says the run is over.
-        Assert.Equal(0, await r2.WaitForExit(TimeSpan.FromSeconds(30), "exit after the run"));
-        Assert.Equal(0, await r3.WaitForExit(TimeSpan.FromSeconds(30), "exit after the run"));
+        await r2.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
+        await r3.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
 
         var s = TinyScstRun.Summary(learnerDir);
         Assert.Equal(40, s.GetProperty("updates").GetInt64());
@@ -172,7 +172,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         File.WriteAllText(hocon, "scst.rollout.actors = 2\n");
         var run = Path.Combine(dir, "async");
         using (var p = HostProcess.Start("async", "--role", "all", "train", "--config", config, "--run-dir", run, "--hocon", hocon))
-            Assert.Equal(0, await p.WaitForExit(Run, "finish the async run"));
+            await p.ExpectExit(0, Run, "finish the async run");
         var s = TinyScstRun.Summary(run);
         Assert.Equal(12, s.GetProperty("updates").GetInt64());
         Assert.Equal(0, s.GetProperty("duplicate_samples").GetInt64());
@@ -221,7 +221,7 @@ public class ScstActorStoreErrorTests
         var run = Path.Combine(dir, "run");
         string[] args = ["--role", "all", "train", "--config", config, "--run-dir", run, "--stop-after", "4"];
         using (var p = HostProcess.Start("first", args))
-            Assert.Equal(0, await p.WaitForExit(Run, "stop after 4 updates"));
+            await p.ExpectExit(0, Run, "stop after 4 updates");
 
         // A checkpoint whose bytes changed after its SHA-256 was recorded (truncated, as a full disk would leave it).
         var ckpt = TinyScstRun.LatestCheckpoint(run);
@@ -230,7 +230,7 @@ public class ScstActorStoreErrorTests
         using (var p = HostProcess.Start("corrupt-checkpoint", args))
         {
             await p.WaitForLine(l => l.Contains("is corrupt or was changed") && l.Contains(Path.GetFileName(ckpt)), Run, "the corrupt-checkpoint error");
-            Assert.Equal(1, await p.WaitForExit(Run, "exit with an error"));
+            await p.ExpectExit(1, Run, "exit with an error");
         }
         File.WriteAllBytes(ckpt, bytes);
 
@@ -239,7 +239,7 @@ public class ScstActorStoreErrorTests
         using (var p = HostProcess.Start("corrupt-journal", args))
         {
             await p.WaitForLine(l => l.Contains("error: journal file") && l.Contains("journal.db"), Run, "the corrupt-journal error");
-            Assert.Equal(2, await p.WaitForExit(Run, "exit with an error"));
+            await p.ExpectExit(2, Run, "exit with an error");
         }
     }
 }
