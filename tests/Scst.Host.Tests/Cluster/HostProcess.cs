@@ -104,7 +104,7 @@ public sealed class HostProcess : IDisposable
     {
         var code = await WaitForExit(timeout, what);
         if (code != expected)
-            throw new Xunit.Sdk.XunitException($"{_name} exited with {code}, expected {expected} ({what}). Last lines:\n" + string.Join("\n", _lines.TakeLast(30)));
+            throw new Xunit.Sdk.XunitException($"{_name} exited with {code}, expected {expected} ({what}). Last lines:\n" + string.Join("\n", _lines.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)).TakeLast(30)));
     }
 
     public void Dispose()

@@ -129,9 +129,11 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         using var learner = HostProcess.Start("learner", "--role", "learner", "train", "--config", config, "--run-dir", learnerDir, "--port", $"{lp}",
             "--hocon", hocon, "--fast-failure");
         await learner.WaitForLine(l => l.Contains($"member up: {seed}"), Run, "its own member-up");
-        int p1 = HostProcess.FreePort(), p2 = HostProcess.FreePort(), p3 = HostProcess.FreePort();
+        int p1 = HostProcess.FreePort(), p2 = HostProcess.FreePort(), p3 = HostProcess.FreePort(), pr = HostProcess.FreePort();
         using var r1 = HostProcess.Start("rollout1", Node("rollout", "r1", p1));
         using var r2 = HostProcess.Start("rollout2", Node("rollout", "r2", p2));
+        // Scoring goes to a reward node once it has registered (the learner's own pool covers until then).
+        using var reward = HostProcess.Start("reward", Node("reward", "rw", pr));
         string Addr(int p) => $"akka.tcp://scst@127.0.0.1:{p}";
 
         await TinyScstRun.WaitUntil(() => TinyScstRun.RolloutNodes(learnerDir).IsSupersetOf([Addr(p1), Addr(p2)]), Run, "both rollout nodes contributing", learner, r1, r2);
@@ -149,12 +151,14 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         // Workers leave when the learner says the run is over.
         await r2.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
         await r3.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
+        await reward.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
+        Assert.Contains(learner.Lines, l => l.Contains("learner: reward worker") && l.Contains($"127.0.0.1:{pr}"));
 
         var s = TinyScstRun.Summary(learnerDir);
         Assert.Equal(40, s.GetProperty("updates").GetInt64());
         Assert.True(s.GetProperty("completed").GetBoolean());
         AssertEveryImageOncePerEpoch(learnerDir, 10);
-        Assert.True(s.GetProperty("nodes_seen").GetInt32() >= 4, "learner + 3 rollout nodes");
+        Assert.True(s.GetProperty("nodes_seen").GetInt32() >= 5, "learner + 3 rollout nodes + a reward node");
         var byNode = s.GetProperty("rollouts_by_node");
         Assert.True(byNode.GetProperty(Addr(p3)).GetInt64() > 0);
         // Which node rolled out a batch does not matter: sync mode still reproduces the single-process run.
