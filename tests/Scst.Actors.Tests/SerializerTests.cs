@@ -5,6 +5,7 @@ using Google.Protobuf;
 using Scst.Actors.Data;
 using Scst.Actors.Messages;
 using Scst.Actors.Persistence;
+using Scst.Actors.Pipeline;
 using Scst.Actors.Serialization;
 using Scst.Actors.Weights;
 using Scst.Host.Cluster;
@@ -46,14 +47,48 @@ public class SerializerTests : IDisposable
         new FetchWeightChunk(17, 81919),
         new WeightChunk(17, 3, ByteString.CopyFrom(Enumerable.Range(0, 70000).Select(i => (byte)(i * 31)).ToArray()), new string('f', 64)),
         new WeightVersionGone(3, 9),
+        new RegisterWorker(RegisterWorker.Rollout, "akka.tcp://scst@10.0.0.7:4055"),
+        new WorkerWelcome(ActorRefs.Nobody, 41),
+        new RolloutRequest(77, [3, 1, 4, 1, 5], 12, true, -8_000_000_000L),
+        LargeRollout(),
+        new ScoreRequest(78, [9, 8], 3, ["a red circle", "", "two squares"], ["a red circle"]),
+        new ScoreResult(78, [0.5, -1e-300, 2.25], [0.1, 0.2, -0.3], []),
+        new TrainingFinished(1000),
+        new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
     ];
+
+    /// <summary>A realistic large rollout: 64 images × K=5 captions × 32 tokens from a 32k vocabulary, 80-character captions.</summary>
+    public static RolloutResult LargeRollout()
+    {
+        const int B = 64, K = 5, L = 32;
+        var rng = new Random(1);
+        return new RolloutResult(5, [.. Enumerable.Range(0, B).Select(i => i * 1771)], K, L,
+            [.. Enumerable.Range(0, B * K * L).Select(_ => (long)rng.Next(0, 32128))],
+            [.. Enumerable.Range(0, B * K).Select(i => new string((char)('a' + i % 26), 80))],
+            [.. Enumerable.Range(0, B * K).Select(i => -(float)rng.NextDouble() * 40)],
+            [.. Enumerable.Range(0, B * K).Select(i => 1 + i % L)], 12, [], "akka.tcp://scst@127.0.0.1:4055");
+    }
+
+    [Fact]
+    public void A_realistic_rollout_batch_fits_one_remote_frame()
+    {
+        var r = LargeRollout();
+        var ser = (SerializerWithStringManifest)_system.Serialization.FindSerializerFor(r);
+        var bytes = ser.ToBinary(r);
+        Assert.True(bytes.Length < 128_000, $"a 64x5x32 rollout is {bytes.Length} bytes");
+        var back = (RolloutResult)ser.FromBinary(bytes, ser.Manifest(r));
+        Assert.Equal(r.ToBatch().Sequences[17], back.ToBatch().Sequences[17]);
+    }
 
     [Fact]
     public void Every_message_type_round_trips_through_the_bound_serializer()
     {
         var serialization = _system.Serialization;
-        foreach (var m in Samples)
+        // Actor refs travel as paths and resolve against the receiving system: give the sample a real actor of this one.
+        var actor = _system.ActorOf(Props.Empty, "publisher");
+        foreach (var sample in Samples)
         {
+            var m = sample is WorkerWelcome w ? w with { Publisher = actor } : sample;
             var ser = serialization.FindSerializerFor(m);
             Assert.IsType<ScstProtobufSerializer>(ser);
             var bytes = ser.ToBinary(m);
@@ -96,6 +131,10 @@ public class SerializerTests : IDisposable
             switch (a)
             {
                 case ImmutableArray<int> ia: Assert.Equal(ia.ToArray(), ((ImmutableArray<int>)b!).ToArray()); break;
+                case ImmutableArray<long> la: Assert.Equal(la.ToArray(), ((ImmutableArray<long>)b!).ToArray()); break;
+                case ImmutableArray<float> fa: Assert.Equal(fa.ToArray(), ((ImmutableArray<float>)b!).ToArray()); break;
+                case ImmutableArray<double> da: Assert.Equal(da.ToArray(), ((ImmutableArray<double>)b!).ToArray()); break;
+                case ImmutableArray<string> sa: Assert.Equal(sa.ToArray(), ((ImmutableArray<string>)b!).ToArray()); break;
                 case ImmutableSortedDictionary<string, string> d: Assert.Equal(d.ToArray(), ((ImmutableSortedDictionary<string, string>)b!).ToArray()); break;
                 default: Assert.Equal(a, b); break;
             }

@@ -31,6 +31,42 @@ public sealed class ProtoWriter
         return this;
     }
 
+    public ProtoWriter PackedInt64(int field, IReadOnlyList<long> values)
+    {
+        if (values.Count == 0) return this;
+        var len = 0;
+        foreach (var v in values) len += CodedOutputStream.ComputeInt64Size(v);
+        _out.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        _out.WriteLength(len);
+        foreach (var v in values) _out.WriteInt64(v);
+        return this;
+    }
+
+    public ProtoWriter PackedFloat(int field, IReadOnlyList<float> values)
+    {
+        if (values.Count == 0) return this;
+        _out.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        _out.WriteLength(values.Count * 4);
+        foreach (var v in values) _out.WriteFloat(v);
+        return this;
+    }
+
+    public ProtoWriter PackedDouble(int field, IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) return this;
+        _out.WriteTag(field, WireFormat.WireType.LengthDelimited);
+        _out.WriteLength(values.Count * 8);
+        foreach (var v in values) _out.WriteDouble(v);
+        return this;
+    }
+
+    /// <summary>Repeated string; every element is written (empty ones too), so positions survive the round trip.</summary>
+    public ProtoWriter Strings(int field, IReadOnlyList<string> values)
+    {
+        foreach (var v in values) { _out.WriteTag(field, WireFormat.WireType.LengthDelimited); _out.WriteString(v); }
+        return this;
+    }
+
     public ProtoWriter Map(int field, IReadOnlyDictionary<string, string> map)
     {
         foreach (var (k, v) in map.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -68,6 +104,27 @@ public sealed class ProtoReader
         var bytes = _in.ReadBytes().ToByteArray();
         var sub = new CodedInputStream(bytes);
         while (!sub.IsAtEnd) into.Add(sub.ReadInt32());
+    }
+
+    public void Int64s(List<long> into)
+    {
+        if (WireFormat.GetTagWireType(_tag) != WireFormat.WireType.LengthDelimited) { into.Add(_in.ReadInt64()); return; }
+        var sub = new CodedInputStream(_in.ReadBytes().ToByteArray());
+        while (!sub.IsAtEnd) into.Add(sub.ReadInt64());
+    }
+
+    public void Floats(List<float> into)
+    {
+        if (WireFormat.GetTagWireType(_tag) != WireFormat.WireType.LengthDelimited) { into.Add(_in.ReadFloat()); return; }
+        var sub = new CodedInputStream(_in.ReadBytes().ToByteArray());
+        while (!sub.IsAtEnd) into.Add(sub.ReadFloat());
+    }
+
+    public void Doubles(List<double> into)
+    {
+        if (WireFormat.GetTagWireType(_tag) != WireFormat.WireType.LengthDelimited) { into.Add(_in.ReadDouble()); return; }
+        var sub = new CodedInputStream(_in.ReadBytes().ToByteArray());
+        while (!sub.IsAtEnd) into.Add(sub.ReadDouble());
     }
 
     public void MapEntry(Dictionary<string, string> into)

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using Scst.Actors.Data;
 using Scst.Actors.Persistence;
+using Scst.Actors.Pipeline;
 using Scst.Actors.Weights;
 
 namespace Scst.Actors.Serialization;
@@ -16,7 +17,7 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
     public const int Id = 6106;
     public override int Identifier => Id;
 
-    sealed record Codec(string Manifest, Type Type, Func<object, byte[]> Write, Func<byte[], object> Read);
+    sealed record Codec(string Manifest, Type Type, Func<object, byte[]> Write, Func<byte[], ExtendedActorSystem, object> Read);
 
     static readonly Codec[] Codecs =
     [
@@ -62,6 +63,54 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             r => { long v = 0; int i = 0; var d = Google.Protobuf.ByteString.Empty; string h = ""; Fields(r, f => { switch (f) { case 1: v = r.Int64(); break; case 2: i = r.Int32(); break; case 3: d = r.Bytes(); break; case 4: h = r.String(); break; default: r.Skip(); break; } }); return new WeightChunk(v, i, d, h); }),
         C<WeightVersionGone>("w.gone", m => new ProtoWriter().Int64(1, m.Version).Int64(2, m.Latest),
             r => { long v = 0, l = 0; Fields(r, f => { if (f == 1) v = r.Int64(); else if (f == 2) l = r.Int64(); else r.Skip(); }); return new WeightVersionGone(v, l); }),
+        // SCST: learner, rollout and reward workers
+        C<RegisterWorker>("s.register", m => new ProtoWriter().String(1, m.Kind).String(2, m.Node),
+            r => { string k = "", n = ""; Fields(r, f => { if (f == 1) k = r.String(); else if (f == 2) n = r.String(); else r.Skip(); }); return new RegisterWorker(k, n); }),
+        CS<WorkerWelcome>("s.welcome", m => new ProtoWriter().String(1, Akka.Serialization.Serialization.SerializedActorPath(m.Publisher)).Int64(2, m.PolicyVersion),
+            (r, sys) => { string p = ""; long v = 0; Fields(r, f => { if (f == 1) p = r.String(); else if (f == 2) v = r.Int64(); else r.Skip(); }); return new WorkerWelcome(sys.Provider.ResolveActorRef(p), v); }),
+        C<RolloutRequest>("s.rollout.req", m => new ProtoWriter().Int64(1, m.RequestId).PackedInt32(2, m.ImageIds).Int64(3, m.MinVersion).Bool(4, m.ExactVersion).Int64(5, m.Seed),
+            r => { long id = 0, v = 0, seed = 0; bool ex = false; var ids = new List<int>(); Fields(r, f => { switch (f) { case 1: id = r.Int64(); break; case 2: r.Int32s(ids); break; case 3: v = r.Int64(); break; case 4: ex = r.Bool(); break; case 5: seed = r.Int64(); break; default: r.Skip(); break; } }); return new RolloutRequest(id, [.. ids], v, ex, seed); }),
+        C<RolloutResult>("s.rollout.res", m => new ProtoWriter().Int64(1, m.RequestId).PackedInt32(2, m.ImageIds).Int32(3, m.K).Int32(4, m.SeqLen).PackedInt64(5, m.Tokens)
+                .Strings(6, m.Captions).PackedFloat(7, m.BehaviourLogProbs).PackedInt32(8, m.Lengths).Int64(9, m.PolicyVersion).Strings(10, m.GreedyCaptions).String(11, m.Node),
+            r =>
+            {
+                long id = 0, v = 0; int k = 0, len = 0; string node = "";
+                List<int> ids = [], lengths = []; List<long> tokens = []; List<string> caps = [], greedy = []; List<float> lp = [];
+                Fields(r, f =>
+                {
+                    switch (f)
+                    {
+                        case 1: id = r.Int64(); break; case 2: r.Int32s(ids); break; case 3: k = r.Int32(); break; case 4: len = r.Int32(); break;
+                        case 5: r.Int64s(tokens); break; case 6: caps.Add(r.String()); break; case 7: r.Floats(lp); break; case 8: r.Int32s(lengths); break;
+                        case 9: v = r.Int64(); break; case 10: greedy.Add(r.String()); break; case 11: node = r.String(); break; default: r.Skip(); break;
+                    }
+                });
+                return new RolloutResult(id, [.. ids], k, len, [.. tokens], [.. caps], [.. lp], [.. lengths], v, [.. greedy], node);
+            }),
+        C<ScoreRequest>("s.score.req", m => new ProtoWriter().Int64(1, m.RequestId).PackedInt32(2, m.ImageIds).Int32(3, m.K).Strings(4, m.Captions).Strings(5, m.GreedyCaptions),
+            r => { long id = 0; int k = 0; List<int> ids = []; List<string> caps = [], greedy = []; Fields(r, f => { switch (f) { case 1: id = r.Int64(); break; case 2: r.Int32s(ids); break; case 3: k = r.Int32(); break; case 4: caps.Add(r.String()); break; case 5: greedy.Add(r.String()); break; default: r.Skip(); break; } }); return new ScoreRequest(id, [.. ids], k, [.. caps], [.. greedy]); }),
+        C<ScoreResult>("s.score.res", m => new ProtoWriter().Int64(1, m.RequestId).PackedDouble(2, m.Rewards).PackedDouble(3, m.Advantages).PackedDouble(4, m.GreedyRewards),
+            r => { long id = 0; List<double> rw = [], adv = [], g = []; Fields(r, f => { switch (f) { case 1: id = r.Int64(); break; case 2: r.Doubles(rw); break; case 3: r.Doubles(adv); break; case 4: r.Doubles(g); break; default: r.Skip(); break; } }); return new ScoreResult(id, [.. rw], [.. adv], [.. g]); }),
+        C<TrainingFinished>("s.finished", m => new ProtoWriter().Int64(1, m.Updates),
+            r => { long u = 0; Fields(r, f => { if (f == 1) u = r.Int64(); else r.Skip(); }); return new TrainingFinished(u); }),
+        C<LearnerStepApplied>("s.ev.step", m => new ProtoWriter().Int64(1, m.Update).Int64(2, m.PolicyVersion).Int32(3, m.CursorEpoch).Int32(4, m.CursorPosition)
+                .PackedInt32(5, m.BatchSizes).PackedInt32(6, m.BatchEpochs).PackedInt32(7, m.ImageIds).PackedInt32(8, m.PendingSizes).PackedInt32(9, m.PendingEpochs)
+                .PackedInt32(10, m.PendingIds).Int64(11, m.RolloutsDroppedStale),
+            r =>
+            {
+                long u = 0, v = 0, dropped = 0; int ep = 0, pos = 0;
+                List<int> sizes = [], epochs = [], ids = [], psizes = [], pepochs = [], pids = [];
+                Fields(r, f =>
+                {
+                    switch (f)
+                    {
+                        case 1: u = r.Int64(); break; case 2: v = r.Int64(); break; case 3: ep = r.Int32(); break; case 4: pos = r.Int32(); break;
+                        case 5: r.Int32s(sizes); break; case 6: r.Int32s(epochs); break; case 7: r.Int32s(ids); break; case 8: r.Int32s(psizes); break;
+                        case 9: r.Int32s(pepochs); break; case 10: r.Int32s(pids); break; case 11: dropped = r.Int64(); break; default: r.Skip(); break;
+                    }
+                });
+                return new LearnerStepApplied(u, v, ep, pos, [.. sizes], [.. epochs], [.. ids], [.. psizes], [.. pepochs], [.. pids], dropped);
+            }),
     ];
 
     static readonly Dictionary<Type, Codec> ByType = Codecs.ToDictionary(c => c.Type);
@@ -71,7 +120,11 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
     public static IReadOnlyCollection<Type> RegisteredTypes => ByType.Keys;
 
     static Codec C<T>(string manifest, Func<T, ProtoWriter> write, Func<ProtoReader, T> read) where T : notnull =>
-        new(manifest, typeof(T), o => write((T)o).ToBytes(), b => read(new ProtoReader(b)));
+        new(manifest, typeof(T), o => write((T)o).ToBytes(), (b, _) => read(new ProtoReader(b)));
+
+    /// <summary>A codec whose message holds actor refs: they travel as full paths and resolve against this system.</summary>
+    static Codec CS<T>(string manifest, Func<T, ProtoWriter> write, Func<ProtoReader, ExtendedActorSystem, T> read) where T : notnull =>
+        new(manifest, typeof(T), o => write((T)o).ToBytes(), (b, sys) => read(new ProtoReader(b), sys));
 
     static void Fields(ProtoReader r, Action<int> onField)
     {
@@ -94,6 +147,6 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             : throw new ArgumentException($"{obj.GetType().FullName} implements IScstMessage but has no protobuf codec in {nameof(ScstProtobufSerializer)}");
 
     public override object FromBinary(byte[] bytes, string manifest) =>
-        ByManifest.TryGetValue(manifest, out var c) ? c.Read(bytes)
+        ByManifest.TryGetValue(manifest, out var c) ? c.Read(bytes, system)
             : throw new System.Runtime.Serialization.SerializationException($"unknown Scst message manifest '{manifest}' (journal written by a newer version?)");
 }

@@ -94,20 +94,23 @@ public sealed class CaptionTrainer : IDisposable
         };
 
         _sampling = new Generator((ulong)run.Seed, device);
-        if (IsScst)
+        if (IsScst) _reward = new CiderDReward(TrainDocumentFrequency(config, _corpus));
+    }
+
+    /// <summary>CIDEr-D document frequencies of the training references (or the configured df_file), as the reward uses them.</summary>
+    public static DocumentFrequency TrainDocumentFrequency(ScstConfig config, CaptionCorpus corpus)
+    {
+        var r = config.Scst.Reward;
+        DocumentFrequency df;
+        if (r.DfFile is not null && File.Exists(r.DfFile)) df = DocumentFrequency.Load(r.DfFile);
+        else
         {
-            var r = config.Scst.Reward;
-            DocumentFrequency df;
-            if (r.DfFile is not null && File.Exists(r.DfFile)) df = DocumentFrequency.Load(r.DfFile);
-            else
-            {
-                df = DocumentFrequency.Build(_corpus.Train.References, r.EosToken, Environment.ProcessorCount);
-                if (r.DfFile is not null) df.Save(r.DfFile);
-            }
-            if (df.CountsEos != r.EosToken)
-                throw new InvalidDataException($"scst.reward.df_file '{r.DfFile}' was built with eos_token = {df.CountsEos}, but the config says {r.EosToken}");
-            _reward = new CiderDReward(df);
+            df = DocumentFrequency.Build(corpus.Train.References, r.EosToken, Environment.ProcessorCount);
+            if (r.DfFile is not null) df.Save(r.DfFile);
         }
+        if (df.CountsEos != r.EosToken)
+            throw new InvalidDataException($"scst.reward.df_file '{r.DfFile}' was built with eos_token = {df.CountsEos}, but the config says {r.EosToken}");
+        return df;
     }
 
     /// <summary>LAVIS schedules per epoch; with max_iters an "epoch" is iters_per_inner_epoch updates (its inner epochs).</summary>
@@ -225,23 +228,42 @@ public sealed class CaptionTrainer : IDisposable
     /// <summary>CIDEr-D rewards of the rollout (train-corpus df, all references of each image) and the advantages.</summary>
     public (double[] Rewards, double[] Advantages, double[]? GreedyRewards) ScoreRollout(RolloutBatch rollout)
     {
-        var refs = rollout.ImageIndices.Select(i => _corpus.Train.References[i]).ToList();
-        var rewards = _reward!.Score(refs, rollout.Captions);
+        var greedy = Baseline == BaselineKind.Greedy ? GreedyCaptions(rollout.ImageIndices) : null;
+        return ScoreCaptions(_reward!, _corpus.Train.References, Baseline, rollout, greedy);
+    }
+
+    public BaselineKind Baseline => _config.Scst.Baseline switch
+    {
+        "greedy" => BaselineKind.Greedy,
+        "leave_one_out" => BaselineKind.LeaveOneOut,
+        _ => BaselineKind.MeanOfK,
+    };
+
+    /// <summary>The train references' CIDEr-D reward (df of the training references), built once per process.</summary>
+    public CiderDReward? Reward => _reward;
+
+    /// <summary>Greedy captions of training images with the current weights (the greedy baseline of Rennie et al.).</summary>
+    public string[] GreedyCaptions(int[] batch)
+    {
+        using var scope = NewDisposeScope();
+        Policy.Model.eval();
+        var pixels = _corpus.Train.Pixels(batch, Policy.Device);
+        using var g = Policy.Generate(pixels, new GenerationOptions { MaxNewTokens = _config.Run.MaxLen, MinNewTokens = _config.Run.MinLen });
+        return Policy.Decode(g.Sequences);
+    }
+
+    /// <summary>
+    /// The scoring half of SCST, free of the model: rewards against all references of each image, and advantages
+    /// under <paramref name="kind"/>. Reward actors run this with the captions a rollout actor sent.
+    /// </summary>
+    public static (double[] Rewards, double[] Advantages, double[]? GreedyRewards) ScoreCaptions(CiderDReward reward,
+        IReadOnlyList<IReadOnlyList<string>> trainReferences, BaselineKind kind, RolloutBatch rollout, string[]? greedyCaptions)
+    {
+        var refs = rollout.ImageIndices.Select(i => trainReferences[i]).ToList();
+        var rewards = reward.Score(refs, rollout.Captions);
         double[]? greedy = null;
-        var kind = _config.Scst.Baseline switch
-        {
-            "greedy" => BaselineKind.Greedy,
-            "leave_one_out" => BaselineKind.LeaveOneOut,
-            _ => BaselineKind.MeanOfK,
-        };
         if (kind == BaselineKind.Greedy)
-        {
-            using var scope = NewDisposeScope();
-            Policy.Model.eval();
-            var pixels = _corpus.Train.Pixels(rollout.ImageIndices, Policy.Device);
-            using var g = Policy.Generate(pixels, new GenerationOptions { MaxNewTokens = _config.Run.MaxLen, MinNewTokens = _config.Run.MinLen });
-            greedy = _reward.Score(refs, Policy.Decode(g.Sequences));
-        }
+            greedy = reward.Score(refs, greedyCaptions ?? throw new ArgumentException("the greedy baseline needs the greedy captions of the batch"));
         var adv = SelfCritical.Advantages(kind, rewards, rollout.K, greedy);
         return (rewards, adv, greedy);
     }
@@ -262,6 +284,27 @@ public sealed class CaptionTrainer : IDisposable
         return (loss.item<float>(), newLp);
     }
 
+    /// <summary>
+    /// The learner's half for stale rollouts (async SCST): the same loss with truncated importance weights
+    /// <c>min(isClip, exp(log π_new(w) − log π_behaviour(w)))</c> on the sequence probability, computed from this forward
+    /// pass (no gradient through the weights).
+    /// </summary>
+    public (double Loss, double[] NewLogProbs, double[] IsWeights) ScstStepOffPolicy(RolloutBatch rollout, double[] advantages, double isClip)
+    {
+        using var scope = NewDisposeScope();
+        Policy.Model.train();
+        var pixels = _corpus.Train.Pixels(rollout.ImageIndices, Policy.Device);
+        var seqs = tensor(rollout.Sequences.SelectMany(r => r).ToArray(), [rollout.Sequences.Length, rollout.Sequences[0].Length]).to(Policy.Device);
+        var (lp, mask) = Policy.SequenceLogProbs(pixels, seqs);
+        var adv = tensor(advantages.Select(a => (float)a).ToArray()).to(Policy.Device);
+        var seqLp = (lp.detach() * mask.to(lp.dtype)).sum(1);
+        var behaviour = tensor(rollout.BehaviourLogProbs).to(Policy.Device);
+        var isw = (seqLp - behaviour).exp().clamp_max(isClip);
+        var loss = ScstLoss.Compute(lp, mask, adv, _config.Scst.LossNormalization, isw);
+        (loss / _config.Run.AccumGradIters).backward();
+        return (loss.item<float>(), seqLp.cpu().data<float>().Select(v => (double)v).ToArray(), isw.cpu().data<float>().Select(v => (double)v).ToArray());
+    }
+
     /// <summary>Sets the learning rate for update <paramref name="update"/>, clips, steps and clears gradients.</summary>
     public (double Lr, double GradNorm) ApplyUpdate(long update, int dataEpoch)
     {
@@ -279,6 +322,67 @@ public sealed class CaptionTrainer : IDisposable
     }
 
     // ----------------------------------------------------------------------------------------------------------
+    // Pieces the actor learner shares with Run()
+
+    /// <summary>The run's checkpoint folder (latest.json, best.json, step_*.safetensors).</summary>
+    public CheckpointStore Checkpoints => _store;
+
+    /// <summary>Loads model and optimizer from the checkpoint <paramref name="tag"/> points at; returns its trainer state.</summary>
+    public (JsonObject State, string File) RestoreCheckpoint(string tag)
+    {
+        var (tensors, state, entry) = _store.Load(tag);
+        ApplyModelTensors(Policy.Model, tensors, entry.File);
+        var optTensors = tensors.Where(kv => kv.Key.StartsWith("optim.", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key["optim.".Length..], kv => kv.Value);
+        _optimizer.LoadStateDict(new OptimizerCheckpoint(optTensors, OptimizerScalars.FromJson(state["optimizer"]!.GetValue<string>(), entry.File)));
+        foreach (var t in tensors.Values) t.Dispose();
+        return (state, entry.File);
+    }
+
+    /// <summary>Writes a checkpoint of model and optimizer with the trainer state the resume path reads.</summary>
+    public CheckpointStore.Entry SaveCheckpoint(long update, long samples, int epoch, int position, double bestCider, long bestStep,
+        long sinceBest, double elapsed, JsonObject? extraState, params string[] tags) =>
+        SaveCheckpoint(IsScst ? "scst" : "ce", update, samples, new DataCursor(_corpus.Train.Count, _config.Run.Seed, epoch, position),
+            bestCider, bestStep, sinceBest, elapsed, tags, extraState);
+
+    /// <summary>Loads the best validation checkpoint (if any) and evaluates val and test, as Run() ends; returns the best file.</summary>
+    public string? FinalEvaluation(long update, Dictionary<string, IReadOnlyDictionary<string, double>> metrics)
+    {
+        string? bestFile = null;
+        if (_store.Find("best") is { } best)
+        {
+            var (tensors, _, _) = _store.Load("best");
+            ApplyModelTensors(Policy.Model, tensors, best.File);
+            foreach (var t in tensors.Values) t.Dispose();
+            bestFile = Path.Combine(_store.Directory, best.File);
+        }
+        metrics["val"] = EvaluateSplit(_corpus.Val, null);
+        metrics["test"] = EvaluateSplit(_corpus.Test, null);
+        _metrics.Log("test", update, metrics["test"]);
+        return bestFile;
+    }
+
+    /// <summary>The policy's weights alone (no optimizer), as one safetensors file: what rollout replicas load. Returns its SHA-256.</summary>
+    public string ExportPolicyWeights(string path)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (param, p) in Policy.Model.named_parameters()) tensors["model." + param] = p.detach().cpu();
+        return Scst.Model.SafeTensors.SafeTensorsFile.Write(path, tensors);
+    }
+
+    /// <summary>Loads weights written by <see cref="ExportPolicyWeights"/>, refusing a file whose SHA-256 differs.</summary>
+    public void LoadPolicyWeights(string path, string sha256)
+    {
+        var (tensors, _) = CheckpointStore.LoadFile(path, sha256);
+        ApplyModelTensors(Policy.Model, tensors, path);
+        foreach (var t in tensors.Values) t.Dispose();
+    }
+
+    /// <summary>Settings recorded in summary.json.</summary>
+    public Dictionary<string, object> SummarySettings() => Settings();
+
+    // ----------------------------------------------------------------------------------------------------------
     // The loop
 
     public TrainSummary Run(CancellationToken cancellation = default)
@@ -291,11 +395,7 @@ public sealed class CaptionTrainer : IDisposable
         var cursor = new DataCursor(_corpus.Train.Count, run.Seed);
         if (_options.Resume && _store.Find("latest") is not null)
         {
-            var (tensors, state, entry) = _store.Load("latest");
-            ApplyModelTensors(Policy.Model, tensors, entry.File);
-            var optTensors = tensors.Where(kv => kv.Key.StartsWith("optim.", StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key["optim.".Length..], kv => kv.Value);
-            _optimizer.LoadStateDict(new OptimizerCheckpoint(optTensors, OptimizerScalars.FromJson(state["optimizer"]!.GetValue<string>(), entry.File)));
+            var (state, file) = RestoreCheckpoint("latest");
             update = state["step"]!.GetValue<long>();
             samples = state["samples_consumed"]!.GetValue<long>();
             cursor = new DataCursor(_corpus.Train.Count, run.Seed, state["epoch"]!.GetValue<int>(), state["position"]!.GetValue<int>());
@@ -304,9 +404,8 @@ public sealed class CaptionTrainer : IDisposable
             sinceBest = state["evals_since_best"]?.GetValue<long>() ?? 0;
             elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
             if (state["mode"]?.GetValue<string>() is { } m && m != mode)
-                throw new InvalidDataException($"{entry.File}: the run directory holds a {m} run, but the config is {mode}; use another --run-dir");
-            foreach (var t in tensors.Values) t.Dispose();
-            _log.LogInformation("Resumed {Mode} at update {Update} (epoch {Epoch}, position {Pos}) from {File}", mode, update, cursor.Epoch, cursor.Position, entry.File);
+                throw new InvalidDataException($"{file}: the run directory holds a {m} run, but the config is {mode}; use another --run-dir");
+            _log.LogInformation("Resumed {Mode} at update {Update} (epoch {Epoch}, position {Pos}) from {File}", mode, update, cursor.Epoch, cursor.Position, file);
         }
         else if (_store.Find("latest") is not null)
             throw new InvalidOperationException($"{_options.RunDir} already holds a run; pass --resume to continue it, or choose another --run-dir");
@@ -354,16 +453,7 @@ public sealed class CaptionTrainer : IDisposable
         if (!stopped)
         {
             // Report the checkpoint chosen on validation, as papers do; the final weights stay in 'latest'.
-            if (_store.Find("best") is { } best)
-            {
-                var (tensors, _, _) = _store.Load("best");
-                ApplyModelTensors(Policy.Model, tensors, best.File);
-                foreach (var t in tensors.Values) t.Dispose();
-                bestFile = Path.Combine(_store.Directory, best.File);
-            }
-            metrics["val"] = EvaluateSplit(_corpus.Val, null);
-            metrics["test"] = EvaluateSplit(_corpus.Test, null);
-            _metrics.Log("test", update, metrics["test"]);
+            bestFile = FinalEvaluation(update, metrics);
         }
         var summary = new TrainSummary(mode, update, samples, Elapsed(), last.Sha256, Path.Combine(_store.Directory, last.File), bestFile,
             bestStep >= 0 ? bestStep : null, !stopped, metrics, Settings());
@@ -435,7 +525,7 @@ public sealed class CaptionTrainer : IDisposable
     }
 
     private CheckpointStore.Entry SaveCheckpoint(string mode, long update, long samples, DataCursor cursor, double bestCider, long bestStep,
-        long sinceBest, double elapsed, string[] tags)
+        long sinceBest, double elapsed, string[] tags, JsonObject? extraState = null)
     {
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -456,6 +546,8 @@ public sealed class CaptionTrainer : IDisposable
             ["optimizer"] = opt.Scalars.ToJson(),
             ["seed"] = _config.Run.Seed,
         };
+        if (extraState is not null)
+            foreach (var (k, v) in extraState) state[k] = v?.DeepClone();
         var name = tags.Contains("best") && tags.Length == 1 ? "best" : $"step_{update:D7}";
         var entry = _store.Save(name, tensors, state, tags);
         PruneOldCheckpoints();
@@ -500,7 +592,7 @@ public sealed class CaptionTrainer : IDisposable
         return d;
     }
 
-    private void WriteSummary(TrainSummary s)
+    public void WriteSummary(TrainSummary s, JsonObject? extra = null)
     {
         var json = new JsonObject
         {
@@ -517,6 +609,8 @@ public sealed class CaptionTrainer : IDisposable
                 new JsonObject(kv.Value.Select(m => KeyValuePair.Create<string, JsonNode?>(m.Key, m.Value)))))),
             ["settings"] = JsonSerializer.SerializeToNode(s.Settings),
         };
+        if (extra is not null)
+            foreach (var (k, v) in extra) json[k] = v?.DeepClone();
         var path = Path.Combine(_options.RunDir, "summary.json");
         Scst.Model.SafeTensors.SafeTensorsFile.WriteAtomically(path, System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
     }

@@ -12,6 +12,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(BenchRewardCommand.Create());
         cmd.Subcommands.Add(BenchGenerateCommand.Create());
         cmd.Subcommands.Add(BenchLearnerCommand.Create());
+        cmd.Subcommands.Add(BenchActorsCommand.Create());
         return cmd;
     }
 }

@@ -16,22 +16,34 @@ public static class TrainCommand
         Description = "Stop (with a checkpoint) once this many updates are done, as an interruption would; --resume continues",
     };
 
+    public static readonly Option<bool> FastFailure = new("--fast-failure")
+    {
+        Description = "With --role: detect dead nodes in seconds (hocon/fast-failure.conf); for tests and chaos runs",
+    };
+
     public static Command Create()
     {
-        var cmd = new Command("train", "Train a captioner: cross-entropy, or SCST when the config has an scst section") { Resume, StopAfter };
-        cmd.SetAction(r =>
+        var cmd = new Command("train", "Train a captioner: cross-entropy, or SCST when the config has an scst section") { Resume, StopAfter, FastFailure };
+        cmd.SetAction((r, ct) =>
         {
             var configFile = r.GetValue(GlobalOptions.Config);
             if (configFile is null)
             {
                 Console.Error.WriteLine("train: --config FILE is required");
-                return 2;
+                return Task.FromResult(2);
             }
             ScstConfig config;
             try { config = ConfigLoader.Load(configFile.FullName); }
-            catch (ConfigException e) { Console.Error.WriteLine(e.Message); return 2; }
+            catch (ConfigException e) { Console.Error.WriteLine(e.Message); return Task.FromResult(2); }
             var runDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.GetFullPath(config.Run.OutputDir);
-            return Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0;
+            // An explicit --role runs the actor system (learner / rollout / reward / all); without it, the plain trainer.
+            if (r.GetResult(GlobalOptions.Role) is { Implicit: false })
+            {
+                if (!config.IsScst) { Console.Error.WriteLine("train --role: the actor system runs SCST; train CE without --role"); return Task.FromResult(2); }
+                var node = NodeCommand.OptionsFrom(r) with { RunDir = runDir, FastFailure = r.GetValue(FastFailure) };
+                return Scst.Host.Cluster.ClusterTraining.RunAsync(config, node, r.GetValue(StopAfter), ct);
+            }
+            return Task.FromResult(Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0);
         });
         return cmd;
     }

@@ -85,6 +85,28 @@ public sealed class HostProcess : IDisposable
 
     public int ExitCode => _p.ExitCode;
 
+    public bool HasExited => _p.HasExited;
+
+    /// <summary>Waits for the process to end by itself (and for its redirected output to drain).</summary>
+    public async Task<int> WaitForExit(TimeSpan timeout, string what)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await _p.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"{_name} (pid {_p.Id}) did not {what} within {timeout.TotalSeconds:F0}s. Last lines:\n" + string.Join("\n", _lines.TakeLast(25)));
+        }
+        return _p.ExitCode;
+    }
+
+    /// <summary>Waits for the process to end and fails with its last output lines unless it exited with <paramref name="expected"/>.</summary>
+    public async Task ExpectExit(int expected, TimeSpan timeout, string what)
+    {
+        var code = await WaitForExit(timeout, what);
+        if (code != expected)
+            throw new Xunit.Sdk.XunitException($"{_name} exited with {code}, expected {expected} ({what}). Last lines:\n" + string.Join("\n", _lines.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal)).TakeLast(30)));
+    }
+
     public void Dispose()
     {
         try { Kill9(); } catch (InvalidOperationException) { }

@@ -1,0 +1,575 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Persistence;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Actors.Training;
+using Scst.Actors.Weights;
+
+namespace Scst.Actors.Pipeline;
+
+/// <param name="RunDir">Checkpoints, weights/ (published versions), summary.json.</param>
+/// <param name="PublishEvery">Async mode: publish weights every N updates (sync always publishes every update).</param>
+/// <param name="RequestTimeout">A rollout or score request unanswered this long goes to another worker.</param>
+/// <param name="InFlightPerWorker">Async mode: requests queued per rollout worker, so it never waits for the learner.</param>
+public sealed record LearnerSettings(
+    ScstConfig Config,
+    string RunDir,
+    IMetricsSink Metrics,
+    ILogger Log,
+    TaskCompletionSource<TrainSummary?> Done,
+    RewardContext? LocalReward = null,
+    int RewardPoolSize = 2,
+    int ChunkSize = 65536,
+    int KeepVersions = 2,
+    int PublishEvery = 1,
+    TimeSpan? RequestTimeout = null,
+    int InFlightPerWorker = 2,
+    int? StopAfterUpdates = null)
+{
+    public TimeSpan Timeout => RequestTimeout ?? TimeSpan.FromSeconds(60);
+}
+
+/// <summary>
+/// The SCST learner as a persistent cluster singleton. It owns the data cursor (the plain trainer's
+/// <see cref="DataCursor"/> order), hands micro-batches to whichever rollout workers are registered, sends their
+/// captions to reward workers, and applies the update with the trainer's own steps (<see cref="CaptionTrainer.ScstStep"/>,
+/// <see cref="CaptionTrainer.ApplyUpdate"/>). Each applied update is one journal event naming the batches it consumed,
+/// so consumption and update are atomic. A restart loads the last checkpoint and re-runs the journaled updates after it
+/// (rollouts regenerated locally from their seeds): in sync mode that reproduces the uninterrupted run's weights exactly.
+/// </summary>
+public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
+{
+    public const string PersistenceIdValue = "scst-learner";
+    public const string Dispatcher = "scst.learner-dispatcher";
+
+    sealed record StepRecord(long Update, int Epoch, int[][] Batches);
+
+    /// <summary>One micro-batch of training data on its way through rollout and reward.</summary>
+    sealed class Work(int[] ids, int epoch, long seed)
+    {
+        public int[] Ids { get; } = ids;
+        public int Epoch { get; } = epoch;
+        public long Seed { get; set; } = seed;
+        public long RequestId { get; set; }
+        public IActorRef? Worker { get; set; }
+        public DateTime SentAt { get; set; }
+        public RolloutResult? Rollout { get; set; }
+        public IActorRef? Scorer { get; set; }
+        public ScoreResult? Score { get; set; }
+    }
+
+    sealed record Tick { public static readonly Tick Instance = new(); }
+
+    readonly LearnerSettings _s;
+    readonly ScstConfig _config;
+    readonly ILoggingAdapter _log = Context.GetLogger();
+    readonly bool _async;
+    CaptionTrainer _trainer = null!;
+    IActorRef _publisher = null!;
+    IActorRef? _localReward;
+
+    // Journaled state
+    long _update;
+    DataCursor _cursor = null!;
+    readonly List<(int Epoch, int[] Ids)> _carriedPending = [];
+    readonly Dictionary<long, StepRecord> _steps = [];
+    readonly SortedDictionary<int, HashSet<int>> _consumed = [];
+    long _duplicates, _samples, _droppedStale;
+
+    // Running state
+    bool _running, _finished;
+    readonly List<IActorRef> _rollouts = [];
+    readonly List<IActorRef> _rewards = [];
+    readonly Dictionary<IActorRef, int> _inFlight = [];
+    readonly Dictionary<IActorRef, string> _workerNode = [];
+    readonly Dictionary<long, Work> _byRequest = [];
+    readonly Queue<Work> _toDispatch = new();
+    readonly List<Work> _current = []; // sync: this update's micro-batches, in order
+    readonly List<Work> _ready = [];   // async: scored rollouts waiting for an update
+    readonly Dictionary<string, long> _rolloutsByNode = [];
+    readonly HashSet<string> _nodesSeen = [];
+    readonly List<int> _staleness = [];
+    readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
+    long _nextRequestId = 1, _dispatchSerial;
+    int _rewardRr;
+    double _bestCider = double.NegativeInfinity, _elapsedBefore;
+    long _bestStep = -1, _sinceBest;
+    bool _stopEarly;
+    readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    public ITimerScheduler Timers { get; set; } = null!;
+    public override string PersistenceId => PersistenceIdValue;
+
+    public static Props Props(LearnerSettings s) => Akka.Actor.Props.Create(() => new LearnerActor(s)).WithDispatcher(Dispatcher);
+
+    int Accum => _config.Run.AccumGradIters;
+    int BatchSize => _config.Run.BatchSizeTrain;
+    long Total => _trainer.TotalUpdates;
+
+    public LearnerActor(LearnerSettings s)
+    {
+        _s = s;
+        _config = s.Config;
+        if (!_config.IsScst) throw new ArgumentException("the actor learner runs SCST: the config needs an scst section (CE pre-training runs with the plain trainer)");
+        _async = _config.Scst.Mode == "async";
+
+        Recover<LearnerStepApplied>(ApplyEvent);
+        Recover<RecoveryCompleted>(_ => Start());
+
+        Command<RegisterWorker>(OnRegister);
+        Command<RolloutResult>(OnRollout);
+        Command<ScoreResult>(OnScore);
+        Command<Terminated>(t => RemoveWorker(t.ActorRef, "terminated"));
+        Command<Tick>(_ => OnTick());
+        Command<WeightsAvailable>(_ => { });
+        Command<ClusterEvent.MemberUp>(m => _nodesSeen.Add(m.Member.Address.ToString()));
+        Command<ClusterEvent.IMemberEvent>(_ => { });
+        Command<Status.Failure>(f => _log.Error(f.Cause, "learner: a child failed"));
+    }
+
+    protected override void PreStart()
+    {
+        Directory.CreateDirectory(_s.RunDir);
+        try { _trainer = new CaptionTrainer(_config, new TrainerOptions(_s.RunDir), _s.Metrics, _s.Log); }
+        catch (Exception e)
+        {
+            // The singleton manager would restart us forever; the host must hear why and exit.
+            _s.Done.TrySetException(e);
+            throw;
+        }
+        _cursor = new DataCursor(_trainer.Corpus.Train.Count, _config.Run.Seed);
+        _publisher = Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights");
+        if (_s.LocalReward is not null) _localReward = Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));
+        base.PreStart();
+    }
+
+    protected override void PostStop()
+    {
+        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        _trainer?.Dispose();
+        base.PostStop();
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Journal
+
+    void ApplyEvent(LearnerStepApplied e)
+    {
+        var batches = new int[e.BatchSizes.Length][];
+        var offset = 0;
+        for (var m = 0; m < batches.Length; m++)
+        {
+            batches[m] = e.ImageIds.AsSpan(offset, e.BatchSizes[m]).ToArray();
+            offset += e.BatchSizes[m];
+            var seen = _consumed.TryGetValue(e.BatchEpochs[m], out var set) ? set : _consumed[e.BatchEpochs[m]] = [];
+            foreach (var id in batches[m])
+                if (!seen.Add(id)) _duplicates++;
+            _samples += batches[m].Length;
+        }
+        _steps[e.Update] = new StepRecord(e.Update, e.CursorEpoch, batches);
+        _update = e.Update + 1;
+        // Live, the cursor already stands where the event says; rebuilding it would only reshuffle the epoch again.
+        if (IsRecovering) _cursor = new DataCursor(_cursor.Size, _config.Run.Seed, e.CursorEpoch, e.CursorPosition);
+        _droppedStale = e.RolloutsDroppedStale;
+        _carriedPending.Clear();
+        offset = 0;
+        for (var i = 0; i < e.PendingSizes.Length; i++)
+        {
+            _carriedPending.Add((e.PendingEpochs[i], e.PendingIds.AsSpan(offset, e.PendingSizes[i]).ToArray()));
+            offset += e.PendingSizes[i];
+        }
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _s.Done.TrySetException(new IOException($"the learner journal could not record update {_update}: {cause.Message}", cause));
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _s.Done.TrySetException(new InvalidDataException($"the learner journal cannot be read back: {reason.Message}", reason));
+        base.OnRecoveryFailure(reason, message);
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Start: checkpoint + replay of the journaled updates after it
+
+    void Start()
+    {
+        try
+        {
+            var latest = _trainer.Checkpoints.Find("latest");
+            long fromUpdate = 0;
+            if (latest is not null)
+            {
+                var (state, file) = _trainer.RestoreCheckpoint("latest");
+                fromUpdate = state["step"]!.GetValue<long>();
+                if (state["mode"]?.GetValue<string>() is { } m && m != "scst")
+                    throw new InvalidDataException($"{file}: the run directory holds a {m} run; the actor learner runs SCST. Use another --run-dir");
+                if (state["actor_learner"] is null)
+                    throw new InvalidDataException($"{file}: the run directory holds a plain-trainer run (train without --role); use another --run-dir");
+                if (fromUpdate > _update)
+                    throw new InvalidDataException($"{file} is at update {fromUpdate} but the learner journal ends at update {_update}: the journal belongs to another run. " +
+                                                   "Use the journal of this run folder (or a new --run-dir / database)");
+                _bestCider = state["best_val_cider"]?.GetValue<double>() ?? double.NegativeInfinity;
+                _bestStep = state["best_step"]?.GetValue<long>() ?? -1;
+                _sinceBest = state["evals_since_best"]?.GetValue<long>() ?? 0;
+                _elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
+            }
+            if (_update > 0)
+            {
+                _log.Info("learner: journal at update {0}, checkpoint at update {1}; replaying {2} updates", _update, fromUpdate, _update - fromUpdate);
+                for (var u = fromUpdate; u < _update; u++) Replay(_steps[u]);
+            }
+            foreach (var (epoch, ids) in _carriedPending) _toDispatch.Enqueue(new Work(ids, epoch, NextSeed()));
+            _running = true;
+            Publish(_update);
+            Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
+            _log.Info("learner: {0} SCST at update {1}/{2} (policy v{1}), {3} images per update", _async ? "async" : "sync", _update, Total, BatchSize * Accum);
+            Next();
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "learner cannot start: {0}", e.Message);
+            _s.Done.TrySetException(e);
+            Context.Stop(Self);
+        }
+    }
+
+    /// <summary>A journaled update re-run on the learner itself: same batches, same sampling seeds, same step.</summary>
+    void Replay(StepRecord step)
+    {
+        var values = new Dictionary<string, double>();
+        for (var m = 0; m < step.Batches.Length; m++)
+        {
+            var seed = CaptionTrainer.SamplingSeed(_config.Run.Seed, step.Update, m);
+            var rollout = _trainer.Rollout(step.Batches[m], step.Update, seed);
+            var (rewards, adv, greedy) = _trainer.ScoreRollout(rollout);
+            var (loss, _) = _trainer.ScstStep(rollout, adv);
+            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy));
+            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss });
+        }
+        var (lr, norm) = _trainer.ApplyUpdate(step.Update, step.Epoch);
+        AfterUpdate(step.Update + 1, step.Epoch, values, lr, norm, replay: true);
+    }
+
+    void Accumulate(Dictionary<string, double> acc, IReadOnlyDictionary<string, double> v)
+    {
+        foreach (var (k, x) in v) acc[k] = acc.GetValueOrDefault(k) + x / Accum;
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Workers
+
+    void OnRegister(RegisterWorker r)
+    {
+        var list = r.Kind == RegisterWorker.Rollout ? _rollouts : r.Kind == RegisterWorker.Reward ? _rewards : null;
+        if (list is null || list.Contains(Sender)) return;
+        list.Add(Sender);
+        _inFlight[Sender] = 0;
+        _workerNode[Sender] = r.Node;
+        _nodesSeen.Add(r.Node);
+        Context.Watch(Sender);
+        Sender.Tell(new WorkerWelcome(_publisher, _update));
+        _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, _rollouts.Count, _rewards.Count);
+        if (_finished) { Sender.Tell(new TrainingFinished(_update)); return; }
+        Pump();
+    }
+
+    void RemoveWorker(IActorRef w, string why)
+    {
+        if (!_rollouts.Remove(w) && !_rewards.Remove(w)) return;
+        _inFlight.Remove(w);
+        _log.Warning("learner: worker {0} left ({1}); its work goes to the others", w.Path, why);
+        foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, w) && x.Rollout is null).ToList()) Redispatch(work);
+        foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, w) && x.Score is null).ToList()) SendToReward(work);
+        Pump();
+    }
+
+    void OnTick()
+    {
+        if (!_running || _finished) return;
+        var now = DateTime.UtcNow;
+        foreach (var work in _byRequest.Values.ToList())
+        {
+            if (now - work.SentAt < _s.Timeout) continue;
+            _log.Warning("learner: request {0} unanswered for {1}; sending it elsewhere", work.RequestId, _s.Timeout);
+            if (work.Rollout is null) Redispatch(work);
+            else if (work.Score is null) SendToReward(work);
+        }
+        Pump();
+    }
+
+    void Redispatch(Work work)
+    {
+        _byRequest.Remove(work.RequestId);
+        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        work.Worker = null;
+        work.Rollout = null;
+        work.Score = null;
+        _toDispatch.Enqueue(work);
+    }
+
+    long NextSeed() => (long)CaptionTrainer.SamplingSeed(_config.Run.Seed, 1_000_000_000L + _dispatchSerial++, 0);
+
+    /// <summary>Hands queued micro-batches to the least-loaded rollout workers (async: tops the pipeline up first).</summary>
+    void Pump()
+    {
+        if (!_running || _finished) return;
+        if (_async)
+        {
+            var window = _rollouts.Count * _s.InFlightPerWorker;
+            var outstanding = _byRequest.Count + _toDispatch.Count;
+            while (outstanding < window && _update + (_ready.Count + outstanding) / Accum < Total)
+            {
+                var ids = _cursor.Next(BatchSize);
+                _toDispatch.Enqueue(new Work(ids, _cursor.Epoch, NextSeed()));
+                outstanding++;
+            }
+        }
+        while (_toDispatch.Count > 0)
+        {
+            var worker = _rollouts.Where(w => _inFlight[w] < (_async ? _s.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
+            if (worker is null) return;
+            var work = _toDispatch.Dequeue();
+            work.RequestId = _nextRequestId++;
+            work.Worker = worker;
+            work.SentAt = DateTime.UtcNow;
+            _inFlight[worker]++;
+            _byRequest[work.RequestId] = work;
+            var minVersion = _async ? Math.Max(0, _update - _config.Scst.MaxStaleness) : _update;
+            worker.Tell(new RolloutRequest(work.RequestId, [.. work.Ids], minVersion, !_async, work.Seed));
+        }
+    }
+
+    void OnRollout(RolloutResult r)
+    {
+        if (!_byRequest.TryGetValue(r.RequestId, out var work) || work.Rollout is not null) return; // answered twice, or re-dispatched
+        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        _rolloutsByNode[r.Node] = _rolloutsByNode.GetValueOrDefault(r.Node) + 1;
+        _nodesSeen.Add(r.Node);
+        if (!_async && r.PolicyVersion != _update)
+        {
+            _log.Warning("learner: rollout {0} came from v{1}, not v{2}; sending it again", r.RequestId, r.PolicyVersion, _update);
+            Redispatch(work);
+        }
+        else if (_async && _update - r.PolicyVersion > _config.Scst.MaxStaleness)
+            DropStale(work);
+        else
+        {
+            work.Rollout = r;
+            SendToReward(work);
+        }
+        Pump();
+    }
+
+    void DropStale(Work work)
+    {
+        _droppedStale++;
+        work.Seed = NextSeed();
+        Redispatch(work);
+    }
+
+    void SendToReward(Work work)
+    {
+        var pool = _rewards.Count > 0 ? _rewards[_rewardRr++ % _rewards.Count] : _localReward;
+        if (pool is null) { _log.Warning("learner: no reward worker yet"); return; } // the tick retries
+        var r = work.Rollout!;
+        work.Scorer = pool;
+        work.SentAt = DateTime.UtcNow;
+        pool.Tell(new ScoreRequest(work.RequestId, r.ImageIds, r.K, r.Captions, r.GreedyCaptions));
+    }
+
+    void OnScore(ScoreResult s)
+    {
+        if (!_byRequest.TryGetValue(s.RequestId, out var work) || work.Rollout is null || work.Score is not null) return;
+        work.Score = s;
+        _byRequest.Remove(s.RequestId);
+        if (_async) _ready.Add(work);
+        TryUpdate();
+    }
+
+    // ------------------------------------------------------------------------------------------------------
+    // Updates
+
+    void Next()
+    {
+        if (_update >= Total || _stopEarly || (_s.StopAfterUpdates is int stop && _update >= stop)) { Finish(); return; }
+        if (!_async && _current.Count == 0)
+        {
+            for (var m = 0; m < Accum; m++)
+            {
+                var ids = _cursor.Next(BatchSize);
+                var w = new Work(ids, _cursor.Epoch, (long)CaptionTrainer.SamplingSeed(_config.Run.Seed, _update, m));
+                _current.Add(w);
+                _toDispatch.Enqueue(w);
+            }
+        }
+        Pump();
+    }
+
+    void TryUpdate()
+    {
+        if (_finished) return;
+        List<Work> used;
+        if (!_async)
+        {
+            if (_current.Count == 0 || _current.Any(w => w.Score is null)) return;
+            used = [.. _current];
+        }
+        else
+        {
+            // Versions may have moved on while these were scored: re-check staleness at use.
+            foreach (var w in _ready.Where(w => _update - w.Rollout!.PolicyVersion > _config.Scst.MaxStaleness).ToList())
+            {
+                _ready.Remove(w);
+                DropStale(w);
+            }
+            if (_ready.Count < Accum) { Pump(); return; }
+            used = _ready.Take(Accum).ToList();
+            _ready.RemoveRange(0, Accum);
+        }
+
+        var values = new Dictionary<string, double>();
+        var isStats = new List<double>();
+        _staleness.Clear();
+        foreach (var w in used)
+        {
+            var rollout = w.Rollout!.ToBatch();
+            var adv = w.Score!.Advantages.ToArray();
+            double loss;
+            var staleness = _update - rollout.PolicyVersion;
+            _staleness.Add((int)staleness);
+            _stalenessHistogram[staleness] = _stalenessHistogram.GetValueOrDefault(staleness) + 1;
+            if (_async)
+            {
+                (loss, _, var isw) = _trainer.ScstStepOffPolicy(rollout, adv, _config.Scst.IsClip);
+                isStats.AddRange(isw);
+            }
+            else (loss, _) = _trainer.ScstStep(rollout, adv);
+            var greedy = w.Score.GreedyRewards.IsDefaultOrEmpty ? null : w.Score.GreedyRewards.ToArray();
+            Accumulate(values, CaptionTrainer.RolloutStats(rollout, w.Score.Rewards.ToArray(), adv, greedy));
+            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss });
+        }
+        var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
+        var (lr, norm) = _trainer.ApplyUpdate(_update, epoch);
+        if (_async)
+        {
+            values["staleness_mean"] = _staleness.Average();
+            values["staleness_max"] = _staleness.Max();
+            values["is_weight_mean"] = isStats.Average();
+            values["is_weight_min"] = isStats.Min();
+            values["is_weight_max"] = isStats.Max();
+            values["is_clipped_frac"] = isStats.Count(x => x >= _config.Scst.IsClip - 1e-6) / (double)isStats.Count;
+        }
+        values["rollouts_dropped_stale"] = _droppedStale;
+
+        var pending = _byRequest.Values.Concat(_toDispatch).Concat(_ready).Where(w => !used.Contains(w)).Distinct().ToList();
+        var ev = new LearnerStepApplied(_update, _update + 1, _cursor.Epoch, _cursor.Position,
+            [.. used.Select(w => w.Ids.Length)], [.. used.Select(w => w.Epoch)], [.. used.SelectMany(w => w.Ids)],
+            [.. pending.Select(w => w.Ids.Length)], [.. pending.Select(w => w.Epoch)], [.. pending.SelectMany(w => w.Ids)], _droppedStale);
+        _current.Clear();
+        // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
+        // Safe because a crash before the write re-derives exactly these weights for this version by replay.
+        var publishedEarly = !_async;
+        if (publishedEarly) Publish(_update + 1);
+        Persist(ev, e =>
+        {
+            var carried = _carriedPending.ToList();
+            ApplyEvent(e);
+            _carriedPending.Clear(); // live pending work is in the queues; only a restart needs the journaled list
+            _steps.Remove(e.Update - Math.Max(1, _config.Run.CheckpointEvery) * 2); // replay never goes further back than the last checkpoint
+            AfterUpdate(_update, epoch, values, lr, norm, replay: false);
+            if (!publishedEarly && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
+            Next();
+        });
+    }
+
+    /// <summary>What follows an update in the plain trainer too: metrics, validation (best checkpoint), periodic checkpoint.</summary>
+    void AfterUpdate(long update, int epoch, Dictionary<string, double> values, double lr, double norm, bool replay)
+    {
+        var run = _config.Run;
+        values["lr"] = lr;
+        if (!double.IsNaN(norm)) values["grad_norm"] = norm;
+        values["epoch"] = epoch;
+        values["policy_version"] = update;
+        _s.Metrics.Log("scst", update, values);
+        if (!replay && _rolloutsByNode.Count > 0)
+            _s.Metrics.Log("rollout_nodes", update, _rolloutsByNode.ToDictionary(kv => kv.Key, kv => (double)kv.Value));
+        if (update % run.EvalEvery == 0 || update == Total)
+        {
+            var val = _trainer.EvaluateSplit(_trainer.Corpus.Val, run.EvalMaxImages);
+            _s.Metrics.Log("val", update, val);
+            var cider = val["CIDEr"];
+            if (cider > _bestCider)
+            {
+                (_bestCider, _bestStep, _sinceBest) = (cider, update, 0);
+                Save(update, "best");
+            }
+            else if (run.EarlyStopPatience > 0 && ++_sinceBest >= run.EarlyStopPatience) _stopEarly = true;
+            _log.Info("update {0}: val CIDEr-D {1:F4} (best {2:F4} at {3})", update, cider, _bestCider, _bestStep);
+        }
+        if (update % run.CheckpointEvery == 0) Save(update, "latest");
+    }
+
+    double Elapsed() => _elapsedBefore + _clock.Elapsed.TotalSeconds;
+
+    CheckpointStore.Entry Save(long update, params string[] tags) =>
+        _trainer.SaveCheckpoint(update, _samples, _cursor.Epoch, _cursor.Position, _bestCider, _bestStep, _sinceBest, Elapsed(),
+            new JsonObject { ["actor_learner"] = true, ["policy_version"] = update }, tags);
+
+    void Publish(long version)
+    {
+        var dir = Path.Combine(_s.RunDir, "weights");
+        Directory.CreateDirectory(dir);
+        var file = Path.Combine(dir, $"policy-v{version}.safetensors");
+        _trainer.ExportPolicyWeights(file);
+        _publisher.Tell(new PublishWeights(version, file));
+        // The publisher keeps its newest versions open, so older files can go (an open handle outlives the name).
+        foreach (var f in Directory.EnumerateFiles(dir, "policy-v*.safetensors"))
+            if (long.TryParse(Path.GetFileNameWithoutExtension(f)["policy-v".Length..], out var v) && v <= version - _s.KeepVersions)
+                File.Delete(f);
+    }
+
+    void Finish()
+    {
+        if (_finished) return;
+        _finished = true;
+        _running = false;
+        var stopped = _update < Total && !_stopEarly;
+        var last = Save(_update, "latest");
+        var metrics = new Dictionary<string, IReadOnlyDictionary<string, double>>();
+        string? bestFile = null;
+        if (!stopped) bestFile = _trainer.FinalEvaluation(_update, metrics);
+        var summary = new TrainSummary("scst", _update, _samples, Elapsed(), last.Sha256, Path.Combine(_trainer.Checkpoints.Directory, last.File), bestFile,
+            _bestStep >= 0 ? _bestStep : null, !stopped, metrics, _trainer.SummarySettings());
+        var perEpoch = new JsonObject();
+        foreach (var (epoch, ids) in _consumed) perEpoch[epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)] = ids.Count;
+        var byNode = new JsonObject();
+        foreach (var (node, n) in _rolloutsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byNode[node] = n;
+        var histogram = new JsonObject();
+        foreach (var (k, n) in _stalenessHistogram) histogram[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = n;
+        _trainer.WriteSummary(summary, new JsonObject
+        {
+            ["staleness_histogram"] = histogram,
+            ["policy_version"] = _update,
+            ["samples_consumed_per_epoch"] = perEpoch,
+            ["duplicate_samples"] = _duplicates,
+            ["train_images"] = _trainer.Corpus.Train.Count,
+            ["nodes_seen"] = _nodesSeen.Count,
+            ["rollouts_by_node"] = byNode,
+            ["rollouts_dropped_stale"] = _droppedStale,
+            ["scst_mode"] = _config.Scst.Mode,
+        });
+        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _update, _samples, _droppedStale, _nodesSeen.Count);
+        foreach (var w in _rollouts.Concat(_rewards)) w.Tell(new TrainingFinished(_update));
+        _s.Done.TrySetResult(summary);
+    }
+}

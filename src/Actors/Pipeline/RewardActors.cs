@@ -1,0 +1,78 @@
+using Akka.Actor;
+using Akka.Routing;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Actors.Training;
+using Scst.Reward;
+
+namespace Scst.Actors.Pipeline;
+
+/// <summary>What every reward actor of a process shares: the training references and their CIDEr-D document frequencies.</summary>
+public sealed class RewardContext(IReadOnlyList<IReadOnlyList<string>> references, DocumentFrequency df, BaselineKind baseline)
+{
+    public IReadOnlyList<IReadOnlyList<string>> References { get; } = references;
+    public DocumentFrequency Df { get; } = df;
+    public BaselineKind Baseline { get; } = baseline;
+
+    /// <summary>Reads the corpus annotations (pixels are only decoded on use, so none are) and builds the train df.</summary>
+    public static RewardContext Load(ScstConfig config, ILogger log)
+    {
+        var corpus = CaptionCorpus.Load(config, log);
+        var kind = config.Scst.Baseline switch
+        {
+            "greedy" => BaselineKind.Greedy,
+            "leave_one_out" => BaselineKind.LeaveOneOut,
+            _ => BaselineKind.MeanOfK,
+        };
+        return new RewardContext(corpus.Train.References, CaptionTrainer.TrainDocumentFrequency(config, corpus), kind);
+    }
+}
+
+/// <summary>Scores one rollout at a time with the trainer's scoring function; each actor owns its CIDEr-D scratch buffers.</summary>
+public sealed class RewardActor : ReceiveActor
+{
+    public static Props Props(RewardContext ctx) => Akka.Actor.Props.Create(() => new RewardActor(ctx));
+
+    public RewardActor(RewardContext ctx)
+    {
+        var reward = new CiderDReward(ctx.Df);
+        Receive<ScoreRequest>(r =>
+        {
+            var rollout = new RolloutBatch([.. r.ImageIds], r.K, [], [.. r.Captions], [], [], 0);
+            var (rewards, adv, greedy) = CaptionTrainer.ScoreCaptions(reward, ctx.References, ctx.Baseline, rollout,
+                r.GreedyCaptions.IsDefaultOrEmpty ? null : [.. r.GreedyCaptions]);
+            Sender.Tell(new ScoreResult(r.RequestId, [.. rewards], [.. adv], greedy is null ? [] : [.. greedy]));
+        });
+    }
+}
+
+/// <summary>
+/// A process's reward pool: a round-robin router over <c>size</c> reward actors (one per core by default). On a
+/// reward node it registers with the learner; the learner's own fallback pool does not.
+/// </summary>
+public sealed class RewardPool : ReceiveActor, IWithTimers
+{
+    public ITimerScheduler Timers { get; set; } = null!;
+    readonly IActorRef? _learner;
+
+    sealed record Register { public static readonly Register Instance = new(); }
+
+    public static Props Props(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<long>? finished = null) =>
+        Akka.Actor.Props.Create(() => new RewardPool(ctx, size, learner, finished));
+
+    public RewardPool(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<long>? finished)
+    {
+        _learner = learner;
+        var router = Context.ActorOf(RewardActor.Props(ctx).WithRouter(new RoundRobinPool(Math.Max(1, size))), "scorers");
+        var node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
+        Receive<ScoreRequest>(r => router.Forward(r));
+        Receive<Register>(_ => _learner!.Tell(new RegisterWorker(RegisterWorker.Reward, node)));
+        Receive<WorkerWelcome>(_ => { });
+        Receive<TrainingFinished>(f => finished?.TrySetResult(f.Updates));
+    }
+
+    protected override void PreStart()
+    {
+        if (_learner is not null) Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+    }
+}

@@ -1,0 +1,128 @@
+using Akka.Actor;
+using Akka.Event;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Actors.Training;
+using Scst.Actors.Weights;
+using Scst.Reward;
+
+namespace Scst.Actors.Pipeline;
+
+/// <param name="WorkDir">This replica's own folder: tokenizer copy and fetched weights (policy-vN.safetensors).</param>
+/// <param name="Finished">Completed when the learner says the run is over (the rollout process then exits).</param>
+public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRef Learner, ILogger Log, WeightFetcherSettings Fetcher,
+    TaskCompletionSource<long>? Finished = null);
+
+/// <summary>
+/// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
+/// scopes and grad mode are thread-static. Loads each version from the verified safetensors file its
+/// <see cref="WeightFetcher"/> delivers, and answers <see cref="RolloutRequest"/>s with the trainer's own
+/// <see cref="CaptionTrainer.Rollout"/> (and greedy captions for the greedy baseline), stamped with the version.
+/// </summary>
+public sealed class RolloutActor : ReceiveActor, IWithTimers
+{
+    public const string Dispatcher = "scst.rollout-dispatcher";
+
+    readonly RolloutSettings _s;
+    readonly ILoggingAdapter _log = Context.GetLogger();
+    readonly CaptionTrainer _replica;
+    readonly string _node;
+    readonly Queue<(RolloutRequest Request, IActorRef ReplyTo)> _queue = new();
+    IActorRef? _publisher;
+    IActorRef? _fetcher;
+    long _version = -1;
+    string? _weightsFile;
+    int _fetcherGeneration;
+    long _served;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(RolloutSettings s) => Akka.Actor.Props.Create(() => new RolloutActor(s)).WithDispatcher(Dispatcher);
+
+    sealed record Register { public static readonly Register Instance = new(); }
+
+    public RolloutActor(RolloutSettings s)
+    {
+        _s = s;
+        _node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
+        Directory.CreateDirectory(s.WorkDir);
+        // The replica never trains: its optimizer stays empty; metrics go nowhere.
+        _replica = new CaptionTrainer(s.Config, new TrainerOptions(s.WorkDir), NullMetricsSink.Instance, s.Log);
+
+        Receive<Register>(_ => _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node)));
+        Receive<WorkerWelcome>(OnWelcome);
+        Receive<WeightsReady>(OnWeights);
+        Receive<WeightsFetchFailed>(f =>
+        {
+            _log.Warning("rollout {0}: weights v{1} could not be fetched ({2}); subscribing again", Self.Path.Name, f.Version, f.Reason);
+            StartFetcher();
+        });
+        Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender)); Serve(); });
+        Receive<TrainingFinished>(f =>
+        {
+            _log.Info("rollout {0}: run finished after {1} updates; served {2} rollouts", Self.Path.Name, f.Updates, _served);
+            _s.Finished?.TrySetResult(f.Updates);
+        });
+    }
+
+    protected override void PreStart() =>
+        // Re-registering on a timer is how a restarted (or moved) learner singleton finds its workers again.
+        Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+
+    protected override void PostStop() => _replica.Dispose();
+
+    void OnWelcome(WorkerWelcome w)
+    {
+        if (Equals(w.Publisher, _publisher)) return;
+        _log.Info("rollout {0}: learner at {1} (policy v{2})", Self.Path.Name, w.Publisher.Path.Address, w.PolicyVersion);
+        _publisher = w.Publisher;
+        // A new learner incarnation may restart from an older journaled version than what this replica holds.
+        _version = -1;
+        _queue.Clear();
+        StartFetcher();
+    }
+
+    void StartFetcher()
+    {
+        if (_fetcher is not null) Context.Stop(_fetcher);
+        _fetcher = Context.ActorOf(WeightFetcher.Props(_publisher!, Path.Combine(_s.WorkDir, "weights"), Self, _s.Fetcher), $"fetcher-{++_fetcherGeneration}");
+    }
+
+    void OnWeights(WeightsReady w)
+    {
+        if (!Equals(Sender, _fetcher)) return; // a fetcher of a previous learner
+        _replica.LoadPolicyWeights(w.Path, w.Sha256);
+        if (_weightsFile is not null && _weightsFile != w.Path) TryDelete(_weightsFile);
+        _weightsFile = w.Path;
+        _version = w.Version;
+        Serve();
+    }
+
+    void Serve()
+    {
+        while (_queue.Count > 0)
+        {
+            var (r, replyTo) = _queue.Peek();
+            if (_version < r.MinVersion) return; // wait for the weights the request needs
+            _queue.Dequeue();
+            if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
+            var batch = _replica.Rollout([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
+            var greedy = _replica.Baseline == BaselineKind.Greedy ? _replica.GreedyCaptions([.. r.ImageIds]) : null;
+            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));
+            _served++;
+        }
+    }
+
+    static void TryDelete(string f)
+    {
+        try { File.Delete(f); } catch (IOException) { }
+    }
+}
+
+/// <summary>Metrics of a component that reports nothing (rollout replicas).</summary>
+public sealed class NullMetricsSink : IMetricsSink
+{
+    public static readonly NullMetricsSink Instance = new();
+    public void Log(string phase, long step, IReadOnlyDictionary<string, double> values) { }
+    public void Dispose() { }
+}

@@ -1,0 +1,82 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Scst.Actors.Messages;
+using Scst.Actors.Training;
+
+namespace Scst.Actors.Pipeline;
+
+/// <summary>A rollout or reward worker announcing itself to the learner (repeated, so a restarted learner finds it); the sender is the worker.</summary>
+public sealed record RegisterWorker(string Kind, string Node) : IScstMessage
+{
+    public const string Rollout = "rollout";
+    public const string Reward = "reward";
+}
+
+/// <summary>The learner's answer to a new worker: where its weights come from and the current policy version.</summary>
+public sealed record WorkerWelcome(IActorRef Publisher, long PolicyVersion) : IScstMessage;
+
+/// <summary>
+/// Generate K captions for each image with weights of a version in [<see cref="MinVersion"/>, ...]: in sync mode
+/// MinVersion is the learner's current version and nothing else is accepted; in async mode anything not older than
+/// the staleness bound. <see cref="Seed"/> seeds the sampling generator, so a rollout is a pure function of
+/// (weights, images, seed).
+/// </summary>
+public sealed record RolloutRequest(long RequestId, ImmutableArray<int> ImageIds, long MinVersion, bool ExactVersion, long Seed) : IScstMessage;
+
+/// <summary>
+/// A <see cref="RolloutBatch"/> on the wire: tokens flattened row-major ([N, SeqLen], N = images × K), plus the greedy
+/// captions when the run uses the greedy baseline. Plain arrays: a realistic batch (64 images × 5 × 32 tokens) is
+/// tens of KB, well under Akka.Remote's 128,000-byte frame.
+/// </summary>
+public sealed record RolloutResult(
+    long RequestId,
+    ImmutableArray<int> ImageIds,
+    int K,
+    int SeqLen,
+    ImmutableArray<long> Tokens,
+    ImmutableArray<string> Captions,
+    ImmutableArray<float> BehaviourLogProbs,
+    ImmutableArray<int> Lengths,
+    long PolicyVersion,
+    ImmutableArray<string> GreedyCaptions,
+    string Node) : IScstMessage
+{
+    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node) => new(
+        requestId, [.. r.ImageIndices], r.K, r.Sequences.Length == 0 ? 0 : r.Sequences[0].Length, [.. r.Sequences.SelectMany(s => s)],
+        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node);
+
+    public RolloutBatch ToBatch()
+    {
+        var n = Captions.Length;
+        var seqs = new long[n][];
+        for (var i = 0; i < n; i++) seqs[i] = Tokens.AsSpan(i * SeqLen, SeqLen).ToArray();
+        return new RolloutBatch([.. ImageIds], K, seqs, [.. Captions], [.. BehaviourLogProbs], [.. Lengths], PolicyVersion);
+    }
+}
+
+/// <summary>Score a rollout's captions (and greedy captions, for that baseline) against the training references.</summary>
+public sealed record ScoreRequest(long RequestId, ImmutableArray<int> ImageIds, int K, ImmutableArray<string> Captions, ImmutableArray<string> GreedyCaptions) : IScstMessage;
+
+public sealed record ScoreResult(long RequestId, ImmutableArray<double> Rewards, ImmutableArray<double> Advantages, ImmutableArray<double> GreedyRewards) : IScstMessage;
+
+/// <summary>The run is over (the learner wrote summary.json): workers stop and their processes exit.</summary>
+public sealed record TrainingFinished(long Updates) : IScstMessage;
+
+/// <summary>
+/// Learner journal event: update <see cref="Update"/> was applied, giving policy version <see cref="PolicyVersion"/>.
+/// It names the micro-batches the update consumed (image ids, flattened with their sizes and epochs) and the data
+/// cursor after it, plus batches drawn but not yet consumed (async), which a restart hands out again. Consumption is
+/// journaled in the same event as the step, so a crash can never consume a batch without its update or the reverse.
+/// </summary>
+public sealed record LearnerStepApplied(
+    long Update,
+    long PolicyVersion,
+    int CursorEpoch,
+    int CursorPosition,
+    ImmutableArray<int> BatchSizes,
+    ImmutableArray<int> BatchEpochs,
+    ImmutableArray<int> ImageIds,
+    ImmutableArray<int> PendingSizes,
+    ImmutableArray<int> PendingEpochs,
+    ImmutableArray<int> PendingIds,
+    long RolloutsDroppedStale) : IScstMessage;

@@ -1,0 +1,104 @@
+using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Configuration;
+using Scst.Actors.Pipeline;
+using Scst.Actors.Training;
+using Scst.Actors.Weights;
+using Scst.Host.Reporting;
+
+namespace Scst.Host.Cluster;
+
+/// <summary>
+/// <c>train --role learner|rollout|reward|all</c>: SCST distributed over actors. A learner (or all) node runs the
+/// persistent learner singleton and writes the run's outputs; rollout and reward nodes join with --seed-nodes, load
+/// the corpus from the same config, and work until the learner says the run is over.
+/// </summary>
+public static class ClusterTraining
+{
+    public static async Task<int> RunAsync(ScstConfig config, NodeOptions node, int? stopAfter, CancellationToken ct)
+    {
+        Directory.CreateDirectory(node.RunDir);
+        ClusterNode cluster;
+        try { cluster = await ClusterNode.StartAsync(node, ct: ct); }
+        catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
+                                  or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        await using (cluster)
+        {
+            var log = cluster.LoggerFactory.CreateLogger("train");
+            var system = cluster.System;
+            var hocon = system.Settings.Config;
+            var roles = node.ClusterRoles;
+            var finished = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var learnerDone = new TaskCompletionSource<TrainSummary?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            CompositeMetricsSink? sink = null;
+            try
+            {
+                var proxy = ScstActors.LearnerProxy(system);
+                var poolSize = hocon.GetInt("scst.reward.pool-size", 0) is > 0 and var n ? n : Environment.ProcessorCount;
+                if (roles.Contains("learner"))
+                {
+                    var metricsFile = Path.Combine(node.RunDir, "metrics.jsonl");
+                    sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(node.RunDir, "tensorboard")));
+                    ScstActors.StartLearner(system, new LearnerSettings(config, node.RunDir, sink, log, learnerDone,
+                        LocalReward: RewardContext.Load(config, log), RewardPoolSize: poolSize,
+                        ChunkSize: hocon.GetInt("scst.weights.chunk-size", 65536), KeepVersions: hocon.GetInt("scst.weights.keep-versions", 2),
+                        PublishEvery: hocon.GetInt("scst.learner.async-publish-every", 1),
+                        RequestTimeout: hocon.GetTimeSpan("scst.learner.request-timeout", TimeSpan.FromSeconds(60)),
+                        InFlightPerWorker: hocon.GetInt("scst.learner.in-flight-per-worker", 2),
+                        StopAfterUpdates: stopAfter));
+                }
+                if (roles.Contains("rollout"))
+                {
+                    var fetcher = new WeightFetcherSettings(hocon.GetInt("scst.weights.max-chunks-in-flight", 8),
+                        hocon.GetTimeSpan("scst.weights.chunk-timeout", TimeSpan.FromSeconds(5)), hocon.GetInt("scst.weights.max-fetch-attempts", 5));
+                    var count = Math.Max(1, hocon.GetInt("scst.rollout.actors", 1));
+                    for (var i = 0; i < count; i++)
+                        system.ActorOf(RolloutActor.Props(new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished)), $"rollout-{i}");
+                }
+                if (node.Role == "reward")
+                    system.ActorOf(RewardPool.Props(RewardContext.Load(config, log), poolSize, proxy, finished), "reward");
+
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, cluster.Stopping);
+                var stopped = Task.Delay(Timeout.Infinite, stop.Token);
+                if (roles.Contains("learner"))
+                {
+                    var done = await Task.WhenAny(learnerDone.Task, stopped);
+                    if (done != learnerDone.Task) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 130; }
+                    var summary = await learnerDone.Task;
+                    // Let TrainingFinished reach the workers before this node leaves.
+                    await Task.Delay(500, CancellationToken.None);
+                    sink!.Dispose();
+                    sink = null;
+                    var plots = PlotWriter.Write(Path.Combine(node.RunDir, "metrics.jsonl"), Path.Combine(node.RunDir, "plots"));
+                    if (summary is not null && summary.Metrics.Count > 0) TrainingConsole.PrintMetrics($"scst ({summary.Updates} updates)", summary.Metrics);
+                    log.LogInformation("scst ({Mode}, actors): {Updates} updates, {Samples} samples in {Elapsed:F1} s; summary {Summary}; plots {Plots}",
+                        config.Scst.Mode, summary?.Updates, summary?.SamplesConsumed, summary?.ElapsedS, Path.Combine(node.RunDir, "summary.json"), plots.Count);
+                    return 0;
+                }
+                var which = await Task.WhenAny(finished.Task, stopped);
+                if (which == finished.Task)
+                {
+                    log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, finished.Task.Result);
+                    return 0;
+                }
+                // Downed (e.g. the learner died: the split-brain resolver keeps the learner's side) or told to stop.
+                log.LogWarning("{Role} node: left the cluster before the run finished; start it again to rejoin", node.Role);
+                return 3;
+            }
+            catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException
+                                           or IOException or ArgumentException or Scst.Model.Data.DatasetFormatException or Scst.Model.Data.MissingImagesException)
+            {
+                log.LogError("{Message}", e.Message);
+                return 1;
+            }
+            finally
+            {
+                sink?.Dispose();
+            }
+        }
+    }
+}
