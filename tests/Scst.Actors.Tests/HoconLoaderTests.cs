@@ -49,6 +49,18 @@ public class HoconLoaderTests
     }
 
     [Fact]
+    public void Extra_hocon_may_use_substitutions()
+    {
+        // Stacking the user layer over itself once made Akka's HOCON merge recurse until the stack overflowed.
+        var run = TestNodes.NewRunDir();
+        var extra = Path.Combine(run, "subst.conf");
+        File.WriteAllText(extra, "scst.test.host = node-7.example\nakka.remote.dot-netty.tcp.public-hostname = ${scst.test.host}\nscst.test.maybe = ${?scst.test.unset}\n");
+        var c = HoconLoader.Load(new NodeOptions { RunDir = run, ExtraHoconFiles = [extra] });
+        Assert.Equal("node-7.example", c.GetString("akka.remote.dot-netty.tcp.public-hostname"));
+        Assert.Equal("127.0.0.1", c.GetString("akka.remote.dot-netty.tcp.hostname"));
+    }
+
+    [Fact]
     public void Fast_failure_shortens_stable_after_to_seconds()
     {
         var c = HoconLoader.Load(new NodeOptions { RunDir = TestNodes.NewRunDir(), FastFailure = true });

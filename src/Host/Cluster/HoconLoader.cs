@@ -26,9 +26,9 @@ public static class HoconLoader
             user = ParseFile(f).WithFallback(user);
         }
 
-        Config merged = ConfigurationFactory.Empty;
-        foreach (var l in layers) merged = l.WithFallback(merged);
-        merged = user.WithFallback(merged);
+        Config layered = ConfigurationFactory.Empty;
+        foreach (var l in layers) layered = l.WithFallback(layered);
+        var merged = user.WithFallback(layered);
 
         var backend = merged.GetString("scst.persistence.backend", "sqlite").Trim().ToLowerInvariant();
         if (backend == "postgres") backend = "postgresql";
@@ -36,7 +36,8 @@ public static class HoconLoader
             throw new ConfigurationException($"scst.persistence.backend = '{backend}' is not one of: {string.Join(", ", Backends)}");
         var persistence = ParseFile(Path.Combine(dir, backend == "sqlite" ? "persistence-sqlite.conf" : "persistence-postgres.conf"));
         // Persistence sits under fast-failure/user layers so a --hocon file can still tune the plugins.
-        merged = user.WithFallback(merged).WithFallback(persistence);
+        // (Stacking user over a config that already holds it made Akka's HOCON merge recurse forever on ${?ENV} substitutions.)
+        merged = user.WithFallback(layered).WithFallback(persistence);
 
         var overrides = BuildOverrides(options, backend, merged);
         return overrides.WithFallback(merged).WithFallback(SqlPersistence.DefaultConfiguration);
