@@ -14,4 +14,11 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ModelCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
+// `Scst.Host.dll --role learner --config FILE` (no command) trains, as the design card promises; without a config, help.
+root.SetAction((r, ct) =>
+{
+    if (r.GetValue(GlobalOptions.Config) is not null) return TrainCommand.Execute(r, ct);
+    Console.Error.WriteLine("No command given. Run with --help to list the commands, or pass --config FILE to train.");
+    return Task.FromResult(1);
+});
 return root.Parse(args).Invoke();

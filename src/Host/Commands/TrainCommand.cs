@@ -24,7 +24,13 @@ public static class TrainCommand
     public static Command Create()
     {
         var cmd = new Command("train", "Train a captioner: cross-entropy, or SCST when the config has an scst section") { Resume, StopAfter, FastFailure };
-        cmd.SetAction((r, ct) =>
+        cmd.SetAction(Execute);
+        return cmd;
+    }
+
+    /// <summary>The train action; also what <c>Scst.Host.dll --role R --config FILE</c> runs with no command.</summary>
+    public static Task<int> Execute(ParseResult r, CancellationToken ct)
+    {
         {
             var configFile = r.GetValue(GlobalOptions.Config);
             if (configFile is null)
@@ -44,8 +50,7 @@ public static class TrainCommand
                 return Scst.Host.Cluster.ClusterTraining.RunAsync(config, node, r.GetValue(StopAfter), ct);
             }
             return Task.FromResult(Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0);
-        });
-        return cmd;
+        }
     }
 
     /// <summary>Runs a training job with the standard outputs (metrics.jsonl, TensorBoard, plots, summary.json).</summary>

@@ -1,0 +1,35 @@
+using Scst.Host.Tests.Cluster;
+
+namespace Scst.Host.Tests;
+
+/// <summary>The command line as users type it, run as a real process.</summary>
+public class CliTests
+{
+    [Fact]
+    public async Task RoleAndConfigWithoutACommandTrainsAndValidatesTheConfigFirst()
+    {
+        var bad = Path.Combine(Directory.CreateTempSubdirectory("scst-cli-").FullName, "bad.yaml");
+        File.WriteAllText(bad, "run:\n  max_iters: 1\n  init_lr: 0\ndatasets:\n  shapes:\n    build_info: {images: x}\n");
+        using var p = HostProcess.Start("cli", "--role", "learner", "--config", bad);
+        await p.ExpectExit(2, TimeSpan.FromSeconds(60), "config error exit");
+        Assert.Contains(p.Lines, l => l.Contains("bad.yaml:3:12") && l.Contains("run.init_lr"));
+    }
+
+    [Fact]
+    public async Task NoCommandAndNoConfigPointsToHelp()
+    {
+        using var p = HostProcess.Start("cli");
+        await p.ExpectExit(1, TimeSpan.FromSeconds(60), "usage exit");
+        Assert.Contains(p.Lines, l => l.Contains("--help"));
+    }
+
+    [Fact]
+    public async Task HelpListsTheCommands()
+    {
+        using var p = HostProcess.Start("cli", "--help");
+        await p.ExpectExit(0, TimeSpan.FromSeconds(60), "help exit");
+        var text = string.Join("\n", p.Lines);
+        foreach (var c in new[] { "demo", "train", "eval", "score", "data", "model", "bench", "node", "config", "--role", "--seed-nodes" })
+            Assert.Contains(c, text);
+    }
+}
