@@ -32,4 +32,18 @@ public class CliTests
         foreach (var c in new[] { "demo", "train", "eval", "score", "data", "model", "bench", "node", "config", "--role", "--seed-nodes" })
             Assert.Contains(c, text);
     }
+
+    [Fact]
+    public async Task EvalNamesAMissingCheckpoint()
+    {
+        var dir = Directory.CreateTempSubdirectory("scst-cli-").FullName;
+        var config = Path.Combine(dir, "c.yaml");
+        var data = Path.Combine(dir, "shapes");
+        Scst.Model.Data.Shapes.ShapesDatasetWriter.Write(data, new Scst.Model.Data.Shapes.ShapesDatasetOptions(Train: 4, Val: 2, Test: 2, ImageSize: 32));
+        File.WriteAllText(config, $"run:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {{images: {data}}}\n    vis_processor: {{eval: {{image_size: 32}}}}\nmodel:\n  architecture: {{image_size: 32}}\n");
+        var missing = Path.Combine(dir, "nowhere", "best.json");
+        using var p = HostProcess.Start("cli", "eval", "--config", config, "--checkpoint", missing);
+        await p.ExpectExit(1, TimeSpan.FromSeconds(120), "eval error exit");
+        Assert.Contains(p.Lines, l => l.Contains(missing) || l.Contains(Path.Combine(dir, "nowhere")));
+    }
 }
