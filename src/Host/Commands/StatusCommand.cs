@@ -36,9 +36,9 @@ public static class StatusCommand
         {
             var options = NodeCommand.OptionsFrom(r) with { Role = "status", RunDir = runDir };
             if (options.SeedNodes.Count == 0) throw new ArgumentException("status: give --seed-nodes, the address of any node of the cluster (e.g. akka.tcp://scst@127.0.0.1:4053)");
-            // Akka's own chatter (association retries while joining) goes to stderr only when it is a warning or worse.
+            // Only errors from Akka (the singleton proxy warns while it searches); this command's own messages say what failed.
             node = await ClusterNode.StartAsync(options, l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
-                .AddFilter("Scst.Host.Cluster.ClusterNode", LogLevel.Warning), ct);
+                .AddFilter("Scst.Host.Cluster.ClusterNode", LogLevel.Warning).AddFilter("Akka", LogLevel.Error), ct);
         }
         catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
         {
@@ -58,6 +58,9 @@ public static class StatusCommand
                 TryDelete(runDir);
                 return 3;
             }
+            // The member-up callback can run before this node's own view of the state says Up.
+            for (var i = 0; i < 20 && !cluster.State.Members.Any(m => m.Address == cluster.SelfAddress && m.Status == MemberStatus.Up); i++)
+                await Task.Delay(100, CancellationToken.None);
             PrintMembers(cluster);
             var proxy = ScstActors.LearnerProxy(node.System);
             try

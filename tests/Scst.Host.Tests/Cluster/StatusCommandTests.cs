@@ -42,6 +42,14 @@ public class StatusCommandTests(ITestOutputHelper output)
         await learner.WaitForLine(l => l.Contains($"member removed: {statusAddress}"), TimeSpan.FromSeconds(30), "the status member leaving");
         Assert.DoesNotContain(learner.Lines, l => l.Contains("worker") && l.Contains(statusAddress));
         Assert.False(learner.HasExited, "the learner kept running");
+
+        // The actor learner's metrics.jsonl carries the figures the Scst meter exports.
+        var line = File.ReadLines(Path.Combine(run, "metrics.jsonl")).First(l => l.Contains("\"phase\":\"scst\""));
+        using var doc = System.Text.Json.JsonDocument.Parse(line);
+        foreach (var key in new[] { "reward_mean", "baseline_mean", "staleness_mean", "rollout_latency_s", "persist_lag_s", "pending_rollouts", "nodes", "samples_consumed", "policy_version" })
+            Assert.True(doc.RootElement.TryGetProperty(key, out _), $"metrics.jsonl has no {key}: {line}");
+        Assert.Equal(1, doc.RootElement.GetProperty("nodes").GetDouble());
+        output.WriteLine(line);
     }
 
     [Fact]
