@@ -15,6 +15,7 @@ root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ModelCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
 root.Subcommands.Add(StatusCommand.Create());
+root.Subcommands.Add(TlsCommand.Create());
 // `Scst.Host.dll --role learner --config FILE` (no command) trains, as the design card promises; without a config, help.
 root.SetAction((r, ct) =>
 {

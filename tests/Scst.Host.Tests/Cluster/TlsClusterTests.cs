@@ -1,6 +1,5 @@
-using System.Net;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Scst.Host.Cluster;
 using Xunit.Abstractions;
 
 namespace Scst.Host.Tests.Cluster;
@@ -16,31 +15,12 @@ public class TlsClusterTests(ITestOutputHelper output)
     const string Password = "test-only-pfx-password";
     static readonly Dictionary<string, string> Env = new() { ["SCST_TLS_PASSWORD"] = Password };
 
-    public static X509Certificate2 MakeCa(string name)
-    {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var req = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
-        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        req.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(req.PublicKey, false));
-        return req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
-    }
+    static X509Certificate2 MakeCa(string name) => TlsCertificates.CreateCa(name, TimeSpan.FromDays(30));
 
-    /// <summary>A node certificate (server and client auth, SAN 127.0.0.1/localhost) signed by <paramref name="ca"/>, as a password-protected .pfx.</summary>
-    public static string MakeNodePfx(X509Certificate2 ca, string cn, string file)
+    static string MakeNodePfx(X509Certificate2 ca, string cn, string file)
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var req = new CertificateRequest($"CN={cn}", key, HashAlgorithmName.SHA256);
-        req.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
-        req.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyAgreement, true));
-        req.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddIpAddress(IPAddress.Loopback);
-        san.AddDnsName("localhost");
-        req.CertificateExtensions.Add(san.Build());
-        using var signed = req.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(7), RandomNumberGenerator.GetBytes(12));
-        using var withKey = signed.CopyWithPrivateKey(key);
-        File.WriteAllBytes(file, withKey.Export(X509ContentType.Pkcs12, Password));
+        using var cert = TlsCertificates.CreateNode(ca, cn, TimeSpan.FromDays(7));
+        TlsCertificates.WritePfx(cert, file, Password);
         return file;
     }
 
