@@ -44,11 +44,42 @@ public static class GlobalOptions
         Recursive = true,
     };
 
+    public static readonly Option<int?> MetricsPort = new("--metrics-port")
+    {
+        Description = "Serve Prometheus metrics (meter \"Scst\") on this port at /metrics; off by default (or set SCST_METRICS_PORT)",
+        Recursive = true,
+    };
+
+    public static readonly Option<string> MetricsHost = new("--metrics-host")
+    {
+        Description = "Address the metrics endpoint binds to (default 127.0.0.1: this machine only)",
+        DefaultValueFactory = _ => "127.0.0.1",
+        Recursive = true,
+    };
+
+    public static readonly Option<FileInfo?> TlsCert = new("--tls-cert")
+    {
+        Description = "PKCS#12 (.pfx) certificate + key of this node: Akka.Remote speaks mutual TLS only (hocon/tls.conf; seeds become akka.ssl.tcp://)",
+        Recursive = true,
+    };
+
+    public static readonly Option<FileInfo?> TlsCa = new("--tls-ca")
+    {
+        Description = "CA certificate (PEM/DER) every peer's certificate must chain to (default: the machine's trust store)",
+        Recursive = true,
+    };
+
+    public static readonly Option<string?> TlsPasswordEnv = new("--tls-password-env")
+    {
+        Description = "Environment variable holding the --tls-cert password (default SCST_TLS_PASSWORD)",
+        Recursive = true,
+    };
+
     public static readonly string[] Roles = ["learner", "rollout", "reward", "all"];
 
     public static void AddTo(RootCommand root)
     {
         Role.AcceptOnlyFromAmong(Roles);
-        foreach (var o in new Option[] { Role, Config, Hocon, SeedNodes, Port, RunDir }) root.Options.Add(o);
+        foreach (var o in new Option[] { Role, Config, Hocon, SeedNodes, Port, RunDir, MetricsPort, MetricsHost, TlsCert, TlsCa, TlsPasswordEnv }) root.Options.Add(o);
     }
 }

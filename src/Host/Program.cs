@@ -14,6 +14,8 @@ root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(ModelCommand.Create());
 root.Subcommands.Add(NodeCommand.Create());
+root.Subcommands.Add(StatusCommand.Create());
+root.Subcommands.Add(TlsCommand.Create());
 // `Scst.Host.dll --role learner --config FILE` (no command) trains, as the design card promises; without a config, help.
 root.SetAction((r, ct) =>
 {
@@ -21,4 +23,13 @@ root.SetAction((r, ct) =>
     Console.Error.WriteLine("No command given. Run with --help to list the commands, or pass --config FILE to train.");
     return Task.FromResult(1);
 });
-return root.Parse(args).Invoke();
+var parsed = root.Parse(args);
+// The Prometheus endpoint lives as long as the command; off unless a port is given.
+OpenTelemetry.Metrics.MeterProvider? metrics;
+try { metrics = Scst.Host.Telemetry.MetricsEndpoint.Requested(parsed) is { } m ? Scst.Host.Telemetry.MetricsEndpoint.Start(m.Host, m.Port) : null; }
+catch (Exception e) when (e is ArgumentException or System.Net.HttpListenerException or InvalidOperationException)
+{
+    Console.Error.WriteLine($"error: metrics endpoint: {e.Message}");
+    return 2;
+}
+using (metrics) return parsed.Invoke();

@@ -54,6 +54,8 @@ public class SerializerTests : IDisposable
         new ScoreRequest(78, [9, 8], 3, ["a red circle", "", "two squares"], ["a red circle"]),
         new ScoreResult(78, [0.5, -1e-300, 2.25], [0.1, 0.2, -0.3], []),
         new TrainingFinished(1000),
+        new GetLearnerStatus(),
+        new LearnerStatus(41, 41, 1000, "async", true, false, 2050, 3, 4, 1, 2, 5, 7, 150, "akka.tcp://scst@10.0.0.1:4053"),
         new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
     ];
 

@@ -7,6 +7,7 @@ using Akka.Event;
 using Akka.Persistence;
 using Microsoft.Extensions.Logging;
 using Scst.Actors.Configuration;
+using Scst.Actors.Telemetry;
 using Scst.Actors.Training;
 using Scst.Actors.Weights;
 
@@ -46,6 +47,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 {
     public const string PersistenceIdValue = "scst-learner";
     public const string Dispatcher = "scst.learner-dispatcher";
+    /// <summary>Cluster role of the `status` command's short-lived member; it never registers as a worker.</summary>
+    public const string StatusRole = "status";
 
     sealed record StepRecord(long Update, int Epoch, int[][] Batches);
 
@@ -58,6 +61,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         public long RequestId { get; set; }
         public IActorRef? Worker { get; set; }
         public DateTime SentAt { get; set; }
+        public double RolloutLatencyS { get; set; }
         public RolloutResult? Rollout { get; set; }
         public IActorRef? Scorer { get; set; }
         public ScoreResult? Score { get; set; }
@@ -127,7 +131,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Command<Terminated>(t => RemoveWorker(t.ActorRef, "terminated"));
         Command<Tick>(_ => OnTick());
         Command<WeightsAvailable>(_ => { });
-        Command<ClusterEvent.MemberUp>(m => _nodesSeen.Add(m.Member.Address.ToString()));
+        Command<GetLearnerStatus>(_ => Sender.Tell(CurrentStatus()));
+        // A `status` client joins as a member for a moment; it is not a node of the run.
+        Command<ClusterEvent.MemberUp>(m => { if (!m.Member.HasRole(StatusRole)) _nodesSeen.Add(m.Member.Address.ToString()); });
         Command<ClusterEvent.IMemberEvent>(_ => { });
         Command<Status.Failure>(f => _log.Error(f.Cause, "learner: a child failed"));
     }
@@ -293,8 +299,15 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Pump();
     }
 
+    void ReportQueues() => ScstMetrics.SetQueueDepths(_toDispatch.Count, _byRequest.Values.Count(w => w.Rollout is null), _ready.Count);
+
+    LearnerStatus CurrentStatus() => new(_update, _update, _trainer is null ? 0 : Total, _config.Scst.Mode, _running, _finished, _samples, _droppedStale,
+        _rollouts.Count, _rewards.Count, _toDispatch.Count, _byRequest.Count, _cursor?.Epoch ?? 0, _cursor?.Position ?? 0,
+        Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString());
+
     void OnTick()
     {
+        ReportQueues();
         if (!_running || _finished) return;
         var now = DateTime.UtcNow;
         foreach (var work in _byRequest.Values.ToList())
@@ -353,6 +366,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         if (!_byRequest.TryGetValue(r.RequestId, out var work) || work.Rollout is not null) return; // answered twice, or re-dispatched
         if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        work.RolloutLatencyS = (DateTime.UtcNow - work.SentAt).TotalSeconds;
+        ScstMetrics.RolloutLatency.Record(work.RolloutLatencyS);
         _rolloutsByNode[r.Node] = _rolloutsByNode.GetValueOrDefault(r.Node) + 1;
         _nodesSeen.Add(r.Node);
         if (!_async && r.PolicyVersion != _update)
@@ -447,6 +462,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             double loss;
             var staleness = _update - rollout.PolicyVersion;
             _staleness.Add((int)staleness);
+            ScstMetrics.Staleness.Record(staleness);
             _stalenessHistogram[staleness] = _stalenessHistogram.GetValueOrDefault(staleness) + 1;
             if (_async)
             {
@@ -460,10 +476,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         }
         var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
         var (lr, norm) = _trainer.ApplyUpdate(_update, epoch);
+        values["staleness_mean"] = _staleness.Average();
+        values["staleness_max"] = _staleness.Max();
+        values["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS);
         if (_async)
         {
-            values["staleness_mean"] = _staleness.Average();
-            values["staleness_max"] = _staleness.Max();
             values["is_weight_mean"] = isStats.Average();
             values["is_weight_min"] = isStats.Min();
             values["is_weight_max"] = isStats.Max();
@@ -480,13 +497,22 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
         var publishedEarly = !_async;
         if (publishedEarly) Publish(_update + 1);
+        var persistStarted = Stopwatch.GetTimestamp();
         Persist(ev, e =>
         {
+            var lag = Stopwatch.GetElapsedTime(persistStarted).TotalSeconds;
+            ScstMetrics.PersistenceLag.Record(lag);
             var carried = _carriedPending.ToList();
             ApplyEvent(e);
             _carriedPending.Clear(); // live pending work is in the queues; only a restart needs the journaled list
             _steps.Remove(e.Update - Math.Max(1, _config.Run.CheckpointEvery) * 2); // replay never goes further back than the last checkpoint
+            values["persist_lag_s"] = lag;
+            values["samples_consumed"] = _samples;
+            values["pending_rollouts"] = _toDispatch.Count + _byRequest.Count;
+            values["nodes"] = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.Status == MemberStatus.Up && !m.HasRole(StatusRole));
             AfterUpdate(_update, epoch, values, lr, norm, replay: false);
+            ScstMetrics.RecordUpdate(_async ? "scst-async" : "scst", used.Sum(w => w.Ids.Length), _update, values);
+            ReportQueues();
             if (!publishedEarly && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
             Next();
         });

@@ -59,6 +59,30 @@ public sealed record ScoreRequest(long RequestId, ImmutableArray<int> ImageIds, 
 
 public sealed record ScoreResult(long RequestId, ImmutableArray<double> Rewards, ImmutableArray<double> Advantages, ImmutableArray<double> GreedyRewards) : IScstMessage;
 
+/// <summary>Asks the learner singleton how the run stands (the `status` command); answered with <see cref="LearnerStatus"/>.</summary>
+public sealed record GetLearnerStatus : IScstMessage;
+
+/// <summary>
+/// The learner's state for `status`: update <see cref="Step"/> of <see cref="TotalUpdates"/>, its policy version, how many
+/// workers are registered, micro-batches queued for / out at rollout workers, and the data cursor it owns.
+/// </summary>
+public sealed record LearnerStatus(
+    long Step,
+    long PolicyVersion,
+    long TotalUpdates,
+    string Mode,
+    bool Running,
+    bool Finished,
+    long SamplesConsumed,
+    long RolloutsDroppedStale,
+    int RolloutWorkers,
+    int RewardWorkers,
+    int QueuedBatches,
+    int InFlightBatches,
+    int CursorEpoch,
+    int CursorPosition,
+    string Node) : IScstMessage;
+
 /// <summary>The run is over (the learner wrote summary.json): workers stop and their processes exit.</summary>
 public sealed record TrainingFinished(long Updates) : IScstMessage;
 

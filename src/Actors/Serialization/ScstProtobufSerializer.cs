@@ -93,6 +93,26 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             r => { long id = 0; List<double> rw = [], adv = [], g = []; Fields(r, f => { switch (f) { case 1: id = r.Int64(); break; case 2: r.Doubles(rw); break; case 3: r.Doubles(adv); break; case 4: r.Doubles(g); break; default: r.Skip(); break; } }); return new ScoreResult(id, [.. rw], [.. adv], [.. g]); }),
         C<TrainingFinished>("s.finished", m => new ProtoWriter().Int64(1, m.Updates),
             r => { long u = 0; Fields(r, f => { if (f == 1) u = r.Int64(); else r.Skip(); }); return new TrainingFinished(u); }),
+        C<GetLearnerStatus>("s.status.get", _ => new ProtoWriter(), r => { Fields(r, _ => r.Skip()); return new GetLearnerStatus(); }),
+        C<LearnerStatus>("s.status", m => new ProtoWriter().Int64(1, m.Step).Int64(2, m.PolicyVersion).Int64(3, m.TotalUpdates).String(4, m.Mode).Bool(5, m.Running)
+                .Bool(6, m.Finished).Int64(7, m.SamplesConsumed).Int64(8, m.RolloutsDroppedStale).Int32(9, m.RolloutWorkers).Int32(10, m.RewardWorkers)
+                .Int32(11, m.QueuedBatches).Int32(12, m.InFlightBatches).Int32(13, m.CursorEpoch).Int32(14, m.CursorPosition).String(15, m.Node),
+            r =>
+            {
+                long step = 0, v = 0, total = 0, samples = 0, dropped = 0; string mode = "", node = ""; bool running = false, finished = false;
+                int rw = 0, sw = 0, queued = 0, inFlight = 0, epoch = 0, pos = 0;
+                Fields(r, f =>
+                {
+                    switch (f)
+                    {
+                        case 1: step = r.Int64(); break; case 2: v = r.Int64(); break; case 3: total = r.Int64(); break; case 4: mode = r.String(); break;
+                        case 5: running = r.Bool(); break; case 6: finished = r.Bool(); break; case 7: samples = r.Int64(); break; case 8: dropped = r.Int64(); break;
+                        case 9: rw = r.Int32(); break; case 10: sw = r.Int32(); break; case 11: queued = r.Int32(); break; case 12: inFlight = r.Int32(); break;
+                        case 13: epoch = r.Int32(); break; case 14: pos = r.Int32(); break; case 15: node = r.String(); break; default: r.Skip(); break;
+                    }
+                });
+                return new LearnerStatus(step, v, total, mode, running, finished, samples, dropped, rw, sw, queued, inFlight, epoch, pos, node);
+            }),
         C<LearnerStepApplied>("s.ev.step", m => new ProtoWriter().Int64(1, m.Update).Int64(2, m.PolicyVersion).Int32(3, m.CursorEpoch).Int32(4, m.CursorPosition)
                 .PackedInt32(5, m.BatchSizes).PackedInt32(6, m.BatchEpochs).PackedInt32(7, m.ImageIds).PackedInt32(8, m.PendingSizes).PackedInt32(9, m.PendingEpochs)
                 .PackedInt32(10, m.PendingIds).Int64(11, m.RolloutsDroppedStale),

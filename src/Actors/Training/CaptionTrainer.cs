@@ -418,6 +418,7 @@ public sealed class CaptionTrainer : IDisposable
         while (update < TotalUpdates && !stopEarly)
         {
             if (cancellation.IsCancellationRequested || (_options.StopAfterUpdates is int s && update >= s)) { stopped = true; break; }
+            var samplesBefore = samples;
             var values = IsScst ? ScstUpdate(update, cursor, ref samples) : CeUpdate(cursor, ref samples);
             var (lr, norm) = ApplyUpdate(update, cursor.Epoch);
             update++;
@@ -425,6 +426,7 @@ public sealed class CaptionTrainer : IDisposable
             if (!double.IsNaN(norm)) values["grad_norm"] = norm;
             values["epoch"] = cursor.Epoch;
             _metrics.Log(mode, update, values);
+            Telemetry.ScstMetrics.RecordUpdate(mode, samples - samplesBefore, update, values);
             Progress?.Invoke(new TrainingProgress(mode, update, TotalUpdates, values));
 
             if (update % run.EvalEvery == 0 || update == TotalUpdates)

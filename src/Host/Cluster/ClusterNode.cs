@@ -38,10 +38,12 @@ public sealed class ClusterNode : IAsyncDisposable
 
     public static async Task<ClusterNode> StartAsync(NodeOptions options, Action<ILoggingBuilder>? logging = null, CancellationToken ct = default)
     {
-        if (options.SeedNodes.Count == 0 && options.Role is "rollout" or "reward")
+        if (options.SeedNodes.Count == 0 && options.Role is "rollout" or "reward" or "status")
             throw new ArgumentException($"--role {options.Role} joins an existing cluster: give --seed-nodes (the learner's address, e.g. akka.tcp://scst@127.0.0.1:4053)");
         var config = HoconLoader.Load(options);
-        JournalPreflightConfig.Run(config);
+        // A status client persists nothing; it must not create or lock journal files.
+        if (options.Role != "status") JournalPreflightConfig.Run(config);
+        var tls = TlsSetup.FromConfig(config);
 
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder([]);
         builder.Logging.ClearProviders();
@@ -50,6 +52,7 @@ public sealed class ClusterNode : IAsyncDisposable
         builder.Services.AddAkka(NodeOptions.SystemName, (akka, _) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
+            if (tls is not null) akka.AddSetup(tls);
             akka.ConfigureLoggers(l =>
             {
                 l.ClearLoggers();
@@ -64,6 +67,7 @@ public sealed class ClusterNode : IAsyncDisposable
         system.ActorOf(Props.Create(() => new MembershipTracker(seen, log)), "membership");
 
         var cluster = Akka.Cluster.Cluster.Get(system);
+        Scst.Actors.Telemetry.ScstMetrics.ObserveNodeCount(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up));
         // Seeds come from HOCON (akka.cluster.seed-nodes) and join by themselves; a first learner / `all` node forms its own cluster.
         if (options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
         log.LogInformation("node started: {Address} role={Role} roles=[{Roles}]", cluster.SelfAddress, options.Role, string.Join(",", options.ClusterRoles));
@@ -79,6 +83,7 @@ public sealed class ClusterNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Scst.Actors.Telemetry.ScstMetrics.ObserveNodeCount(null);
         await _host.StopAsync();
         _host.Dispose();
     }

@@ -20,6 +20,7 @@ public static class HoconLoader
         // Parse every layer first so a bad file is reported by name, then stack them (later wins).
         var layers = new List<Config> { ParseFile(Path.Combine(dir, "base.conf")), ParseFile(Path.Combine(dir, "cluster.conf")) };
         if (options.FastFailure) layers.Add(ParseFile(Path.Combine(dir, "fast-failure.conf")));
+        if (options.TlsCertificate is not null) layers.Add(ParseFile(Path.Combine(dir, "tls.conf")));
         foreach (var f in options.ExtraHoconFiles)
         {
             if (!File.Exists(f)) throw new FileNotFoundException($"--hocon file '{f}' does not exist", f);
@@ -53,9 +54,16 @@ public static class HoconLoader
             if (port is < 0 or > 65535) throw new ArgumentException($"--port {port} is outside 0..65535");
             sb.AppendLine($"akka.remote.dot-netty.tcp.port = {port}");
         }
+        if (options.TlsCertificate is not null)
+        {
+            sb.AppendLine($"scst.tls.certificate = {Quote(Path.GetFullPath(options.TlsCertificate))}");
+            if (options.TlsCa is not null) sb.AppendLine($"scst.tls.ca = {Quote(Path.GetFullPath(options.TlsCa))}");
+            if (options.TlsPasswordVariable is not null) sb.AppendLine($"scst.tls.password-env = {Quote(options.TlsPasswordVariable)}");
+        }
         if (options.SeedNodes.Count > 0)
         {
-            foreach (var s in options.SeedNodes) ValidateSeed(s);
+            var tls = options.TlsCertificate is not null || merged.GetBoolean("akka.remote.dot-netty.tcp.enable-ssl", false);
+            foreach (var s in options.SeedNodes) ValidateSeed(s, tls);
             sb.AppendLine($"akka.cluster.seed-nodes = [{string.Join(", ", options.SeedNodes.Select(Quote))}]");
         }
 
@@ -83,7 +91,7 @@ public static class HoconLoader
         return ConfigurationFactory.ParseString(sb.ToString());
     }
 
-    static void ValidateSeed(string seed)
+    static void ValidateSeed(string seed, bool tls)
     {
         Address a;
         try { a = Address.Parse(seed); }
@@ -91,6 +99,10 @@ public static class HoconLoader
         if (a.System != NodeOptions.SystemName)
             throw new ArgumentException($"--seed-nodes '{seed}' names actor system '{a.System}'; every Scst node runs '{NodeOptions.SystemName}'");
         if (a.Port is null or 0) throw new ArgumentException($"--seed-nodes '{seed}' needs an explicit port");
+        if (a.Protocol != (tls ? "akka.ssl.tcp" : "akka.tcp"))
+            throw new ArgumentException(tls
+                ? $"--seed-nodes '{seed}': this node speaks TLS, so its seeds are akka.ssl.tcp://{NodeOptions.SystemName}@HOST:PORT"
+                : $"--seed-nodes '{seed}': this node speaks plain TCP (no TLS certificate), so its seeds are akka.tcp://{NodeOptions.SystemName}@HOST:PORT");
     }
 
     static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

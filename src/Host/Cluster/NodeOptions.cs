@@ -25,11 +25,22 @@ public sealed record NodeOptions
     /// <summary>Folder holding base.conf etc.; null searches beside the app, then the working directory.</summary>
     public string? HoconDir { get; init; }
 
+    /// <summary>PKCS#12 file with this node's TLS certificate and key; set, the node speaks only mutual TLS (hocon/tls.conf).</summary>
+    public string? TlsCertificate { get; init; }
+
+    /// <summary>Environment variable that holds the .pfx password (default SCST_TLS_PASSWORD).</summary>
+    public string? TlsPasswordVariable { get; init; }
+
+    /// <summary>CA certificate every peer must chain to; null trusts the machine's store.</summary>
+    public string? TlsCa { get; init; }
+
     /// <summary>Cluster roles this node takes. "all" takes every role, so the same actors run in one process.</summary>
     public IReadOnlyList<string> ClusterRoles => Role switch
     {
         "all" => ["learner", "rollout", "reward"],
         "learner" or "rollout" or "reward" => [Role],
+        // The `status` command's member: joins, asks, leaves; hosts nothing and is never given work.
+        "status" => [Role],
         _ => throw new ArgumentException($"--role '{Role}' is not one of learner, rollout, reward, all"),
     };
 }

@@ -22,6 +22,9 @@ public static class NodeCommand
         ExtraHoconFiles = (r.GetValue(GlobalOptions.Hocon) ?? []).Select(f => f.FullName).ToArray(),
         RunDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.Combine("runs", "default"),
         FastFailure = r.GetValue(FastFailure),
+        TlsCertificate = r.GetValue(GlobalOptions.TlsCert)?.FullName,
+        TlsCa = r.GetValue(GlobalOptions.TlsCa)?.FullName,
+        TlsPasswordVariable = r.GetValue(GlobalOptions.TlsPasswordEnv),
     };
 
     public static Command Create()

@@ -23,9 +23,13 @@ public sealed class HostProcess : IDisposable
     /// <summary>Scst.Host.dll beside the test assembly (the project reference copies it with its runtimeconfig).</summary>
     public static string HostDll => Path.Combine(AppContext.BaseDirectory, "Scst.Host.dll");
 
-    public static HostProcess Start(string name, params string[] args)
+    public static HostProcess Start(string name, params string[] args) => StartWithEnvironment(name, new Dictionary<string, string>(), args);
+
+    /// <summary>As <see cref="Start"/>, with extra environment variables for the child (e.g. a certificate password).</summary>
+    public static HostProcess StartWithEnvironment(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
         psi.ArgumentList.Add(HostDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };

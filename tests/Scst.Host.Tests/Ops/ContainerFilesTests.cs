@@ -123,7 +123,11 @@ public sealed class ContainerFilesTests
         var learnerPort = OptionValue(Command("learner"), "--port");
         Assert.Null(OptionValue(Command("learner"), "--seed-nodes"));
         foreach (var s in new[] { "rollout", "reward" })
-            Assert.Equal($"akka.tcp://{NodeOptions.SystemName}@{learnerHost}:{learnerPort}", OptionValue(Command(s), "--seed-nodes"));
+        {
+            // Compose runs the cluster with mutual TLS, so the seed is an akka.ssl.tcp address.
+            Assert.Equal($"akka.ssl.tcp://{NodeOptions.SystemName}@{learnerHost}:{learnerPort}", OptionValue(Command(s), "--seed-nodes"));
+            Assert.Equal("/certs/node.pfx", OptionValue(Command(s), "--tls-cert"));
+        }
     }
 
     [Fact]

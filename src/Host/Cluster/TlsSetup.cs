@@ -1,0 +1,81 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Remote.Transport.DotNetty;
+
+namespace Scst.Host.Cluster;
+
+/// <summary>
+/// Mutual TLS for Akka.Remote from scst.tls (hocon/tls.conf, --tls-cert): this node's certificate from a .pfx whose
+/// password comes from an environment variable, and a validator that accepts a peer only if its certificate chains
+/// to the cluster's own CA (a custom trust root, so the CA need not be installed in the machine's trust store).
+/// </summary>
+public static class TlsSetup
+{
+    /// <summary>The setup to hand the ActorSystem, or null when TLS is off or configured purely in akka.remote's own HOCON.</summary>
+    public static DotNettySslSetup? FromConfig(Config config)
+    {
+        if (!config.GetBoolean("akka.remote.dot-netty.tcp.enable-ssl", false)) return null;
+        var certFile = config.GetString("scst.tls.certificate", "");
+        if (string.IsNullOrWhiteSpace(certFile)) return null; // akka.remote.dot-netty.tcp.ssl.certificate.* is used as is
+        var ssl = config.GetConfig("akka.remote.dot-netty.tcp.ssl");
+        if (ssl.GetBoolean("suppress-validation", false))
+            throw new ConfigurationException("scst.tls: akka.remote.dot-netty.tcp.ssl.suppress-validation = true would accept any peer; the cluster's TLS is strict");
+        var variable = config.GetString("scst.tls.password-env", "SCST_TLS_PASSWORD");
+        var password = string.IsNullOrEmpty(variable) ? null : Environment.GetEnvironmentVariable(variable);
+        var cert = LoadPfx(certFile, password, variable);
+        var caFile = config.GetString("scst.tls.ca", "");
+        var ca = string.IsNullOrWhiteSpace(caFile) ? null : LoadCa(caFile);
+        CertificateValidationCallback? validator = ca is null ? null : TrustOnly(ca);
+        return new DotNettySslSetup(cert, suppressValidation: false, requireMutualAuthentication: ssl.GetBoolean("require-mutual-authentication", true),
+            validateCertificateHostname: ssl.GetBoolean("validate-certificate-hostname", false), customValidator: validator!);
+    }
+
+    static X509Certificate2 LoadPfx(string file, string? password, string variable)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"scst.tls.certificate: '{file}' does not exist", file);
+        X509Certificate2 cert;
+        try { cert = X509CertificateLoader.LoadPkcs12FromFile(file, password); }
+        catch (CryptographicException e)
+        {
+            throw new ArgumentException($"scst.tls.certificate: '{file}' is not a PKCS#12 file this password opens (password from ${variable}" +
+                                        $"{(password is null ? ", which is not set" : "")}): {e.Message}");
+        }
+        if (!cert.HasPrivateKey) throw new ArgumentException($"scst.tls.certificate: '{file}' holds no private key; a node needs its own key to speak TLS");
+        return cert;
+    }
+
+    static X509Certificate2 LoadCa(string file)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"scst.tls.ca: '{file}' does not exist", file);
+        try
+        {
+            var text = File.ReadAllText(file);
+            return text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
+                ? X509Certificate2.CreateFromPem(text)
+                : X509CertificateLoader.LoadCertificateFromFile(file);
+        }
+        catch (CryptographicException e) { throw new ArgumentException($"scst.tls.ca: '{file}' is not a PEM or DER certificate: {e.Message}"); }
+    }
+
+    /// <summary>Accepts a peer certificate only if it chains to <paramref name="ca"/> (and nothing else is trusted).</summary>
+    public static CertificateValidationCallback TrustOnly(X509Certificate2 ca) => (certificate, _, peer, _, log) =>
+    {
+        if (certificate is null)
+        {
+            log?.Warning("TLS: {0} presented no certificate; rejected", peer);
+            return false;
+        }
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        // A private cluster CA publishes no revocation list; rotate by issuing a new CA.
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        var ok = chain.Build(certificate) && chain.ChainElements[^1].Certificate.Thumbprint == ca.Thumbprint;
+        if (!ok)
+            log?.Warning("TLS: rejected {0} from {1}: not signed by the cluster CA {2} ({3})", certificate.Subject, peer, ca.Subject,
+                string.Join("; ", chain.ChainStatus.Select(s => s.StatusInformation.Trim())));
+        return ok;
+    };
+}

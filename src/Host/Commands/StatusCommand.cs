@@ -1,0 +1,104 @@
+using System.CommandLine;
+using Akka.Actor;
+using Akka.Cluster;
+using Microsoft.Extensions.Logging;
+using Scst.Actors.Pipeline;
+using Scst.Host.Cluster;
+
+namespace Scst.Host.Commands;
+
+/// <summary>
+/// <c>status --seed-nodes ADDR</c>: joins the cluster for a moment as a member with role "status" (the learner gives work
+/// only to actors that register with it, so this member gets none), prints the members and the learner's step,
+/// then leaves. Exit codes: 0 answered, 2 bad arguments, 3 could not join, 4 joined but the learner did not answer.
+/// </summary>
+public static class StatusCommand
+{
+    public static readonly Option<int> TimeoutSeconds = new("--timeout")
+    {
+        Description = "Seconds to wait for joining the cluster, and again for the learner's answer",
+        DefaultValueFactory = _ => 30,
+    };
+
+    public static Command Create()
+    {
+        var cmd = new Command("status", "Join the cluster briefly and print its members, the learner's step and policy version, then leave") { TimeoutSeconds };
+        cmd.SetAction((r, ct) => RunAsync(r, ct));
+        return cmd;
+    }
+
+    static async Task<int> RunAsync(ParseResult r, CancellationToken ct)
+    {
+        var timeout = TimeSpan.FromSeconds(Math.Max(1, r.GetValue(TimeoutSeconds)));
+        var runDir = Directory.CreateTempSubdirectory("scst-status-").FullName;
+        ClusterNode node;
+        try
+        {
+            var options = NodeCommand.OptionsFrom(r) with { Role = "status", RunDir = runDir };
+            if (options.SeedNodes.Count == 0) throw new ArgumentException("status: give --seed-nodes, the address of any node of the cluster (e.g. akka.tcp://scst@127.0.0.1:4053)");
+            // Only errors from Akka (the singleton proxy warns while it searches); this command's own messages say what failed.
+            node = await ClusterNode.StartAsync(options, l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
+                .AddFilter("Scst.Host.Cluster.ClusterNode", LogLevel.Warning).AddFilter("Akka", LogLevel.Error), ct);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            TryDelete(runDir);
+            return 2;
+        }
+        var code = 0;
+        await using (node)
+        {
+            var cluster = Akka.Cluster.Cluster.Get(node.System);
+            try { await node.WhenUpAsync(timeout); }
+            catch (TimeoutException)
+            {
+                Console.Error.WriteLine($"error: could not join the cluster via {string.Join(", ", cluster.Settings.SeedNodes)} within {timeout.TotalSeconds:F0} s " +
+                                        "(is a node running there, with the same TLS settings?)");
+                TryDelete(runDir);
+                return 3;
+            }
+            // The member-up callback can run before this node's own view of the state says Up.
+            for (var i = 0; i < 20 && !cluster.State.Members.Any(m => m.Address == cluster.SelfAddress && m.Status == MemberStatus.Up); i++)
+                await Task.Delay(100, CancellationToken.None);
+            PrintMembers(cluster);
+            var proxy = ScstActors.LearnerProxy(node.System);
+            try
+            {
+                var s = await proxy.Ask<LearnerStatus>(new GetLearnerStatus(), timeout, ct);
+                var state = s.Finished ? "finished" : s.Running ? "running" : "starting";
+                Console.WriteLine($"learner: {s.Node} {state}, step {s.Step}/{s.TotalUpdates}, policy v{s.PolicyVersion}, mode {s.Mode}, " +
+                                  $"samples {s.SamplesConsumed}, rollouts dropped stale {s.RolloutsDroppedStale}");
+                Console.WriteLine($"workers: {s.RolloutWorkers} rollout, {s.RewardWorkers} reward; batches queued {s.QueuedBatches}, at workers {s.InFlightBatches}");
+                // Data shards (DataShardEntity) are not started by the SCST pipeline: see docs/cluster.md, "The learner owns the data order".
+                Console.WriteLine($"data: no data shards; the learner owns the data cursor (epoch {s.CursorEpoch}, position {s.CursorPosition})");
+            }
+            catch (AskTimeoutException)
+            {
+                Console.Error.WriteLine($"learner: no answer within {timeout.TotalSeconds:F0} s (no member with role learner, or it is still starting)");
+                code = 4;
+            }
+            await cluster.LeaveAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        TryDelete(runDir);
+        return code;
+    }
+
+    static void PrintMembers(Akka.Cluster.Cluster cluster)
+    {
+        var state = cluster.State;
+        Console.WriteLine($"cluster {NodeOptions.SystemName}: {state.Members.Count(m => !m.HasRole(LearnerActor.StatusRole))} members, leader {state.Leader?.ToString() ?? "none"}");
+        foreach (var m in state.Members.OrderBy(m => m.Address.ToString(), StringComparer.Ordinal))
+        {
+            var notes = new List<string>();
+            if (state.Unreachable.Contains(m)) notes.Add("unreachable");
+            if (m.Address == cluster.SelfAddress) notes.Add("this status client");
+            Console.WriteLine($"  {m.Address}  {m.Status}  roles=[{string.Join(",", m.Roles.Order())}]{(notes.Count > 0 ? "  (" + string.Join(", ", notes) + ")" : "")}");
+        }
+    }
+
+    static void TryDelete(string dir)
+    {
+        try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
