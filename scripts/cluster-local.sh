@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rollouts=2
-config=configs/demo_ce.yaml
+config=configs/demo_scst.yaml   # SCST from the demo's CE checkpoint: run `demo` first, or pass --config
 run_dir=runs/cluster-local
 port0=4053
 pg_mode=none
