@@ -268,15 +268,21 @@ public sealed class CaptionTrainer : IDisposable
         return (rewards, adv, greedy);
     }
 
-    /// <summary>The learner's half: teacher-forced log-probs with gradients and the self-critical loss, backpropagated.</summary>
-    public (double Loss, double[] NewLogProbs) ScstStep(RolloutBatch rollout, double[] advantages, double[]? importanceWeights = null)
+    /// <summary>Per-token log-probs (with gradients) and mask of the rollout's captions, and the advantages as a tensor.</summary>
+    private (Tensor Lp, Tensor Mask, Tensor Advantages) TeacherForced(RolloutBatch rollout, double[] advantages)
     {
-        using var scope = NewDisposeScope();
         Policy.Model.train();
         var pixels = _corpus.Train.Pixels(rollout.ImageIndices, Policy.Device);
         var seqs = tensor(rollout.Sequences.SelectMany(r => r).ToArray(), [rollout.Sequences.Length, rollout.Sequences[0].Length]).to(Policy.Device);
         var (lp, mask) = Policy.SequenceLogProbs(pixels, seqs);
-        var adv = tensor(advantages.Select(a => (float)a).ToArray()).to(Policy.Device);
+        return (lp, mask, tensor(advantages.Select(a => (float)a).ToArray()).to(Policy.Device));
+    }
+
+    /// <summary>The learner's half: teacher-forced log-probs with gradients and the self-critical loss, backpropagated.</summary>
+    public (double Loss, double[] NewLogProbs) ScstStep(RolloutBatch rollout, double[] advantages, double[]? importanceWeights = null)
+    {
+        using var scope = NewDisposeScope();
+        var (lp, mask, adv) = TeacherForced(rollout, advantages);
         var isw = importanceWeights is null ? null : tensor(importanceWeights.Select(a => (float)a).ToArray()).to(Policy.Device);
         var loss = ScstLoss.Compute(lp, mask, adv, _config.Scst.LossNormalization, isw);
         (loss / _config.Run.AccumGradIters).backward();
@@ -292,11 +298,7 @@ public sealed class CaptionTrainer : IDisposable
     public (double Loss, double[] NewLogProbs, double[] IsWeights) ScstStepOffPolicy(RolloutBatch rollout, double[] advantages, double isClip)
     {
         using var scope = NewDisposeScope();
-        Policy.Model.train();
-        var pixels = _corpus.Train.Pixels(rollout.ImageIndices, Policy.Device);
-        var seqs = tensor(rollout.Sequences.SelectMany(r => r).ToArray(), [rollout.Sequences.Length, rollout.Sequences[0].Length]).to(Policy.Device);
-        var (lp, mask) = Policy.SequenceLogProbs(pixels, seqs);
-        var adv = tensor(advantages.Select(a => (float)a).ToArray()).to(Policy.Device);
+        var (lp, mask, adv) = TeacherForced(rollout, advantages);
         var seqLp = (lp.detach() * mask.to(lp.dtype)).sum(1);
         var behaviour = tensor(rollout.BehaviourLogProbs).to(Policy.Device);
         var isw = (seqLp - behaviour).exp().clamp_max(isClip);
