@@ -174,27 +174,25 @@ public sealed class CaptionTrainer : IDisposable
     // ----------------------------------------------------------------------------------------------------------
     // The steps (shared with the actors)
 
-    /// <summary>One CE micro-batch: loss (already divided by the accumulation count) backpropagated; returns the loss.</summary>
-    public double CeStep(int[] batch)
+    /// <summary>One CE micro-batch of data epoch <paramref name="epoch"/>: loss (divided by the accumulation count) backpropagated; returns the loss.</summary>
+    public double CeStep(int[] batch, int epoch)
     {
         using var scope = NewDisposeScope();
         Policy.Model.train();
         var pixels = _corpus.Train.Pixels(batch, Policy.Device);
-        var captions = batch.Select(i => PickCaption(i)).ToList();
+        var captions = batch.Select(i => PickCaption(i, epoch)).ToList();
         var loss = Policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
         (loss / _config.Run.AccumGradIters).backward();
         return loss.item<float>();
     }
 
     // CE trains on every reference: each visit of an image picks one caption, rotating with the epoch.
-    private string PickCaption(int image)
+    private string PickCaption(int image, int epoch)
     {
         var refs = _corpus.Train.References[image];
-        var h = (ulong)image * 0x9E3779B97F4A7C15UL ^ (ulong)_cursorEpoch * 0xC2B2AE3D27D4EB4FUL;
+        var h = (ulong)image * 0x9E3779B97F4A7C15UL ^ (ulong)epoch * 0xC2B2AE3D27D4EB4FUL;
         return refs[(int)((h >> 17) % (ulong)refs.Count)];
     }
-
-    private int _cursorEpoch;
 
     /// <summary>Generates K captions per image with the current policy, in eval mode and without gradients.</summary>
     public RolloutBatch Rollout(int[] batch, long policyVersion, ulong samplingSeed)
@@ -471,8 +469,7 @@ public sealed class CaptionTrainer : IDisposable
         for (var m = 0; m < _config.Run.AccumGradIters; m++)
         {
             var batch = cursor.Next(_config.Run.BatchSizeTrain);
-            _cursorEpoch = cursor.Epoch;
-            loss += CeStep(batch) / _config.Run.AccumGradIters;
+            loss += CeStep(batch, cursor.Epoch) / _config.Run.AccumGradIters;
             samples += batch.Length;
         }
         return new Dictionary<string, double> { ["loss"] = loss };
