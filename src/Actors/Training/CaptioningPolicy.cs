@@ -41,8 +41,6 @@ public sealed class CaptioningPolicy : IDisposable
     {
         if (m.LoadPretrained) return HfCheckpoint.LoadBlip2T5(m.Pretrained!);
         var a = m.Architecture ?? throw new InvalidOperationException("model.architecture is required when load_pretrained is false");
-        var (act, gated) = T5Config.ParseFeedForwardProj("gated-gelu");
-        act = m.FeedForwardActivation; // LAVIS computes the gated FFN with exact gelu; HF with gelu_new
         var cfg = new Blip2Config
         {
             Vision = new Blip2VisionConfig
@@ -61,7 +59,9 @@ public sealed class CaptioningPolicy : IDisposable
                 VocabSize = vocabSize, DModel = a.DModel, DKv = a.DKv, DFf = a.DFf, NumLayers = a.EncoderLayers,
                 NumDecoderLayers = a.DecoderLayers, NumHeads = a.NumHeads,
                 RelativeAttentionNumBuckets = a.RelativeAttentionNumBuckets, RelativeAttentionMaxDistance = a.RelativeAttentionMaxDistance,
-                DropoutRate = a.DropoutRate, FeedForwardProj = "gated-gelu", DenseActFn = act, IsGatedAct = gated,
+                DropoutRate = a.DropoutRate, FeedForwardProj = "gated-gelu",
+                // LAVIS computes the gated FFN with exact gelu, HF with gelu_new: the config chooses.
+                DenseActFn = m.FeedForwardActivation, IsGatedAct = true,
                 TieWordEmbeddings = false, ScaleDecoderOutputs = false,
             },
             NumQueryTokens = a.NumQueryTokens,
