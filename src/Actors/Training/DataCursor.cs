@@ -29,17 +29,19 @@ public sealed class DataCursor(int size, long seed, int epoch = 0, int position 
         return batch;
     }
 
-    /// <summary>Fisher–Yates with SplitMix64: identical on every machine and .NET version.</summary>
-    public static int[] EpochOrder(int size, long seed, int epoch)
+    /// <summary>This epoch's order of all images: identical on every machine and .NET version.</summary>
+    public static int[] EpochOrder(int size, long seed, int epoch) =>
+        Shuffle(Enumerable.Range(0, size).ToArray(), (ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 1) * 0xD1B54A32D192ED03UL);
+
+    /// <summary>Fisher–Yates in place, driven by SplitMix64 from <paramref name="state"/> (also used by the data shards).</summary>
+    public static int[] Shuffle(int[] items, ulong state)
     {
-        var order = Enumerable.Range(0, size).ToArray();
-        var state = (ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 1) * 0xD1B54A32D192ED03UL;
-        for (var i = size - 1; i > 0; i--)
+        for (var i = items.Length - 1; i > 0; i--)
         {
             var j = (int)(SplitMix64(ref state) % (ulong)(i + 1));
-            (order[i], order[j]) = (order[j], order[i]);
+            (items[i], items[j]) = (items[j], items[i]);
         }
-        return order;
+        return items;
     }
 
     private static ulong SplitMix64(ref ulong state)
