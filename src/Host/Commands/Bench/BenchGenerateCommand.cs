@@ -20,10 +20,9 @@ public static class BenchGenerateCommand
         o.AddTo(cmd);
         cmd.SetAction(p => ModelCommand.Guarded(() =>
         {
-            var (device, dtype) = o.Placement(p);
-            using var model = new T5ForConditionalGeneration(o.Config(p));
-            using (var gen = new Generator(0, CPU)) model.InitWeights(gen);
-            model.to(device).to(dtype).eval();
+            var (model, device, dtype) = o.RandomModel(p);
+            using var _ = model;
+            model.eval();
             int b = p.GetValue(o.Batch), k = p.GetValue(o.Beams), s = p.GetValue(o.InputLen), n = p.GetValue(o.NewTokens);
             var options = new GenerationOptions { NumBeams = k, NumReturnSequences = k, MaxNewTokens = n, MinNewTokens = n, CheckFinishedEvery = 0 };
             var times = new List<double>();

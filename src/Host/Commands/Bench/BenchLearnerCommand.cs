@@ -21,10 +21,9 @@ public static class BenchLearnerCommand
         o.AddTo(cmd);
         cmd.SetAction(p => ModelCommand.Guarded(() =>
         {
-            var (device, dtype) = o.Placement(p);
-            using var model = new T5ForConditionalGeneration(o.Config(p));
-            using (var gen = new Generator(0, CPU)) model.InitWeights(gen);
-            model.to(device).to(dtype).train();
+            var (model, device, dtype) = o.RandomModel(p);
+            using var _ = model;
+            model.train();
             int b = p.GetValue(o.Batch), k = p.GetValue(o.Beams), s = p.GetValue(o.InputLen), n = p.GetValue(o.NewTokens);
             var v = model.Config.VocabSize;
             var opt = optim.AdamW(model.parameters(), 1e-5);

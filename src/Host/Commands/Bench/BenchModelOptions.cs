@@ -32,6 +32,16 @@ internal sealed class BenchModelOptions
             cmd.Options.Add(o);
     }
 
+    /// <summary>A T5 of the requested size with HF-style random init (seed 0), on the requested device and dtype.</summary>
+    public (T5ForConditionalGeneration Model, Device Device, ScalarType DType) RandomModel(ParseResult p)
+    {
+        var (device, dtype) = Placement(p);
+        var model = new T5ForConditionalGeneration(Config(p));
+        using (var gen = new Generator(0, CPU)) model.InitWeights(gen);
+        model.to(device).to(dtype);
+        return (model, device, dtype);
+    }
+
     public T5Config Config(ParseResult p)
     {
         var d = p.GetValue(DModel); var h = p.GetValue(Heads);
