@@ -24,8 +24,10 @@ public static class CiderD
         int eosId = -1, int degreeOfParallelism = 1)
     {
         Validate(candidates, references);
-        var shards = CountDocumentFrequency(references, eosId, degreeOfParallelism);
-        return ScoreWith(candidates, references, eosId, shards, references.Count, degreeOfParallelism);
+        var perImage = degreeOfParallelism <= 1 || references.Count < 2
+            ? CorpusSequential(candidates, references, eosId)
+            : CorpusParallel(candidates, references, eosId, degreeOfParallelism);
+        return new CiderScores(NumpyCompat.Mean(perImage), perImage);
     }
 
     /// <summary>Fixed document frequencies (training reward, self-critical.pytorch's cached df): N = df.NumImages, EOS as the df was built.</summary>
@@ -103,6 +105,154 @@ public static class CiderD
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int ShardOf(ulong hash, int shardCount) => shardCount == 1 ? 0 : (int)((hash >> 40) % (ulong)shardCount);
 
+    /// <summary>
+    /// One thread: each image is cooked once; its n-grams get corpus-wide ids (reference n-grams add 1
+    /// to their df) and the cooked image is kept; then every image is scored from the finished df.
+    /// </summary>
+    private static double[] CorpusSequential(IReadOnlyList<int[]> candidates, IReadOnlyList<IReadOnlyList<int[]>> references, int eosId)
+    {
+        int images = references.Count;
+        using var corpus = NewCorpus(candidates, references, 0, images, eosId, keepKeys: false);
+        var cooker = ImageCooker.ForThread();
+        using var ids = new NGramCountMap(EstimateDistinct(corpus), pooled: true);
+        var df = new int[EstimateDistinct(corpus)];
+        var gid = corpus.Gid;
+        for (int i = 0; i < images; i++)
+        {
+            int refLocal = CookImage(cooker, candidates[i], references[i], eosId);
+            int local = cooker.LocalCount, baseId = corpus.ImageLocal[i];
+            var hash = cooker.KeyHash;
+            for (int l = 0; l < Math.Min(PrefetchDistance, local); l++) ids.Prefetch(hash[l]);
+            for (int l = 0; l < local; l++)
+            {
+                if (l + PrefetchDistance < local) ids.Prefetch(hash[l + PrefetchDistance]);
+                int id = ids.GetOrAddId(cooker.KeyLo[l], cooker.KeyHi[l], hash[l]);
+                if (id >= df.Length) Array.Resize(ref df, df.Length * 2);
+                if (l < refLocal) df[id]++;
+                gid[baseId + l] = id;
+            }
+            corpus.Append(cooker, refLocal);
+        }
+        var perImage = new double[images];
+        ScoreCooked(corpus, [df], shardBits: 0, offset: 0, perImage);
+        return perImage;
+    }
+
+    /// <summary>
+    /// All cores: chunks of images are cooked in parallel and each local n-gram is routed to a hash shard;
+    /// each shard's ids and df are built by one thread (no map is written by two); then chunks are scored in parallel.
+    /// A corpus-wide id packs the shard in its low <c>shardBits</c> bits.
+    /// </summary>
+    private static double[] CorpusParallel(IReadOnlyList<int[]> candidates, IReadOnlyList<IReadOnlyList<int[]>> references, int eosId, int dop)
+    {
+        int images = references.Count;
+        int shardBits = 0;
+        while ((1 << shardBits) < Math.Min(64, dop * 4)) shardBits++;
+        int shardCount = 1 << shardBits, chunkCount = Math.Min(images, dop * 4);
+        var options = new ParallelOptions { MaxDegreeOfParallelism = dop };
+        var chunks = new CookedCorpus[chunkCount];
+        var routes = new IntList[chunkCount, shardCount];
+        Parallel.For(0, chunkCount, options, c =>
+        {
+            int from = ChunkStart(images, chunkCount, c), to = ChunkStart(images, chunkCount, c + 1);
+            var corpus = chunks[c] = NewCorpus(candidates, references, from, to, eosId, keepKeys: true);
+            for (int p = 0; p < shardCount; p++) routes[c, p] = new IntList();
+            var cooker = ImageCooker.ForThread();
+            for (int i = from; i < to; i++)
+            {
+                int refLocal = CookImage(cooker, candidates[i], references[i], eosId);
+                int baseId = corpus.ImageLocal[i - from];
+                // The top bit marks an n-gram that occurs in a reference of its image.
+                for (int l = 0; l < cooker.LocalCount; l++)
+                    routes[c, ShardOf(cooker.KeyHash[l], shardCount)].Add((baseId + l) | (l < refLocal ? int.MinValue : 0));
+                corpus.Append(cooker, refLocal);
+            }
+        });
+        var shardDf = new int[shardCount][];
+        Parallel.For(0, shardCount, options, p =>
+        {
+            int routed = 0;
+            for (int c = 0; c < chunkCount; c++) routed += routes[c, p].Count;
+            using var ids = new NGramCountMap(Math.Max(16, routed / 3), pooled: true);
+            var df = new int[Math.Max(16, routed / 3)];
+            for (int c = 0; c < chunkCount; c++)
+            {
+                var corpus = chunks[c];
+                var route = routes[c, p];
+                ulong[] lo = corpus.KeyLo!, hi = corpus.KeyHi!, hash = corpus.KeyHash!;
+                for (int j = 0; j < route.Count; j++)
+                {
+                    if (j + PrefetchDistance < route.Count) ids.Prefetch(hash[route.Items[j + PrefetchDistance] & int.MaxValue]);
+                    int entry = route.Items[j], pos = entry & int.MaxValue;
+                    int id = ids.GetOrAddId(lo[pos], hi[pos], hash[pos]);
+                    if (id >= df.Length) Array.Resize(ref df, df.Length * 2);
+                    if (entry < 0) df[id]++;
+                    corpus.Gid[pos] = (id << shardBits) | p;
+                }
+            }
+            shardDf[p] = df;
+        });
+        var perImage = new double[images];
+        Parallel.For(0, chunkCount, options, c =>
+        {
+            ScoreCooked(chunks[c], shardDf, shardBits, ChunkStart(images, chunkCount, c), perImage);
+            chunks[c].Dispose();
+        });
+        return perImage;
+    }
+
+    private const int PrefetchDistance = 12;
+
+    private static int ChunkStart(int images, int chunks, int c) => (int)((long)images * c / chunks);
+
+    /// <summary>Cooks an image's references, then its candidate (the last sentence); returns how many local ids the references introduced.</summary>
+    private static int CookImage(ImageCooker cooker, int[] candidate, IReadOnlyList<int[]> refs, int eosId)
+    {
+        cooker.Reset();
+        for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
+        int refLocal = cooker.LocalCount;
+        cooker.AddSentence(candidate, eosId);
+        return refLocal;
+    }
+
+    private static CookedCorpus NewCorpus(IReadOnlyList<int[]> candidates, IReadOnlyList<IReadOnlyList<int[]>> references, int from, int to, int eosId, bool keepKeys)
+    {
+        long tokens = 0;
+        int sentences = 0, extra = eosId >= 0 ? 1 : 0;
+        for (int i = from; i < to; i++)
+        {
+            var refs = references[i];
+            tokens += candidates[i].Length + extra;
+            for (int j = 0; j < refs.Count; j++) tokens += refs[j].Length + extra;
+            sentences += refs.Count + 1;
+        }
+        return new CookedCorpus(to - from, sentences, tokens, keepKeys);
+    }
+
+    /// <summary>
+    /// A first size for the id map: one distinct n-gram per token of the corpus (the synthetic COCO-sized
+    /// benchmark corpus has 0.85), so the map rarely has to grow; rehashing millions of n-grams costs more than the spare room.
+    /// </summary>
+    private static int EstimateDistinct(CookedCorpus corpus) => Math.Max(1024, corpus.EntryLocal.Length / 4);
+
+    /// <summary>Scores the images of a cooked corpus into perImage[offset + i] with the corpus df (N = number of images).</summary>
+    private static void ScoreCooked(CookedCorpus corpus, int[][] shardDf, int shardBits, int offset, double[] perImage)
+    {
+        int numImages = perImage.Length;
+        var logDf = LogTable(numImages);
+        double refLen = Math.Log(numImages);
+        var scratch = CiderScratch.ForThread();
+        Span<double> one = stackalloc double[1];
+        for (int i = 0; i < corpus.Images; i++)
+        {
+            int first = corpus.ImageLocal[i];
+            scratch.ComputeIdf(corpus.Gid.AsSpan(first, corpus.ImageLocal[i + 1] - first), shardDf, shardBits, logDf, refLen);
+            int refs = corpus.SentenceCount(i) - 1;
+            scratch.ScoreCandidates(corpus.View(i), refs, 1, 0, refs, one);
+            perImage[offset + i] = one[0];
+        }
+    }
+
     private static CiderScores ScoreWith(IReadOnlyList<int[]> candidates, IReadOnlyList<IReadOnlyList<int[]>> references,
         int eosId, NGramCountMap[] shards, int numImages, int dop)
     {
@@ -122,7 +272,7 @@ public static class CiderD
                     var refs = references[i];
                     for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eosId);
                     scratch.ComputeIdf(cooker, shards, logDf, refLen);
-                    scratch.ScoreCandidates(cooker, 0, 1, 1, references[i].Count, one);
+                    scratch.ScoreCandidates(cooker.View, 0, 1, 1, references[i].Count, one);
                     perImage[i] = one[0];
                 }
             });
@@ -135,6 +285,20 @@ public static class CiderD
         var t = new double[Math.Max(2, numImages + 1)];
         for (int d = 0; d < t.Length; d++) t[d] = Math.Log(Math.Max(1.0, d));
         return t;
+    }
+
+    /// <summary>A growable int array that hands out its buffer (List&lt;int&gt; would cost a bounds-checked indexer call per item).</summary>
+    private sealed class IntList
+    {
+        public int[] Items = new int[256];
+        public int Count;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(int value)
+        {
+            if (Count == Items.Length) Array.Resize(ref Items, Count * 2);
+            Items[Count++] = value;
+        }
     }
 
     private sealed class KeyBucket
@@ -193,12 +357,25 @@ internal sealed class CiderScratch
         }
     }
 
+    /// <summary>idf of each local id of an image whose corpus-wide ids are <paramref name="gids"/> (shard in the low <paramref name="shardBits"/> bits).</summary>
+    public void ComputeIdf(ReadOnlySpan<int> gids, int[][] shardDf, int shardBits, double[] logDf, double refLen)
+    {
+        if (_idf.Length < gids.Length) { _idf = new double[gids.Length * 2]; _refVal = new double[gids.Length * 2]; }
+        int shardMask = (1 << shardBits) - 1;
+        for (int l = 0; l < gids.Length; l++)
+        {
+            int g = gids[l];
+            int df = shardDf[g & shardMask][g >> shardBits];
+            _idf[l] = refLen - logDf[df];
+        }
+    }
+
     /// <summary>
     /// Scores candidate sentences [firstCand, firstCand + candCount) against reference sentences
     /// [firstRef, firstRef + refCount) of the cooker. Each reference's tf-idf vector is built once
     /// and shared by all candidates; per candidate the references are still summed in order.
     /// </summary>
-    public void ScoreCandidates(ImageCooker c, int firstCand, int candCount, int firstRef, int refCount, Span<double> output)
+    public void ScoreCandidates(in CookedView c, int firstCand, int candCount, int firstRef, int refCount, Span<double> output)
     {
         const int N = NGramKey.MaxOrder;
         if (_hypNorm.Length < candCount * N) { _hypNorm = new double[candCount * N * 2]; _acc = new double[candCount * N * 2]; }

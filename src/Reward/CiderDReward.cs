@@ -43,7 +43,7 @@ public sealed class CiderDReward
             // Indexing, not foreach: an interface enumerator would allocate on every image.
             for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eos);
             scratch.ComputeIdf(cooker, _shards, _logDf, _refLen);
-            scratch.ScoreCandidates(cooker, 0, k, k, refs.Count, rewards.Slice(b * k, k));
+            scratch.ScoreCandidates(cooker.View, 0, k, k, refs.Count, rewards.Slice(b * k, k));
         }
     }
 
@@ -73,7 +73,7 @@ public sealed class CiderDReward
             for (int i = 0; i < k; i++) cooker.AddSentence(words.Encode(candidates[b * k + i]), eos);
             for (int j = 0; j < refs.Count; j++) cooker.AddSentence(words.Encode(refs[j]), eos);
             scratch.ComputeIdf(cooker, _shards, _logDf, _refLen);
-            scratch.ScoreCandidates(cooker, 0, k, k, refs.Count, rewards.Slice(b * k, k));
+            scratch.ScoreCandidates(cooker.View, 0, k, k, refs.Count, rewards.Slice(b * k, k));
         }
         words.Clear();
     }

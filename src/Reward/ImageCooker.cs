@@ -7,17 +7,23 @@ namespace Scst.Reward;
 /// counts over image-local dense ids. It plays the role of pycocoevalcap's <c>precook</c>: each
 /// sentence's entries are its distinct n-grams, grouped by order 1..4 and in order of first
 /// occurrence, exactly the insertion order of the Python dict, so float sums run in the same order.
-/// All buffers are reused between images; nothing is allocated once they have grown.
+/// An n-gram of order n is interned as (local id of its first n−1 tokens, last token), so every lookup
+/// is one 64-bit key in a table that stays in L1; its exact 128-bit <see cref="NGramKey"/> is built once
+/// per distinct n-gram, for the corpus-wide tables. Buffers are reused: nothing is allocated once they have grown.
 /// </summary>
 internal sealed class ImageCooker
 {
-    // Local open-addressing table: key -> local id.
-    private ulong[] _tLo = new ulong[512], _tHi = new ulong[512];
-    private int[] _tId = new int[512];
-    private int _tMask = 511;
+    // Unigrams: token id -> local id, valid while _tokenEpoch[token] == _epoch (no clearing between images).
+    private int[] _tokenLocal = new int[1024], _tokenEpoch = new int[1024];
+    private int _epoch = 1;
+
+    // Orders 2..4: open addressing, key (prefix local id + 1) << 32 | token -> local id; 0 marks a free slot.
+    private ulong[] _tKey = new ulong[1024];
+    private int[] _tId = new int[1024];
+    private int _tMask = 1023, _tShift = 64 - 10, _tCount;
     private int[] _usedSlots = new int[256];
 
-    // Per local id.
+    // Per local id: the exact n-gram key and its hash.
     public ulong[] KeyLo = new ulong[256], KeyHi = new ulong[256], KeyHash = new ulong[256];
     public int LocalCount;
     private int[] _stamp = new int[256];   // sentence index + 1 that last touched the id
@@ -31,10 +37,15 @@ internal sealed class ImageCooker
     public int SentenceCount;
 
     private int[] _tokBuf = new int[64];
+    private int[] _prefix = new int[64];   // local id of the (n−1)-gram starting at each position
+
+    public CookedView View => new(OrderStart, EntryLocal, EntryCount, Length);
 
     public void Reset()
     {
-        for (int i = 0; i < LocalCount; i++) _tLo[_usedSlots[i]] = 0;
+        for (int i = 0; i < _tCount; i++) _tKey[_usedSlots[i]] = 0;
+        _tCount = 0;
+        if (++_epoch == int.MaxValue) { Array.Clear(_tokenEpoch); _epoch = 1; }
         LocalCount = 0;
         EntryTotal = 0;
         SentenceCount = 0;
@@ -56,35 +67,32 @@ internal sealed class ImageCooker
         }
         int T = tokens.Length;
         Length[s] = T;
-        int need = EntryTotal + 4 * T;
-        if (need > EntryLocal.Length)
+        if (EntryTotal + 4 * T > EntryLocal.Length)
         {
-            int size = Math.Max(need, EntryLocal.Length * 2);
+            int size = Math.Max(EntryTotal + 4 * T, EntryLocal.Length * 2);
             Array.Resize(ref EntryLocal, size);
             Array.Resize(ref EntryCount, size);
         }
+        if (_prefix.Length < T) _prefix = new int[Math.Max(T, _prefix.Length * 2)];
+        var prefix = _prefix;
         int stampValue = s + 1;
-        for (int n = 1; n <= NGramKey.MaxOrder; n++)
+
+        OrderStart[5 * s] = EntryTotal;
+        for (int i = 0; i < T; i++)
+        {
+            int id = InternToken(tokens[i]);
+            prefix[i] = id;
+            Count(id, stampValue);
+        }
+        for (int n = 2; n <= NGramKey.MaxOrder; n++)
         {
             OrderStart[5 * s + n - 1] = EntryTotal;
+            // prefix[i] holds the (n−1)-gram at i; it is read before being overwritten with the n-gram at i.
             for (int i = 0; i + n <= T; i++)
             {
-                ulong t0 = (uint)tokens[i] + 1UL;
-                ulong lo = n > 1 ? t0 | (((uint)tokens[i + 1] + 1UL) << 32) : t0;
-                ulong hi = n > 2 ? ((uint)tokens[i + 2] + 1UL) | (n > 3 ? ((uint)tokens[i + 3] + 1UL) << 32 : 0) : 0;
-                int id = Intern(lo, hi);
-                if (_stamp[id] == stampValue)
-                {
-                    EntryCount[_stampEntry[id]]++;
-                }
-                else
-                {
-                    _stamp[id] = stampValue;
-                    _stampEntry[id] = EntryTotal;
-                    EntryLocal[EntryTotal] = id;
-                    EntryCount[EntryTotal] = 1;
-                    EntryTotal++;
-                }
+                int id = Intern(prefix[i], tokens[i + n - 1], n);
+                prefix[i] = id;
+                Count(id, stampValue);
             }
         }
         OrderStart[5 * s + 4] = EntryTotal;
@@ -92,26 +100,76 @@ internal sealed class ImageCooker
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int Intern(ulong lo, ulong hi)
+    private void Count(int id, int stampValue)
     {
-        ulong h = NGramKey.Hash(lo, hi);
-        int i = (int)(h & (ulong)_tMask);
+        if (_stamp[id] == stampValue)
+        {
+            EntryCount[_stampEntry[id]]++;
+        }
+        else
+        {
+            _stamp[id] = stampValue;
+            _stampEntry[id] = EntryTotal;
+            EntryLocal[EntryTotal] = id;
+            EntryCount[EntryTotal] = 1;
+            EntryTotal++;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int InternToken(int token)
+    {
+        if ((uint)token >= (uint)_tokenLocal.Length) GrowTokens(token);
+        if (_tokenEpoch[token] == _epoch) return _tokenLocal[token];
+        int id = NewLocal((uint)token + 1UL, 0);
+        _tokenEpoch[token] = _epoch;
+        _tokenLocal[token] = id;
+        return id;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Intern(int prefixId, int token, int order)
+    {
+        ulong key = ((ulong)(uint)(prefixId + 1) << 32) | (uint)token;
+        int i = (int)((key * 0x9E3779B97F4A7C15UL) >> _tShift);
         while (true)
         {
-            ulong k = _tLo[i];
+            ulong k = _tKey[i];
+            if (k == key) return _tId[i];
             if (k == 0) break;
-            if (k == lo && _tHi[i] == hi) return _tId[i];
             i = (i + 1) & _tMask;
         }
+        // The exact key extends the prefix's key with token + 1 in slot order − 1.
+        ulong t = (uint)token + 1UL, lo = KeyLo[prefixId], hi = KeyHi[prefixId];
+        switch (order)
+        {
+            case 2: lo |= t << 32; break;
+            case 3: hi = t; break;
+            default: hi |= t << 32; break;
+        }
+        int id = NewLocal(lo, hi);
+        _tKey[i] = key; _tId[i] = id;
+        _usedSlots[_tCount++] = i;
+        if (_tCount * 2 > _tMask) GrowTable();
+        return id;
+    }
+
+    private int NewLocal(ulong lo, ulong hi)
+    {
         int id = LocalCount++;
         if (id >= KeyLo.Length) GrowLocal();
-        _tLo[i] = lo; _tHi[i] = hi; _tId[i] = id;
-        _usedSlots[id] = i;
-        KeyLo[id] = lo; KeyHi[id] = hi; KeyHash[id] = h;
+        KeyLo[id] = lo; KeyHi[id] = hi; KeyHash[id] = NGramKey.Hash(lo, hi);
         // A fresh id must not inherit a stamp from an earlier image.
         _stamp[id] = 0;
-        if (LocalCount * 2 > _tMask) GrowTable();
         return id;
+    }
+
+    private void GrowTokens(int token)
+    {
+        if (token < 0) throw new ArgumentOutOfRangeException(nameof(token), $"token id {token} is negative");
+        int size = Math.Max(token + 1, _tokenLocal.Length * 2);
+        Array.Resize(ref _tokenLocal, size);
+        Array.Resize(ref _tokenEpoch, size);
     }
 
     private void GrowLocal()
@@ -123,15 +181,21 @@ internal sealed class ImageCooker
 
     private void GrowTable()
     {
-        int size = (_tMask + 1) * 2;
-        _tLo = new ulong[size]; _tHi = new ulong[size]; _tId = new int[size];
+        var oldKey = _tKey;
+        var oldId = _tId;
+        var used = _usedSlots.AsSpan(0, _tCount).ToArray();
+        int size = oldKey.Length * 2;
+        _tKey = new ulong[size]; _tId = new int[size];
         _tMask = size - 1;
-        for (int id = 0; id < LocalCount; id++)
+        _tShift--;
+        _tCount = 0;
+        foreach (int slot in used)
         {
-            int i = (int)(KeyHash[id] & (ulong)_tMask);
-            while (_tLo[i] != 0) i = (i + 1) & _tMask;
-            _tLo[i] = KeyLo[id]; _tHi[i] = KeyHi[id]; _tId[i] = id;
-            _usedSlots[id] = i;
+            ulong key = oldKey[slot];
+            int i = (int)((key * 0x9E3779B97F4A7C15UL) >> _tShift);
+            while (_tKey[i] != 0) i = (i + 1) & _tMask;
+            _tKey[i] = key; _tId[i] = oldId[slot];
+            _usedSlots[_tCount++] = i;
         }
     }
 

@@ -1,4 +1,7 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Scst.Reward;
 
@@ -38,9 +41,11 @@ public readonly record struct NGramKey(ulong Lo, ulong Hi)
 /// <summary>
 /// Open-addressing map from <see cref="NGramKey"/> to an int (document frequency). Key and value sit
 /// in one 24-byte slot so a lookup in a table of millions of n-grams costs one cache miss, not three.
-/// Not thread-safe for writes; reads are safe once writes have stopped.
+/// Not thread-safe for writes; reads are safe once writes have stopped. A pooled map (a scratch table
+/// of one corpus scoring call) rents its slots from <see cref="ArrayPool{T}.Shared"/> and gives them back
+/// on <see cref="Dispose"/>: repeated calls then reuse memory instead of page-faulting in hundreds of MB.
 /// </summary>
-public sealed class NGramCountMap
+public sealed class NGramCountMap : IDisposable
 {
     private struct Slot
     {
@@ -49,14 +54,34 @@ public sealed class NGramCountMap
     }
 
     private Slot[] _slots;
-    private int _mask, _count;
+    private int _mask, _count, _limit;
+    private readonly bool _pooled;
 
-    public NGramCountMap(int capacity = 1024)
+    /// <summary>A map that holds <paramref name="capacity"/> keys without growing (at most 70 % of its slots in use).</summary>
+    public NGramCountMap(int capacity = 1024) : this(capacity, pooled: false) { }
+
+    internal NGramCountMap(int capacity, bool pooled)
     {
+        _pooled = pooled;
         int size = 16;
-        while (size < capacity * 2) size <<= 1;
-        _slots = new Slot[size];
+        while (size * 0.7 < capacity) size <<= 1;
+        _slots = NewSlots(size);
+    }
+
+    private Slot[] NewSlots(int size)
+    {
         _mask = size - 1;
+        _limit = (int)(size * 0.7);
+        if (!_pooled) return new Slot[size];
+        var slots = ArrayPool<Slot>.Shared.Rent(size);
+        Array.Clear(slots, 0, size);
+        return slots;
+    }
+
+    public void Dispose()
+    {
+        if (_pooled && _slots.Length > 0) ArrayPool<Slot>.Shared.Return(_slots);
+        _slots = [];
     }
 
     public int Count => _count;
@@ -72,12 +97,48 @@ public sealed class NGramCountMap
             if (s.Lo == 0)
             {
                 s.Lo = lo; s.Hi = hi; s.Value = delta;
-                if (++_count * 2 > _mask) Grow();
+                if (++_count > _limit) Grow();
                 return;
             }
             if (s.Lo == lo && s.Hi == hi) { s.Value += delta; return; }
             i = (i + 1) & _mask;
         }
+    }
+
+    /// <summary>
+    /// The key's id: its value when present; otherwise it is inserted with the value <see cref="Count"/>
+    /// (ids 0, 1, 2, … in insertion order). A map used this way must not also be used with <see cref="Add(ulong, ulong, ulong, int)"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int GetOrAddId(ulong lo, ulong hi, ulong hash)
+    {
+        var slots = _slots;
+        int i = (int)(hash & (ulong)_mask);
+        while (true)
+        {
+            ref var s = ref slots[i];
+            if (s.Lo == lo && s.Hi == hi) return s.Value;
+            if (s.Lo == 0)
+            {
+                int id = _count;
+                s.Lo = lo; s.Hi = hi; s.Value = id;
+                if (++_count > _limit) Grow();
+                return id;
+            }
+            i = (i + 1) & _mask;
+        }
+    }
+
+    /// <summary>
+    /// Asks the CPU to start loading the key's home slot. A table of millions of n-grams does not fit
+    /// in cache, so lookups are memory-latency bound; issuing the next few loads early overlaps them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void Prefetch(ulong hash)
+    {
+        if (!Sse.IsSupported) return;
+        ref var slot = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_slots), (nint)(hash & (ulong)_mask));
+        Sse.Prefetch0(Unsafe.AsPointer(ref slot));
     }
 
     public void Add(NGramKey key, int delta) => Add(key.Lo, key.Hi, NGramKey.Hash(key.Lo, key.Hi), delta);
@@ -108,14 +169,16 @@ public sealed class NGramCountMap
     private void Grow()
     {
         var old = _slots;
-        _slots = new Slot[old.Length * 2];
-        _mask = _slots.Length - 1;
-        foreach (var s in old)
+        int oldSize = _mask + 1;
+        _slots = NewSlots(oldSize * 2);
+        for (int j = 0; j < oldSize; j++)
         {
+            var s = old[j];
             if (s.Lo == 0) continue;
             int i = (int)(NGramKey.Hash(s.Lo, s.Hi) & (ulong)_mask);
             while (_slots[i].Lo != 0) i = (i + 1) & _mask;
             _slots[i] = s;
         }
+        if (_pooled) ArrayPool<Slot>.Shared.Return(old);
     }
 }
