@@ -5,7 +5,8 @@ namespace Scst.Benchmarks;
 
 /// <summary>
 /// CIDEr-D corpus scoring (tokenized strings in, scores out, as pycocoevalcap's Cider().compute_score)
-/// on a synthetic Flickr8k-sized corpus (8,092 images, 4 refs + 1 candidate), and the training
+/// on synthetic corpora the sizes of Flickr8k (8,092 images, 4 refs + 1 candidate) and COCO val
+/// (40,504 images, 5 refs + 1 candidate), and the training
 /// reward call (16 images × 5 candidates, precomputed df, int token ids).
 /// </summary>
 [MemoryDiagnoser]
@@ -17,13 +18,15 @@ public class CiderBenchmarks
     private int[][] _cands = null!;
     private readonly double[] _rewards = new double[16 * 5];
 
-    [Params(8092)]
+    [Params(8092, 40504)]
     public int Images { get; set; }
+
+    private int RefsPerImage => Images > 10_000 ? 5 : 4;
 
     [GlobalSetup]
     public void Setup()
     {
-        _corpus = SyntheticCorpus.Generate(Images, 4);
+        _corpus = SyntheticCorpus.Generate(Images, RefsPerImage);
         var df = DocumentFrequency.Build(_corpus.Select(s => s.References).ToList(), countEos: true);
         _reward = new CiderDReward(df);
         int[] Enc(string s) => s.Split(' ').Select(w => df.Vocabulary.TryGetId(w, out var id) ? id : 0).ToArray();
