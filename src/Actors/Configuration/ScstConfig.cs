@@ -102,6 +102,7 @@ public sealed record ScstOptions(
     RewardOptions Reward,
     string Mode,
     int MaxStaleness,
-    double IsClip);
+    double IsClip,
+    int RolloutSplits = 1);
 
 public sealed record RewardOptions(string Metric, double Sigma, int N, string Df, string? DfFile, bool EosToken);

@@ -52,10 +52,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     sealed record StepRecord(long Update, int Epoch, int[][] Batches);
 
-    /// <summary>One micro-batch of training data on its way through rollout and reward.</summary>
-    sealed class Work(int[] ids, int epoch, long seed)
+    /// <summary>
+    /// One micro-batch of training data on its way through rollout and reward, or in sync mode one part of it
+    /// (<c>scst.rollout_splits</c>: the parts of micro-batch <see cref="Micro"/> go to different rollout workers).
+    /// </summary>
+    sealed class Work(int[] ids, int epoch, long seed, int micro = 0)
     {
         public int[] Ids { get; } = ids;
+        public int Micro { get; } = micro;
         public int Epoch { get; } = epoch;
         public long Seed { get; set; } = seed;
         public long RequestId { get; set; }
@@ -422,9 +426,13 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             for (var m = 0; m < Accum; m++)
             {
                 var ids = _cursor.Next(BatchSize);
-                var w = new Work(ids, _cursor.Epoch, (long)CaptionTrainer.SamplingSeed(_config.Run.Seed, _update, m));
-                _current.Add(w);
-                _toDispatch.Enqueue(w);
+                var seed = CaptionTrainer.SamplingSeed(_config.Run.Seed, _update, m);
+                foreach (var (partIds, partSeed) in CaptionTrainer.RolloutParts(ids, seed, _config.Scst.RolloutSplits))
+                {
+                    var w = new Work(partIds, _cursor.Epoch, unchecked((long)partSeed), m);
+                    _current.Add(w);
+                    _toDispatch.Enqueue(w);
+                }
             }
         }
         Pump();
@@ -455,10 +463,13 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         var values = new Dictionary<string, double>();
         var isStats = new List<double>();
         _staleness.Clear();
-        foreach (var w in used)
+        var micros = _async ? used.Select(w => new[] { w }).ToList() : used.GroupBy(w => w.Micro).Select(g => g.ToArray()).ToList();
+        foreach (var parts in micros)
         {
-            var rollout = w.Rollout!.ToBatch();
-            var adv = w.Score!.Advantages.ToArray();
+            var rollout = RolloutBatch.Concat([.. parts.Select(w => w.Rollout!.ToBatch())], _trainer.Policy.Tokenizer.PadId);
+            var adv = parts.SelectMany(w => w.Score!.Advantages).ToArray();
+            var rewards = parts.SelectMany(w => w.Score!.Rewards).ToArray();
+            var greedy = parts.Any(w => w.Score!.GreedyRewards.IsDefaultOrEmpty) ? null : parts.SelectMany(w => w.Score!.GreedyRewards).ToArray();
             double loss;
             var staleness = _update - rollout.PolicyVersion;
             _staleness.Add((int)staleness);
@@ -470,8 +481,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
                 isStats.AddRange(isw);
             }
             else (loss, _) = _trainer.ScstStep(rollout, adv);
-            var greedy = w.Score.GreedyRewards.IsDefaultOrEmpty ? null : w.Score.GreedyRewards.ToArray();
-            Accumulate(values, CaptionTrainer.RolloutStats(rollout, w.Score.Rewards.ToArray(), adv, greedy));
+            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy));
             Accumulate(values, new Dictionary<string, double> { ["loss"] = loss });
         }
         var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
@@ -479,6 +489,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         values["staleness_mean"] = _staleness.Average();
         values["staleness_max"] = _staleness.Max();
         values["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS);
+        values["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count();
         if (_async)
         {
             values["is_weight_mean"] = isStats.Average();
@@ -489,8 +500,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         values["rollouts_dropped_stale"] = _droppedStale;
 
         var pending = _byRequest.Values.Concat(_toDispatch).Concat(_ready).Where(w => !used.Contains(w)).Distinct().ToList();
+        // The journal names whole micro-batches (parts joined in order), as replay and the plain trainer see them.
         var ev = new LearnerStepApplied(_update, _update + 1, _cursor.Epoch, _cursor.Position,
-            [.. used.Select(w => w.Ids.Length)], [.. used.Select(w => w.Epoch)], [.. used.SelectMany(w => w.Ids)],
+            [.. micros.Select(p => p.Sum(w => w.Ids.Length))], [.. micros.Select(p => p[0].Epoch)], [.. micros.SelectMany(p => p.SelectMany(w => w.Ids))],
             [.. pending.Select(w => w.Ids.Length)], [.. pending.Select(w => w.Epoch)], [.. pending.SelectMany(w => w.Ids)], _droppedStale);
         _current.Clear();
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.

@@ -106,7 +106,8 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             if (_version < r.MinVersion) return; // wait for the weights the request needs
             _queue.Dequeue();
             if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
-            var batch = _replica.Rollout([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
+            // The learner already cut the micro-batch into parts (scst.rollout_splits): one request is one generation call.
+            var batch = _replica.RolloutPart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
             var greedy = _replica.Baseline == BaselineKind.Greedy ? _replica.GreedyCaptions([.. r.ImageIds]) : null;
             replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));
             _served++;

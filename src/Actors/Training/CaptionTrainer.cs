@@ -194,8 +194,36 @@ public sealed class CaptionTrainer : IDisposable
         return refs[(int)((h >> 17) % (ulong)refs.Count)];
     }
 
-    /// <summary>Generates K captions per image with the current policy, in eval mode and without gradients.</summary>
+    /// <summary>
+    /// Generates K captions per image with the current policy, in eval mode and without gradients. With
+    /// <c>scst.rollout_splits</c> = S the batch is generated as the S parts of <see cref="RolloutParts"/>, each from its
+    /// own seed, and concatenated: exactly what a sync learner gets back from S rollout actors given one part each.
+    /// </summary>
     public RolloutBatch Rollout(int[] batch, long policyVersion, ulong samplingSeed)
+    {
+        var parts = RolloutParts(batch, samplingSeed, _config.Scst.RolloutSplits);
+        if (parts.Count == 1) return RolloutPart(batch, policyVersion, samplingSeed);
+        return RolloutBatch.Concat([.. parts.Select(p => RolloutPart(p.Ids, policyVersion, p.Seed))], Policy.Tokenizer.PadId);
+    }
+
+    /// <summary>
+    /// A micro-batch cut into min(splits, images) contiguous parts; part 0 keeps the micro-batch's seed (so one part is
+    /// the unsplit rollout) and part p draws from a seed mixed from it and p.
+    /// </summary>
+    public static IReadOnlyList<(int[] Ids, ulong Seed)> RolloutParts(int[] batch, ulong samplingSeed, int splits)
+    {
+        var n = Math.Max(1, Math.Min(splits, batch.Length));
+        var parts = new List<(int[], ulong)>(n);
+        for (var p = 0; p < n; p++)
+        {
+            int from = batch.Length * p / n, to = batch.Length * (p + 1) / n;
+            parts.Add((batch[from..to], p == 0 ? samplingSeed : (samplingSeed ^ ((ulong)p * 0x9E3779B97F4A7C15UL)) * 0xBF58476D1CE4E5B9UL));
+        }
+        return parts;
+    }
+
+    /// <summary>One generation call: K captions for each image of <paramref name="batch"/> from <paramref name="samplingSeed"/>.</summary>
+    public RolloutBatch RolloutPart(int[] batch, long policyVersion, ulong samplingSeed)
     {
         using var scope = NewDisposeScope();
         var s = _config.Scst;

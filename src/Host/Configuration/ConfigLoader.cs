@@ -275,7 +275,8 @@ public static class ConfigLoader
             Reward: reward,
             Mode: s.GetString("mode", "sync", Modes),
             MaxStaleness: s.GetInt("max_staleness", 0, 0),
-            IsClip: s.GetDouble("is_clip", 1.0, 0, minExclusive: true));
+            IsClip: s.GetDouble("is_clip", 1.0, 0, minExclusive: true),
+            RolloutSplits: s.GetInt("rollout_splits", 1, 1));
         if (!s.IsPresent) s.GetBool("enabled", false);
         s.Finish();
         return opts;

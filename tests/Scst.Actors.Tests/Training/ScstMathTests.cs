@@ -23,6 +23,38 @@ public class ScstMathTests
         Assert.Throws<ArgumentException>(() => ScstLoss.Compute(lp, mask, adv, "mean"));
     }
 
+    [Theory]
+    [InlineData(16, 1)]
+    [InlineData(16, 3)]
+    [InlineData(5, 8)]
+    public void RolloutPartsCoverTheMicroBatchInOrderWithTheirOwnSeeds(int images, int splits)
+    {
+        var batch = Enumerable.Range(100, images).ToArray();
+        var parts = CaptionTrainer.RolloutParts(batch, 12345UL, splits);
+        Assert.Equal(Math.Min(images, splits), parts.Count);
+        Assert.Equal(batch, parts.SelectMany(p => p.Ids));
+        Assert.All(parts, p => Assert.NotEmpty(p.Ids));
+        Assert.True(parts.Max(p => p.Ids.Length) - parts.Min(p => p.Ids.Length) <= 1, "parts are as even as possible");
+        Assert.Equal(12345UL, parts[0].Seed); // one part is the unsplit rollout
+        Assert.Equal(parts.Count, parts.Select(p => p.Seed).Distinct().Count());
+    }
+
+    [Fact]
+    public void ConcatenatedRolloutPartsPadShorterRowsPastTheirEos()
+    {
+        var a = new RolloutBatch([1], 2, [[0, 5, 1], [0, 1, 0]], ["a", ""], [-1f, -2f], [2, 1], 3);
+        var b = new RolloutBatch([2], 2, [[0, 6, 7, 1], [0, 8, 9, 9]], ["b", "c"], [-3f, -4f], [3, 3], 3);
+        var c = RolloutBatch.Concat([a, b], padId: 0);
+        Assert.Equal([1, 2], c.ImageIndices);
+        Assert.Equal(2, c.K);
+        Assert.All(c.Sequences, row => Assert.Equal(4, row.Length));
+        Assert.Equal([0L, 5, 1, 0], c.Sequences[0]);
+        Assert.Equal([0L, 8, 9, 9], c.Sequences[3]);
+        Assert.Equal(["a", "", "b", "c"], c.Captions);
+        Assert.Equal([-1f, -2f, -3f, -4f], c.BehaviourLogProbs);
+        Assert.Throws<ArgumentException>(() => RolloutBatch.Concat([a, b with { PolicyVersion = 4 }], 0));
+    }
+
     [Fact]
     public void GradientDescentRaisesCaptionsThatBeatTheBaseline()
     {

@@ -53,6 +53,31 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Sync_mode_splits_each_micro_batch_across_two_rollout_actors_with_the_plain_trainers_weights()
+    {
+        var dir = TinyScstRun.NewDir("sync-split");
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 6, checkpointEvery: 3, rolloutSplits: 2);
+        var hocon = Path.Combine(dir, "two.conf");
+        File.WriteAllText(hocon, "scst.rollout.actors = 2\n");
+        var plain = Path.Combine(dir, "plain");
+        var actors = Path.Combine(dir, "actors");
+        await PlainRun(config, plain);
+        using (var p = HostProcess.Start("split", "--role", "all", "train", "--config", config, "--run-dir", actors, "--hocon", hocon))
+            await p.ExpectExit(0, Run, "finish the split actor run");
+
+        var delta = TinyScstRun.MaxWeightDelta(plain, actors);
+        output.WriteLine($"max |Δ| plain vs 2 rollout actors, rollout_splits 2: {delta:G3}");
+        Assert.True(delta <= Tolerance, $"weights differ by {delta}");
+        AssertEveryImageOncePerEpoch(actors, 1);
+        var workers = File.ReadAllLines(Path.Combine(actors, "metrics.jsonl")).Where(l => l.Contains("\"phase\":\"scst\""))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("rollout_workers").GetDouble()).ToList();
+        output.WriteLine($"rollout workers per update: {string.Join(" ", workers)}");
+        Assert.Equal(6, workers.Count);
+        // Four parts per update (2 micro-batches x 2 parts) go to the least-loaded worker each: both, once both are up.
+        Assert.True(workers.Count(w => w == 2) >= 4, "the parts of an update should be spread over both rollout actors");
+    }
+
+    [Fact]
     public Task Killed_learner_resumes_from_journal_and_checkpoint_with_the_uninterrupted_weights() => KilledLearnerResumes(null);
 
     [SkippableFact]
