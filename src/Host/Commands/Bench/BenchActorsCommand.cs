@@ -11,7 +11,8 @@ namespace Scst.Host.Commands.Bench;
 
 /// <summary>
 /// <c>bench actors --config FILE</c>: SCST throughput of the plain trainer, <c>--role all</c> sync (the actor
-/// overhead: weight export/fetch, journal write, messaging), and async with two rollout actors (plus its staleness
+/// overhead: weight export/fetch, journal write, messaging), sync with each micro-batch split over two rollout actors
+/// (<c>scst.rollout_splits: 2</c>), and async with two rollout actors (plus its staleness
 /// distribution), each on the same config in a fresh run folder. Throughput is measured between the first and last
 /// update's metrics lines, so start-up and the final evaluation are not counted.
 /// </summary>
@@ -23,7 +24,7 @@ public static class BenchActorsCommand
 
     public static Command Create()
     {
-        var cmd = new Command("actors", "SCST samples/s: plain trainer vs --role all sync vs async with 2 rollout actors") { Updates, Work, AsyncStaleness };
+        var cmd = new Command("actors", "SCST samples/s: plain trainer vs --role all sync, sync split over 2 rollout actors, async with 2 rollout actors") { Updates, Work, AsyncStaleness };
         cmd.SetAction(async (p, ct) =>
         {
             var configFile = p.GetValue(GlobalOptions.Config);
@@ -48,10 +49,15 @@ public static class BenchActorsCommand
             if (await ClusterTraining.RunAsync(sync, new NodeOptions { Role = "all", RunDir = syncDir }, null, ct) != 0) return 1;
             result["all_sync"] = Throughput(syncDir);
 
-            var asyncDir = Path.Combine(work, "all-async-2");
-            Directory.CreateDirectory(asyncDir);
-            var hocon = Path.Combine(asyncDir, "two-rollouts.conf");
+            var hocon = Path.Combine(work, "two-rollouts.conf");
             await File.WriteAllTextAsync(hocon, "scst.rollout.actors = 2\n", ct);
+            // Sync with each micro-batch split over the 2 rollout actors (scst.rollout_splits).
+            var split = sync with { Scst = sync.Scst with { RolloutSplits = 2 } };
+            var splitDir = Path.Combine(work, "all-sync-split-2");
+            if (await ClusterTraining.RunAsync(split, new NodeOptions { Role = "all", RunDir = splitDir, ExtraHoconFiles = [hocon] }, null, ct) != 0) return 1;
+            result["all_sync_split_2_rollouts"] = Throughput(splitDir);
+
+            var asyncDir = Path.Combine(work, "all-async-2");
             if (await ClusterTraining.RunAsync(async, new NodeOptions { Role = "all", RunDir = asyncDir, ExtraHoconFiles = [hocon] }, null, ct) != 0) return 1;
             var asyncFigures = Throughput(asyncDir);
             using (var summary = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(asyncDir, "summary.json"), ct)))
@@ -63,6 +69,7 @@ public static class BenchActorsCommand
 
             double Rate(string k) => result[k]!["samples_per_s"]!.GetValue<double>();
             result["sync_overhead_pct"] = Math.Round(100 * (Rate("plain") / Rate("all_sync") - 1), 2);
+            result["sync_split_speedup_vs_sync"] = Math.Round(Rate("all_sync_split_2_rollouts") / Rate("all_sync"), 3);
             result["async_speedup_vs_sync"] = Math.Round(Rate("all_async_2_rollouts") / Rate("all_sync"), 3);
             Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return 0;
