@@ -92,6 +92,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     // Running state
     bool _running, _finished;
     readonly List<IActorRef> _rollouts = [];
+    readonly HashSet<IActorRef> _localRollouts = []; // rollout workers in this process: weights in memory, no files
+    long _weightsVersion, _publishedVersion = -1;   // version the model holds now; newest version written as a file
     readonly List<IActorRef> _rewards = [];
     readonly Dictionary<IActorRef, int> _inFlight = [];
     readonly Dictionary<IActorRef, string> _workerNode = [];
@@ -240,7 +242,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             }
             foreach (var (epoch, ids) in _carriedPending) _toDispatch.Enqueue(new Work(ids, epoch, NextSeed()));
             _running = true;
-            Publish(_update);
+            _weightsVersion = _update;
             Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
             _log.Info("learner: {0} SCST at update {1}/{2} (policy v{1}), {3} images per update", _async ? "async" : "sync", _update, Total, BatchSize * Accum);
             Next();
@@ -267,6 +269,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             Accumulate(values, new Dictionary<string, double> { ["loss"] = loss });
         }
         var (lr, norm) = _trainer.ApplyUpdate(step.Update, step.Epoch);
+        _weightsVersion = step.Update + 1;
         AfterUpdate(step.Update + 1, step.Epoch, values, lr, norm, replay: true);
     }
 
@@ -287,7 +290,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _workerNode[Sender] = r.Node;
         _nodesSeen.Add(r.Node);
         Context.Watch(Sender);
+        var local = r.Kind == RegisterWorker.Rollout && Sender.Path.Address.HasLocalScope;
+        if (local) _localRollouts.Add(Sender);
+        else if (r.Kind == RegisterWorker.Rollout && _publishedVersion != _weightsVersion) Publish(_weightsVersion);
         Sender.Tell(new WorkerWelcome(_publisher, _update));
+        if (local) ShareLocally([Sender]);
         _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, _rollouts.Count, _rewards.Count);
         if (_finished) { Sender.Tell(new TrainingFinished(_update)); return; }
         Pump();
@@ -297,6 +304,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         if (!_rollouts.Remove(w) && !_rewards.Remove(w)) return;
         _inFlight.Remove(w);
+        _localRollouts.Remove(w);
         _log.Warning("learner: worker {0} left ({1}); its work goes to the others", w.Path, why);
         foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, w) && x.Rollout is null).ToList()) Redispatch(work);
         foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, w) && x.Score is null).ToList()) SendToReward(work);
@@ -486,6 +494,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         }
         var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
         var (lr, norm) = _trainer.ApplyUpdate(_update, epoch);
+        _weightsVersion = _update + 1;
+        ShareLocally(_localRollouts);
         values["staleness_mean"] = _staleness.Average();
         values["staleness_max"] = _staleness.Max();
         values["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS);
@@ -508,7 +518,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
         var publishedEarly = !_async;
-        if (publishedEarly) Publish(_update + 1);
+        if (publishedEarly && HasRemoteRollouts) Publish(_update + 1);
         var persistStarted = Stopwatch.GetTimestamp();
         Persist(ev, e =>
         {
@@ -525,7 +535,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             AfterUpdate(_update, epoch, values, lr, norm, replay: false);
             ScstMetrics.RecordUpdate(_async ? "scst-async" : "scst", used.Sum(w => w.Ids.Length), _update, values);
             ReportQueues();
-            if (!publishedEarly && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
+            if (!publishedEarly && HasRemoteRollouts && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
             Next();
         });
     }
@@ -563,8 +573,18 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _trainer.SaveCheckpoint(update, _samples, _cursor.Epoch, _cursor.Position, _bestCider, _bestStep, _sinceBest, Elapsed(),
             new JsonObject { ["actor_learner"] = true, ["policy_version"] = update }, tags);
 
+    bool HasRemoteRollouts => _rollouts.Any(w => !_localRollouts.Contains(w));
+
+    /// <summary>Hands the current weights to rollout replicas in this process, a copy each (they dispose it).</summary>
+    void ShareLocally(IEnumerable<IActorRef> replicas)
+    {
+        foreach (var r in replicas) r.Tell(new LocalPolicyWeights(_weightsVersion, _trainer.SnapshotPolicy()));
+    }
+
+    /// <summary>Writes the weights as a file for remote replicas; done only while some are registered (or join).</summary>
     void Publish(long version)
     {
+        _publishedVersion = version;
         var dir = Path.Combine(_s.RunDir, "weights");
         Directory.CreateDirectory(dir);
         var file = Path.Combine(dir, $"policy-v{version}.safetensors");

@@ -16,7 +16,7 @@ public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRe
 /// <summary>
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
 /// scopes and grad mode are thread-static. Loads each version from the verified safetensors file its
-/// <see cref="WeightFetcher"/> delivers, and answers <see cref="RolloutRequest"/>s with the trainer's own
+/// <see cref="WeightFetcher"/> delivers (or, next to the learner, from the learner's in-memory snapshot), and answers <see cref="RolloutRequest"/>s with the trainer's own
 /// <see cref="CaptionTrainer.Rollout"/> (and greedy captions for the greedy baseline), stamped with the version.
 /// </summary>
 public sealed class RolloutActor : ReceiveActor, IWithTimers
@@ -52,6 +52,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         Receive<Register>(_ => _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node)));
         Receive<WorkerWelcome>(OnWelcome);
         Receive<WeightsReady>(OnWeights);
+        Receive<LocalPolicyWeights>(OnLocalWeights);
         Receive<WeightsFetchFailed>(f =>
         {
             _log.Warning("rollout {0}: weights v{1} could not be fetched ({2}); subscribing again", Self.Path.Name, f.Version, f.Reason);
@@ -79,7 +80,21 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         // A new learner incarnation may restart from an older journaled version than what this replica holds.
         _version = -1;
         _queue.Clear();
-        StartFetcher();
+        // A learner in this process hands its weights over in memory (LocalPolicyWeights); a remote one publishes files.
+        if (!w.Publisher.Path.Address.HasLocalScope) StartFetcher();
+        else if (_fetcher is not null) { Context.Stop(_fetcher); _fetcher = null; }
+    }
+
+    void OnLocalWeights(LocalPolicyWeights w)
+    {
+        if (w.Version <= _version)
+        {
+            foreach (var (_, t) in w.Snapshot.Parameters) t.Dispose();
+            return;
+        }
+        _replica.LoadPolicySnapshot(w.Snapshot, $"in-process weights v{w.Version}");
+        _version = w.Version;
+        Serve();
     }
 
     void StartFetcher()

@@ -16,6 +16,13 @@ public sealed record RegisterWorker(string Kind, string Node) : IScstMessage
 public sealed record WorkerWelcome(IActorRef Publisher, long PolicyVersion) : IScstMessage;
 
 /// <summary>
+/// The learner's weights at <see cref="Version"/>, handed to a rollout replica in the learner's own process (<c>--role
+/// all</c>): it skips the file export, chunked fetch and load that remote replicas go through. Each replica gets its
+/// own snapshot and disposes it. Never crosses nodes, so it is not an <see cref="IScstMessage"/>.
+/// </summary>
+public sealed record LocalPolicyWeights(long Version, PolicySnapshot Snapshot);
+
+/// <summary>
 /// Generate K captions for each image with weights of a version in [<see cref="MinVersion"/>, ...]: in sync mode
 /// MinVersion is the learner's current version and nothing else is accepted; in async mode anything not older than
 /// the staleness bound. <see cref="Seed"/> seeds the sampling generator, so a rollout is a pure function of

@@ -399,6 +399,31 @@ public sealed class CaptionTrainer : IDisposable
         return Scst.Model.SafeTensors.SafeTensorsFile.Write(path, tensors);
     }
 
+    /// <summary>
+    /// A copy of the policy's parameters on its device, for a replica in this process (no file, no chunks). The
+    /// tensors belong to no dispose scope: whoever receives the snapshot owns them (<see cref="LoadPolicySnapshot"/> disposes them).
+    /// </summary>
+    public PolicySnapshot SnapshotPolicy()
+    {
+        using var _ = no_grad();
+        var parameters = new List<(string, Tensor)>();
+        foreach (var (name, p) in Policy.Model.named_parameters()) parameters.Add(("model." + name, p.detach().clone().DetachFromDisposeScope()));
+        return new PolicySnapshot(parameters);
+    }
+
+    /// <summary>Loads a <see cref="PolicySnapshot"/> of the same architecture (every parameter, by name and shape), then disposes it.</summary>
+    public void LoadPolicySnapshot(PolicySnapshot snapshot, string source)
+    {
+        try
+        {
+            ApplyModelTensors(Policy.Model, snapshot.Parameters.ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal), source);
+        }
+        finally
+        {
+            foreach (var (_, t) in snapshot.Parameters) t.Dispose();
+        }
+    }
+
     /// <summary>Loads weights written by <see cref="ExportPolicyWeights"/>, refusing a file whose SHA-256 differs.</summary>
     public void LoadPolicyWeights(string path, string sha256)
     {

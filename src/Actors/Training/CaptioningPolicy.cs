@@ -43,6 +43,9 @@ public sealed record RolloutBatch(
     }
 }
 
+/// <summary>Copies of the policy's parameters ("model."-prefixed names), owned by one receiver, which disposes them after loading.</summary>
+public sealed record PolicySnapshot(IReadOnlyList<(string Name, Tensor Tensor)> Parameters);
+
 /// <summary>
 /// The captioner as training sees it: a <see cref="Blip2T5"/>, its tokenizer and prompt. Everything the CE and SCST
 /// steps need goes through here (loss, rollouts, teacher-forced log-probs, decoding), so the single-process trainer and
