@@ -193,6 +193,40 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Role_all_learner_with_a_remote_rollout_node_uses_both_weight_routes_and_keeps_the_plain_trainers_weights()
+    {
+        // The learner's own replica gets weights in memory; the remote node fetches files (written only once it joins).
+        var dir = TinyScstRun.NewDir("all-plus-remote");
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 200, checkpointEvery: 100, evalEvery: 200, rolloutSplits: 2);
+        var hocon = Path.Combine(dir, "test.conf");
+        File.WriteAllText(hocon, "scst.learner.request-timeout = 15s\n");
+        var plain = Path.Combine(dir, "plain");
+        var learnerDir = Path.Combine(dir, "learner");
+        await PlainRun(config, plain);
+
+        int lp = HostProcess.FreePort(), rp = HostProcess.FreePort();
+        var seed = $"akka.tcp://scst@127.0.0.1:{lp}";
+        // The rollout node starts first and keeps trying to join, so it is there early in the learner's run.
+        using var remote = HostProcess.Start("rollout", "--role", "rollout", "train", "--config", config, "--run-dir", Path.Combine(dir, "r1"),
+            "--port", $"{rp}", "--seed-nodes", seed, "--hocon", hocon, "--fast-failure");
+        using var learner = HostProcess.Start("all", "--role", "all", "train", "--config", config, "--run-dir", learnerDir, "--port", $"{lp}",
+            "--hocon", hocon, "--fast-failure");
+        await learner.ExpectExit(0, Run, "finish the run");
+        await remote.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
+
+        var s = TinyScstRun.Summary(learnerDir);
+        Assert.Equal(200, s.GetProperty("updates").GetInt64());
+        var byNode = s.GetProperty("rollouts_by_node");
+        output.WriteLine($"rollouts by node: {byNode.GetRawText()}");
+        Assert.True(byNode.GetProperty($"akka.tcp://scst@127.0.0.1:{rp}").GetInt64() > 0, "the remote node contributed rollouts");
+        Assert.True(byNode.GetProperty(seed).GetInt64() > 0, "the learner's own replica contributed rollouts");
+        Assert.True(Directory.EnumerateFiles(Path.Combine(learnerDir, "weights"), "policy-v*.safetensors").Any(), "weight files were written for the remote node");
+        var delta = TinyScstRun.MaxWeightDelta(plain, learnerDir);
+        output.WriteLine($"max |Δ| plain vs --role all + remote rollout node: {delta:G3}");
+        Assert.True(delta <= Tolerance, $"weights differ by {delta}");
+    }
+
+    [Fact]
     public async Task Async_mode_runs_with_two_rollout_actors_and_reports_staleness()
     {
         var dir = TinyScstRun.NewDir("async");
