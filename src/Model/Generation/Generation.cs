@@ -105,7 +105,7 @@ public static class Seq2SeqGeneration
             long curLen = step + 1;
             var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
             var logp = F.log_softmax(logits, 1);
-            if (step < o.MinNewTokens) logp.select(1, c.EosTokenId).fill_(double.NegativeInfinity);
+            if (step < o.MinNewTokens) logp.select(1, c.EosTokenId).fill_(Scalars.Of(double.NegativeInfinity));
             var flatLogp = logp.view(b, k * v);
             var acc = (logp.view(b, k, v) + runScores.unsqueeze(2)).view(b, k * v);
             var (topVals, topIdx) = topk(acc, (int)keep, dim: 1);
@@ -115,10 +115,10 @@ public static class Seq2SeqGeneration
             topSeq.select(2, curLen).copy_(tok);
             var topTok = runTok.gather(1, parent.unsqueeze(2).expand(b, keep, maxNew)).clone();
             topTok.select(2, step).copy_(flatLogp.gather(1, topIdx));
-            var hits = curLen + 1 >= maxLen ? ones_like(tok, dtype: ScalarType.Bool) : tok == c.EosTokenId;
+            var hits = curLen + 1 >= maxLen ? ones_like(tok, dtype: ScalarType.Bool) : tok.eq(Scalars.Of((long)c.EosTokenId));
 
             // Beams that just finished leave the running set.
-            var runCand = topVals + hits.to(ScalarType.Float32) * Neg;
+            var runCand = topVals.add(hits.to(ScalarType.Float32).mul(Scalars.Of(Neg)), Scalars.One);
             var next = topk(runCand, (int)k, dim: 1).indices;
             var newRunSeq = topSeq.gather(1, next.unsqueeze(2).expand(b, k, maxLen));
             var newRunTok = topTok.gather(1, next.unsqueeze(2).expand(b, k, maxNew));
@@ -127,23 +127,23 @@ public static class Seq2SeqGeneration
 
             // Only the top-K candidates may enter the finished set, length-normalised.
             var justFinished = hits.logical_and(topMask);
-            var cand = topVals / Math.Pow(curLen, o.LengthPenalty);
+            var cand = topVals.div(Scalars.Of(Math.Pow(curLen, o.LengthPenalty)));
             if (o.EarlyStopping == EarlyStopping.True)
-                cand = cand + isFinished.all(1, keepdim: true).to(ScalarType.Float32) * Neg;
-            cand = cand + unsatisfied.logical_not().to(ScalarType.Float32) * Neg;
-            cand = cand + justFinished.logical_not().to(ScalarType.Float32) * Neg;
+                cand = cand + isFinished.all(1, keepdim: true).to(ScalarType.Float32).mul(Scalars.Of(Neg));
+            cand = cand + unsatisfied.logical_not().to(ScalarType.Float32).mul(Scalars.Of(Neg));
+            cand = cand + justFinished.logical_not().to(ScalarType.Float32).mul(Scalars.Of(Neg));
             var mScores = cat([beamScores, cand], 1);
             var mIdx = topk(mScores, (int)k, dim: 1).indices;
             var mSeq = cat([seqs, topSeq], 1).gather(1, mIdx.unsqueeze(2).expand(b, k, maxLen));
             var mTok = cat([tokScores, topTok], 1).gather(1, mIdx.unsqueeze(2).expand(b, k, maxNew));
             var mFin = cat([isFinished, justFinished], 1).gather(1, mIdx);
-            var mLen = cat([finLen, full(b, keep, curLen, dtype: ScalarType.Int64, device: dev)], 1).gather(1, mIdx);
+            var mLen = cat([finLen, full(b, keep, Scalars.Of(curLen), dtype: ScalarType.Int64, device: dev)], 1).gather(1, mIdx);
             var mBeam = mScores.gather(1, mIdx);
 
             // Early-stop heuristic of HF (per input, monotone): can the best running beam still beat the worst finished one?
             var hypothetical = o.EarlyStopping == EarlyStopping.Never && o.LengthPenalty > 0 ? maxLen - 1 : curLen;
-            var best = newRunScores.narrow(1, 0, 1) / Math.Pow(hypothetical, o.LengthPenalty);
-            var worst = where(mFin, mBeam.min(1, keepdim: true).values.expand(b, k), full_like(mBeam, Neg));
+            var best = newRunScores.narrow(1, 0, 1).div(Scalars.Of(Math.Pow(hypothetical, o.LengthPenalty)));
+            var worst = where(mFin, mBeam.min(1, keepdim: true).values.expand(b, k), full_like(mBeam, Scalars.Of(Neg)));
             var newUnsatisfied = unsatisfied.logical_and(best.gt(worst).any(1, keepdim: true));
             var openBeams = o.EarlyStopping == EarlyStopping.True ? mFin.all().logical_not() : ones(1, dtype: ScalarType.Bool, device: dev).squeeze();
             var more = newUnsatisfied.any().logical_and(openBeams).logical_and(hits.all().logical_not());
@@ -181,20 +181,20 @@ public static class Seq2SeqGeneration
     public static Tensor WarpLogits(Tensor logits, double temperature, int topK, double topP)
     {
         using var scope = NewDisposeScope();
-        var s = temperature != 1.0 ? logits / temperature : logits;
+        var s = temperature != 1.0 ? logits.div(Scalars.Of(temperature)) : logits;
         if (topK > 0 && topK < s.shape[1])
         {
             var kth = topk(s, topK, dim: 1).values.narrow(1, topK - 1, 1);
-            s = s.masked_fill(s < kth, double.NegativeInfinity);
+            s = s.masked_fill(s < kth, Scalars.Of(double.NegativeInfinity));
         }
         if (topP < 1.0)
         {
             var (sorted, idx) = sort(s, dim: 1, descending: false);
             var cum = F.softmax(sorted, 1).cumsum(1);
-            var remove = cum <= (1 - topP);
+            var remove = cum.le(Scalars.Of(1 - topP));
             remove.narrow(1, remove.shape[1] - 1, 1).fill_(false);
             var removeOrig = zeros_like(remove).scatter(1, idx, remove);
-            s = s.masked_fill(removeOrig, double.NegativeInfinity);
+            s = s.masked_fill(removeOrig, Scalars.Of(double.NegativeInfinity));
         }
         return s.MoveToOuterDisposeScope();
     }
@@ -216,7 +216,7 @@ public static class Seq2SeqGeneration
         {
             using var scope = NewDisposeScope();
             var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
-            if (step < o.MinNewTokens) logits.select(1, c.EosTokenId).fill_(double.NegativeInfinity);
+            if (step < o.MinNewTokens) logits.select(1, c.EosTokenId).fill_(Scalars.Of(double.NegativeInfinity));
             var logp = F.log_softmax(logits, 1);
             Tensor next;
             if (o.DoSample)
@@ -225,11 +225,11 @@ public static class Seq2SeqGeneration
                 next = multinomial(probs, 1, generator: o.Generator).squeeze(1);
             }
             else next = logits.argmax(1);
-            next = where(finished, full_like(next, c.PadTokenId), next);
+            next = where(finished, full_like(next, Scalars.Of((long)c.PadTokenId)), next);
             seq.select(1, step + 1).copy_(next);
             tokLp.select(1, step).copy_(logp.gather(1, next.unsqueeze(1)).squeeze(1));
-            var isEos = next == c.EosTokenId;
-            lengths.copy_(where(finished.logical_not().logical_and(isEos), full_like(lengths, step + 1), lengths));
+            var isEos = next.eq(Scalars.Of((long)c.EosTokenId));
+            lengths.copy_(where(finished.logical_not().logical_and(isEos), full_like(lengths, Scalars.Of(step + 1)), lengths));
             finished.logical_or_(isEos);
             tokens.copy_(next);
             if (o.CheckFinishedEvery > 0 && (step + 1) % o.CheckFinishedEvery == 0 && finished.all().item<bool>()) break;
@@ -271,7 +271,7 @@ public static class Seq2SeqGeneration
     public static Tensor TokenMask(Tensor generated, long eos)
     {
         using var scope = NewDisposeScope();
-        var isEos = (generated == eos).to(ScalarType.Int64);
-        return ((isEos.cumsum(1) - isEos) == 0).MoveToOuterDisposeScope();
+        var isEos = generated.eq(Scalars.Of(eos)).to(ScalarType.Int64);
+        return isEos.cumsum(1).sub(isEos).eq(Scalars.Of(0L)).MoveToOuterDisposeScope();
     }
 }

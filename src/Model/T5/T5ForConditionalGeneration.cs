@@ -86,7 +86,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     {
         using var scope = NewDisposeScope();
         var m = attentionMask.to(dtype).unsqueeze(1).unsqueeze(1);
-        return ((1.0 - m) * MaskValue(dtype)).MoveToOuterDisposeScope();
+        return m.neg().add(Scalars.Of(1.0), Scalars.One).mul(Scalars.Of(MaskValue(dtype))).MoveToOuterDisposeScope();
     }
 
     public ScalarType DType => shared.weight!.dtype;
@@ -112,7 +112,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     public Tensor Head(Tensor decoderHidden)
     {
         using var scope = NewDisposeScope();
-        var h = Config.ScaleDecoderOutputs ? decoderHidden * Math.Pow(Config.DModel, -0.5) : decoderHidden;
+        var h = Config.ScaleDecoderOutputs ? decoderHidden.mul(Scalars.Of(Math.Pow(Config.DModel, -0.5))) : decoderHidden;
         var logits = lm_head is not null ? lm_head.forward(h) : F.linear(h, shared.weight!);
         return logits.MoveToOuterDisposeScope();
     }
@@ -126,7 +126,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         var dtype = encoderHidden.dtype;
         var device = encoderHidden.device;
         var mask = encoderMask ?? ones(b, s, dtype: ScalarType.Int64, device: device);
-        var causal = triu(full(t, t, MaskValue(dtype), dtype: dtype, device: device), diagonal: 1);
+        var causal = triu(full(t, t, Scalars.Of(MaskValue(dtype)), dtype: dtype, device: device), diagonal: 1);
         var selfBias = decoder.PositionBias(t, t, device).to(dtype) + causal;
         var crossBias = KeyMaskBias(mask, dtype);
         var crossKV = Enumerable.Range(0, decoder.NumBlocks)
@@ -167,7 +167,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         using var scope = NewDisposeScope();
         var start = full(labels.shape[0], 1, decoderStartTokenId, dtype: ScalarType.Int64, device: labels.device);
         var shifted = cat([start, labels.narrow(1, 0, labels.shape[1] - 1)], 1);
-        return shifted.masked_fill(shifted == -100, padTokenId).MoveToOuterDisposeScope();
+        return shifted.masked_fill(shifted.eq(Scalars.Of(-100L)), Scalars.Of((long)padTokenId)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

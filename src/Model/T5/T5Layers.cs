@@ -23,8 +23,8 @@ public sealed class T5LayerNorm : nn.Module
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var variance = x.to(ScalarType.Float32).pow(2).mean([-1L], keepdim: true);
-        var h = x * rsqrt(variance + _eps);
+        var variance = x.to(ScalarType.Float32).pow(Scalars.Of(2L)).mean([-1L], keepdim: true);
+        var h = x * rsqrt(variance.add(Scalars.Of(_eps), Scalars.One));
         if (weight.dtype is ScalarType.BFloat16 or ScalarType.Float16) h = h.to(weight.dtype);
         return (weight * h).MoveToOuterDisposeScope();
     }
@@ -87,7 +87,7 @@ public sealed class T5Attention : nn.Module
         if (bidirectional)
         {
             numBuckets /= 2;
-            buckets = buckets + (rp > 0).to(ScalarType.Int64) * numBuckets;
+            buckets = buckets.add(rp.gt(Scalars.Of(0L)).to(ScalarType.Int64).mul(Scalars.Of((long)numBuckets)), Scalars.One);
             rp = rp.abs();
         }
         else
@@ -95,11 +95,11 @@ public sealed class T5Attention : nn.Module
             rp = -minimum(rp, zeros_like(rp));
         }
         var maxExact = numBuckets / 2;
-        var isSmall = rp < maxExact;
-        var large = maxExact + (log(rp.to(ScalarType.Float32) / maxExact) / Math.Log((double)maxDistance / maxExact)
-                                * (numBuckets - maxExact)).to(ScalarType.Int64);
-        large = minimum(large, full_like(large, numBuckets - 1));
-        return (buckets + where(isSmall, rp, large)).MoveToOuterDisposeScope();
+        var isSmall = rp.lt(Scalars.Of((long)maxExact));
+        var large = log(rp.to(ScalarType.Float32).div(Scalars.Of((long)maxExact))).div(Scalars.Of(Math.Log((double)maxDistance / maxExact)))
+            .mul(Scalars.Of((long)(numBuckets - maxExact))).to(ScalarType.Int64).add(Scalars.Of((long)maxExact), Scalars.One);
+        large = minimum(large, full_like(large, Scalars.Of((long)(numBuckets - 1))));
+        return buckets.add(where(isSmall, rp, large), Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>Position bias [1, H, qLen, kLen] for query positions offset..offset+qLen-1.</summary>
@@ -109,7 +109,7 @@ public sealed class T5Attention : nn.Module
         using var scope = NewDisposeScope();
         var ctx = arange(offset, offset + qLen, dtype: ScalarType.Int64, device: device).unsqueeze(1);
         var mem = arange(kLen, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        var buckets = RelativePositionBucket(mem - ctx, _bidirectional, _buckets, _maxDistance);
+        var buckets = RelativePositionBucket(mem.sub(ctx), _bidirectional, _buckets, _maxDistance);
         var values = relative_attention_bias.forward(buckets); // [q, k, H]
         return values.permute(2, 0, 1).unsqueeze(0).MoveToOuterDisposeScope();
     }
@@ -130,7 +130,7 @@ public sealed class T5Attention : nn.Module
         var (b, l) = (x.shape[0], x.shape[1]);
         var query = q.forward(x).view(b, l, _heads, _dkv).transpose(1, 2);
         var attnBias = bias.dtype == query.dtype ? bias : bias.to(query.dtype);
-        var ctx = F.scaled_dot_product_attention(query * _sdpaCompensation, key, value, attnBias,
+        var ctx = F.scaled_dot_product_attention(query.mul(Scalars.Of(_sdpaCompensation)), key, value, attnBias,
             p: training ? _dropout : 0.0);
         var y = o.forward(ctx.transpose(1, 2).reshape(b, l, _heads * _dkv));
         return y.MoveToOuterDisposeScope();
@@ -161,7 +161,7 @@ public sealed class T5LayerSelfAttention : nn.Module
         using var scope = NewDisposeScope();
         var n = layer_norm.forward(h);
         var (key, value) = SelfAttention.ProjectKV(n);
-        return (h + dropout.forward(SelfAttention.Attend(n, key, value, bias))).MoveToOuterDisposeScope();
+        return h.add(dropout.forward(SelfAttention.Attend(n, key, value, bias)), Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>One decoding step: writes this step's K/V into the preallocated cache at <paramref name="t"/>.</summary>
@@ -173,7 +173,7 @@ public sealed class T5LayerSelfAttention : nn.Module
         cacheK.narrow(2, t, 1).copy_(key);
         cacheV.narrow(2, t, 1).copy_(value);
         var y = SelfAttention.Attend(n, cacheK.narrow(2, 0, t + 1), cacheV.narrow(2, 0, t + 1), bias);
-        return (h + dropout.forward(y)).MoveToOuterDisposeScope();
+        return h.add(dropout.forward(y), Scalars.One).MoveToOuterDisposeScope();
     }
 
     public Tensor Norm(Tensor h) => layer_norm.forward(h);
@@ -202,7 +202,7 @@ public sealed class T5LayerCrossAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         var y = EncDecAttention.Attend(layer_norm.forward(h), encK, encV, encoderBias);
-        return (h + dropout.forward(y)).MoveToOuterDisposeScope();
+        return h.add(dropout.forward(y), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -271,7 +271,7 @@ public sealed class T5LayerFF : nn.Module
     public Tensor forward(Tensor h)
     {
         using var scope = NewDisposeScope();
-        return (h + dropout.forward(DenseReluDense.forward(layer_norm.forward(h)))).MoveToOuterDisposeScope();
+        return h.add(dropout.forward(DenseReluDense.forward(layer_norm.forward(h))), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
