@@ -54,7 +54,7 @@ public sealed class Blip2QFormerOutput : nn.Module
     public Tensor forward(Tensor h, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return LayerNorm.forward(dropout.forward(dense.forward(h)) + residual).MoveToOuterDisposeScope();
+        return LayerNorm.forward(dropout.forward(dense.forward(h)).add(residual, Scalars.One)).MoveToOuterDisposeScope();
     }
 }
 

@@ -100,8 +100,8 @@ public sealed class Blip2EncoderLayer : nn.Module
     public Tensor forward(Tensor h)
     {
         using var scope = NewDisposeScope();
-        h = h + self_attn.forward(layer_norm1.forward(h));
-        h = h + mlp.forward(layer_norm2.forward(h));
+        h = h.add(self_attn.forward(layer_norm1.forward(h)), Scalars.One);
+        h = h.add(mlp.forward(layer_norm2.forward(h)), Scalars.One);
         return h.MoveToOuterDisposeScope();
     }
 }
