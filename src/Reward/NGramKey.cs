@@ -86,23 +86,30 @@ public sealed class NGramCountMap : IDisposable
 
     public int Count => _count;
 
-    /// <summary>Adds delta to the key's value (inserting it at 0 first).</summary>
-    public void Add(ulong lo, ulong hi, ulong hash, int delta)
+    /// <summary>
+    /// The key's slot, or the free slot where it would go (linear probing from its hash). A free slot is all
+    /// zeros: no key has Lo = 0 (token ids are stored + 1), and its Value reads as 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref Slot Find(ulong lo, ulong hi, ulong hash)
     {
         var slots = _slots;
         int i = (int)(hash & (ulong)_mask);
         while (true)
         {
             ref var s = ref slots[i];
-            if (s.Lo == 0)
-            {
-                s.Lo = lo; s.Hi = hi; s.Value = delta;
-                if (++_count > _limit) Grow();
-                return;
-            }
-            if (s.Lo == lo && s.Hi == hi) { s.Value += delta; return; }
+            if ((s.Lo == lo && s.Hi == hi) || s.Lo == 0) return ref s;
             i = (i + 1) & _mask;
         }
+    }
+
+    /// <summary>Adds delta to the key's value (inserting it at 0 first).</summary>
+    public void Add(ulong lo, ulong hi, ulong hash, int delta)
+    {
+        ref var s = ref Find(lo, hi, hash);
+        if (s.Lo != 0) { s.Value += delta; return; }
+        s.Lo = lo; s.Hi = hi; s.Value = delta;
+        if (++_count > _limit) Grow();
     }
 
     /// <summary>
@@ -112,21 +119,12 @@ public sealed class NGramCountMap : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetOrAddId(ulong lo, ulong hi, ulong hash)
     {
-        var slots = _slots;
-        int i = (int)(hash & (ulong)_mask);
-        while (true)
-        {
-            ref var s = ref slots[i];
-            if (s.Lo == lo && s.Hi == hi) return s.Value;
-            if (s.Lo == 0)
-            {
-                int id = _count;
-                s.Lo = lo; s.Hi = hi; s.Value = id;
-                if (++_count > _limit) Grow();
-                return id;
-            }
-            i = (i + 1) & _mask;
-        }
+        ref var s = ref Find(lo, hi, hash);
+        if (s.Lo != 0) return s.Value;
+        int id = _count;
+        s.Lo = lo; s.Hi = hi; s.Value = id;
+        if (++_count > _limit) Grow();
+        return id;
     }
 
     /// <summary>
@@ -145,18 +143,7 @@ public sealed class NGramCountMap : IDisposable
 
     /// <summary>The key's value, 0 when absent.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Get(ulong lo, ulong hi, ulong hash)
-    {
-        var slots = _slots;
-        int i = (int)(hash & (ulong)_mask);
-        while (true)
-        {
-            ref var s = ref slots[i];
-            if (s.Lo == lo && s.Hi == hi) return s.Value;
-            if (s.Lo == 0) return 0;
-            i = (i + 1) & _mask;
-        }
-    }
+    public int Get(ulong lo, ulong hi, ulong hash) => Find(lo, hi, hash).Value;
 
     public int Get(NGramKey key) => Get(key.Lo, key.Hi, NGramKey.Hash(key.Lo, key.Hi));
 
