@@ -9,13 +9,13 @@ namespace Scst.Model.T5;
 public sealed class T5LayerNorm : nn.Module
 {
     private readonly Parameter weight;
-    private readonly double _eps;
+    private readonly Scalar _eps;
 
     public T5LayerNorm(long dim, double eps) : base(nameof(T5LayerNorm))
     {
         weight = nn.Parameter(ones(dim));
         register_parameter("weight", weight);
-        _eps = eps;
+        _eps = Scalars.Of(eps);
     }
 
     public Tensor Weight => weight;
@@ -24,7 +24,7 @@ public sealed class T5LayerNorm : nn.Module
     {
         using var scope = NewDisposeScope();
         var variance = x.to(ScalarType.Float32).pow(Scalars.Of(2L)).mean([-1L], keepdim: true);
-        var h = x * rsqrt(variance.add(Scalars.Of(_eps), Scalars.One));
+        var h = x * rsqrt(variance.add(_eps, Scalars.One));
         if (weight.dtype is ScalarType.BFloat16 or ScalarType.Float16) h = h.to(weight.dtype);
         return (weight * h).MoveToOuterDisposeScope();
     }
@@ -56,13 +56,13 @@ public sealed class T5Attention : nn.Module
     private readonly bool _bidirectional;
     private readonly double _dropout;
     // SDPA always scales by 1/√d_kv and TorchSharp's binding has no scale argument: scale q by √d_kv first.
-    private readonly double _sdpaCompensation;
+    private readonly Scalar _sdpaCompensation;
 
     public T5Attention(T5Config c, bool hasRelativeAttentionBias, bool bidirectional) : base(nameof(T5Attention))
     {
         _heads = c.NumHeads; _dkv = c.DKv; _buckets = c.RelativeAttentionNumBuckets;
         _maxDistance = c.RelativeAttentionMaxDistance; _bidirectional = bidirectional; _dropout = c.DropoutRate;
-        _sdpaCompensation = Math.Sqrt(c.DKv);
+        _sdpaCompensation = Scalars.Of(Math.Sqrt(c.DKv));
         q = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
         k = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
         v = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
@@ -130,7 +130,7 @@ public sealed class T5Attention : nn.Module
         var (b, l) = (x.shape[0], x.shape[1]);
         var query = q.forward(x).view(b, l, _heads, _dkv).transpose(1, 2);
         var attnBias = bias.dtype == query.dtype ? bias : bias.to(query.dtype);
-        var ctx = F.scaled_dot_product_attention(query.mul(Scalars.Of(_sdpaCompensation)), key, value, attnBias,
+        var ctx = F.scaled_dot_product_attention(query.mul(_sdpaCompensation), key, value, attnBias,
             p: training ? _dropout : 0.0);
         var y = o.forward(ctx.transpose(1, 2).reshape(b, l, _heads * _dkv));
         return y.MoveToOuterDisposeScope();
