@@ -131,7 +131,7 @@ public static class CiderD
                 if (l < refLocal) df[id]++;
                 gid[baseId + l] = id;
             }
-            corpus.Append(cooker, refLocal);
+            corpus.Append(cooker);
         }
         var perImage = new double[images];
         ScoreCooked(corpus, [df], shardBits: 0, offset: 0, perImage);
@@ -165,7 +165,7 @@ public static class CiderD
                 // The top bit marks an n-gram that occurs in a reference of its image.
                 for (int l = 0; l < cooker.LocalCount; l++)
                     routes[c, ShardOf(cooker.KeyHash[l], shardCount)].Add((baseId + l) | (l < refLocal ? int.MinValue : 0));
-                corpus.Append(cooker, refLocal);
+                corpus.Append(cooker);
             }
         });
         var shardDf = new int[shardCount][];

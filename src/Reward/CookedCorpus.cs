@@ -18,8 +18,7 @@ internal readonly ref struct CookedView(ReadOnlySpan<int> orderStart, int[] entr
 /// <summary>
 /// Every image of a corpus cooked once and kept: corpus CIDEr-D needs the document frequencies of all
 /// images before it can score the first, and cooking an image twice costs more than storing it.
-/// Each image's references come first and its candidate is its last sentence; its local n-gram ids
-/// below <see cref="RefLocal"/> are those that occur in a reference (the ones that count towards df).
+/// Each image's references come first and its candidate is its last sentence.
 /// <see cref="Gid"/> maps each image-local id to its corpus-wide n-gram id. The big buffers are rented
 /// from <see cref="ArrayPool{T}.Shared"/> (returned on <see cref="Dispose"/>), so scoring a corpus again
 /// reuses memory rather than faulting in fresh pages.
@@ -27,7 +26,7 @@ internal readonly ref struct CookedView(ReadOnlySpan<int> orderStart, int[] entr
 internal sealed class CookedCorpus : IDisposable
 {
     public int[] EntryLocal, EntryCount, OrderStart, Length, Gid;
-    public readonly int[] ImageSentence, ImageLocal, RefLocal;
+    public readonly int[] ImageSentence, ImageLocal;
     // The n-gram keys of every local id, kept only when another pass must look them up (the parallel path).
     public ulong[]? KeyLo, KeyHi, KeyHash;
     private int _entries, _sentences, _locals, _images;
@@ -44,7 +43,6 @@ internal sealed class CookedCorpus : IDisposable
         Length = ArrayPool<int>.Shared.Rent(sentences);
         ImageSentence = new int[images + 1];
         ImageLocal = new int[images + 1];
-        RefLocal = new int[images];
         if (keepKeys)
         {
             KeyLo = ArrayPool<ulong>.Shared.Rent((int)entries);
@@ -63,8 +61,8 @@ internal sealed class CookedCorpus : IDisposable
 
     public int Images => _images;
 
-    /// <summary>Appends the image held by the cooker; its first <paramref name="refLocal"/> local ids occur in references.</summary>
-    public void Append(ImageCooker c, int refLocal)
+    /// <summary>Appends the image held by the cooker.</summary>
+    public void Append(ImageCooker c)
     {
         int i = _images++;
         int entryBase = _entries;
@@ -79,7 +77,6 @@ internal sealed class CookedCorpus : IDisposable
             Array.Copy(c.KeyHi, 0, KeyHi!, _locals, c.LocalCount);
             Array.Copy(c.KeyHash, 0, KeyHash!, _locals, c.LocalCount);
         }
-        RefLocal[i] = refLocal;
         _entries += c.EntryTotal;
         _sentences += c.SentenceCount;
         _locals += c.LocalCount;
