@@ -126,10 +126,7 @@ public static class CiderD
             for (int l = 0; l < local; l++)
             {
                 if (l + PrefetchDistance < local) ids.Prefetch(hash[l + PrefetchDistance]);
-                int id = ids.GetOrAddId(cooker.KeyLo[l], cooker.KeyHi[l], hash[l]);
-                if (id >= df.Length) Array.Resize(ref df, df.Length * 2);
-                if (l < refLocal) df[id]++;
-                gid[baseId + l] = id;
+                gid[baseId + l] = AssignId(ids, ref df, cooker.KeyLo[l], cooker.KeyHi[l], hash[l], inReference: l < refLocal);
             }
             corpus.Append(cooker);
         }
@@ -184,10 +181,7 @@ public static class CiderD
                 {
                     if (j + PrefetchDistance < route.Count) ids.Prefetch(hash[route.Items[j + PrefetchDistance] & int.MaxValue]);
                     int entry = route.Items[j], pos = entry & int.MaxValue;
-                    int id = ids.GetOrAddId(lo[pos], hi[pos], hash[pos]);
-                    if (id >= df.Length) Array.Resize(ref df, df.Length * 2);
-                    if (entry < 0) df[id]++;
-                    corpus.Gid[pos] = (id << shardBits) | p;
+                    corpus.Gid[pos] = (AssignId(ids, ref df, lo[pos], hi[pos], hash[pos], inReference: entry < 0) << shardBits) | p;
                 }
             }
             shardDf[p] = df;
@@ -202,6 +196,16 @@ public static class CiderD
     }
 
     private const int PrefetchDistance = 12;
+
+    /// <summary>The n-gram's corpus-wide id (new ids in insertion order); an n-gram of a reference adds 1 to its df.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int AssignId(NGramCountMap ids, ref int[] df, ulong lo, ulong hi, ulong hash, bool inReference)
+    {
+        int id = ids.GetOrAddId(lo, hi, hash);
+        if (id >= df.Length) Array.Resize(ref df, df.Length * 2);
+        if (inReference) df[id]++;
+        return id;
+    }
 
     private static int ChunkStart(int images, int chunks, int c) => (int)((long)images * c / chunks);
 
