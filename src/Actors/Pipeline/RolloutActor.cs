@@ -16,8 +16,9 @@ public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRe
 /// <summary>
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
 /// scopes and grad mode are thread-static. Loads each version from the verified safetensors file its
-/// <see cref="WeightFetcher"/> delivers (or, next to the learner, from the learner's in-memory snapshot), and answers <see cref="RolloutRequest"/>s with the trainer's own
-/// <see cref="CaptionTrainer.Rollout"/> (and greedy captions for the greedy baseline), stamped with the version.
+/// <see cref="WeightFetcher"/> delivers (or, in the learner's process, from the learner's in-memory snapshot), and
+/// answers <see cref="RolloutRequest"/>s with the trainer's own <see cref="CaptionTrainer.RolloutPart"/> (and greedy
+/// captions for the greedy baseline), stamped with the version.
 /// </summary>
 public sealed class RolloutActor : ReceiveActor, IWithTimers
 {
@@ -87,11 +88,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
 
     void OnLocalWeights(LocalPolicyWeights w)
     {
-        if (w.Version <= _version)
-        {
-            foreach (var (_, t) in w.Snapshot.Parameters) t.Dispose();
-            return;
-        }
+        if (w.Version <= _version) { w.Snapshot.Dispose(); return; }
         _replica.LoadPolicySnapshot(w.Snapshot, $"in-process weights v{w.Version}");
         _version = w.Version;
         Serve();

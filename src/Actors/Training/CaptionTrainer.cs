@@ -414,14 +414,8 @@ public sealed class CaptionTrainer : IDisposable
     /// <summary>Loads a <see cref="PolicySnapshot"/> of the same architecture (every parameter, by name and shape), then disposes it.</summary>
     public void LoadPolicySnapshot(PolicySnapshot snapshot, string source)
     {
-        try
-        {
+        using (snapshot)
             ApplyModelTensors(Policy.Model, snapshot.Parameters.ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal), source);
-        }
-        finally
-        {
-            foreach (var (_, t) in snapshot.Parameters) t.Dispose();
-        }
     }
 
     /// <summary>Loads weights written by <see cref="ExportPolicyWeights"/>, refusing a file whose SHA-256 differs.</summary>

@@ -44,7 +44,13 @@ public sealed record RolloutBatch(
 }
 
 /// <summary>Copies of the policy's parameters ("model."-prefixed names), owned by one receiver, which disposes them after loading.</summary>
-public sealed record PolicySnapshot(IReadOnlyList<(string Name, Tensor Tensor)> Parameters);
+public sealed record PolicySnapshot(IReadOnlyList<(string Name, Tensor Tensor)> Parameters) : IDisposable
+{
+    public void Dispose()
+    {
+        foreach (var (_, t) in Parameters) t.Dispose();
+    }
+}
 
 /// <summary>
 /// The captioner as training sees it: a <see cref="Blip2T5"/>, its tokenizer and prompt. Everything the CE and SCST
