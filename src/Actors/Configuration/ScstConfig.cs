@@ -27,7 +27,8 @@ public sealed record ModelOptions(
     int MaxTxtLen,
     string FeedForwardActivation,
     TokenizerOptions Tokenizer,
-    TinyArchitecture? Architecture);
+    TinyArchitecture? Architecture,
+    string VitPrecision = "fp32");
 
 public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
 

@@ -52,6 +52,9 @@ public sealed class CaptionTrainer : IDisposable
     private readonly Generator _sampling;
 
     public CaptioningPolicy Policy { get; }
+    /// <summary>The pretrained folder the model sits on (null for a model built from scratch).</summary>
+    public PretrainedBase? Base { get; }
+    public ParameterReport Parameters { get; }
     /// <summary>Called after every update and evaluation batch (progress bars).</summary>
     public Action<TrainingProgress>? Progress { get; set; }
     public CaptionCorpus Corpus => _corpus;
@@ -74,12 +77,13 @@ public sealed class CaptionTrainer : IDisposable
         _log.LogInformation("Data: {Train} train, {Val} val, {Test} test images", _corpus.Train.Count, _corpus.Val.Count, _corpus.Test.Count);
 
         var tokenizer = LoadOrBuildTokenizer();
-        var model = CaptioningPolicy.BuildModel(config.Model, tokenizer.VocabSize, _corpus.ImageSize, run.Seed);
-        if (config.Model.LoadFinetuned) LoadModelWeights(model, config.Model.Finetuned!);
-        if (config.Model.FreezeVit)
-            foreach (var p in model.VisionModel.parameters()) p.requires_grad = false;
+        var (model, pretrained) = PolicyModel.Build(config.Model, tokenizer.VocabSize, _corpus.ImageSize, run.Seed, device, log);
+        Base = pretrained;
+        if (config.Model.LoadFinetuned) LoadModelWeights(model, config.Model.Finetuned!, pretrained);
         model.to(device);
-        Policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device);
+        Parameters = PolicyModel.Report(model);
+        _log.LogInformation("Model: {Report}", Parameters);
+        Policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, run.Amp);
 
         _optimizer = ParameterGroups.LavisAdamW(model, run.InitLr, run.WeightDecay);
         var batchesPerEpoch = (_corpus.Train.Count + run.BatchSizeTrain - 1) / run.BatchSizeTrain;
@@ -151,24 +155,18 @@ public sealed class CaptionTrainer : IDisposable
     }
 
     /// <summary>Model weights from one of our checkpoints: a pointer (<c>best.json</c>) or a <c>.safetensors</c> file with its <c>.sha256</c>.</summary>
-    internal static void LoadModelWeights(Scst.Model.Blip2.Blip2T5 model, string path)
+    internal static void LoadModelWeights(Scst.Model.Blip2.Blip2T5 model, string path, PretrainedBase? pretrained)
     {
         Dictionary<string, Tensor> tensors;
+        JsonObject state;
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             var store = new CheckpointStore(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            tensors = store.Load(Path.GetFileNameWithoutExtension(path)).Tensors;
+            (tensors, state, _) = store.Load(Path.GetFileNameWithoutExtension(path));
         }
-        else tensors = CheckpointStore.LoadFile(path, CheckpointStore.ReadSidecar(path)).Tensors;
-        ApplyModelTensors(model, tensors, path);
-        foreach (var t in tensors.Values) t.Dispose();
-    }
-
-    private static void ApplyModelTensors(nn.Module model, IReadOnlyDictionary<string, Tensor> tensors, string source)
-    {
-        var weights = tensors.Where(kv => kv.Key.StartsWith("model.", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key["model.".Length..], kv => kv.Value);
-        Scst.Model.Checkpoints.HfCheckpoint.LoadInto(model, weights, _ => false, source);
+        else (tensors, state) = CheckpointStore.LoadFile(path, CheckpointStore.ReadSidecar(path));
+        try { PolicyModel.Apply(model, tensors, pretrained, PretrainedBase.Recorded(state), path); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 
     // ----------------------------------------------------------------------------------------------------------
@@ -359,7 +357,7 @@ public sealed class CaptionTrainer : IDisposable
     public (JsonObject State, string File) RestoreCheckpoint(string tag)
     {
         var (tensors, state, entry) = _store.Load(tag);
-        ApplyModelTensors(Policy.Model, tensors, entry.File);
+        PolicyModel.Apply(Policy.Model, tensors, Base, PretrainedBase.Recorded(state), entry.File);
         var optTensors = tensors.Where(kv => kv.Key.StartsWith("optim.", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key["optim.".Length..], kv => kv.Value);
         _optimizer.LoadStateDict(new OptimizerCheckpoint(optTensors, OptimizerScalars.FromJson(state["optimizer"]!.GetValue<string>(), entry.File)));
@@ -379,8 +377,8 @@ public sealed class CaptionTrainer : IDisposable
         string? bestFile = null;
         if (_store.Find("best") is { } best)
         {
-            var (tensors, _, _) = _store.Load("best");
-            ApplyModelTensors(Policy.Model, tensors, best.File);
+            var (tensors, state, _) = _store.Load("best");
+            PolicyModel.Apply(Policy.Model, tensors, Base, PretrainedBase.Recorded(state), best.File);
             foreach (var t in tensors.Values) t.Dispose();
             bestFile = Path.Combine(_store.Directory, best.File);
         }
@@ -390,13 +388,16 @@ public sealed class CaptionTrainer : IDisposable
         return bestFile;
     }
 
-    /// <summary>The policy's weights alone (no optimizer), as one safetensors file: what rollout replicas load. Returns its SHA-256.</summary>
+    /// <summary>
+    /// The policy's weights alone (no optimizer), as one safetensors file: what rollout replicas load — on a pretrained
+    /// base only what trains, stamped with the base's identity. Returns its SHA-256.
+    /// </summary>
     public string ExportPolicyWeights(string path)
     {
         using var scope = NewDisposeScope();
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (param, p) in Policy.Model.named_parameters()) tensors["model." + param] = p.detach().cpu();
-        return Scst.Model.SafeTensors.SafeTensorsFile.Write(path, tensors);
+        var tensors = PolicyModel.Carried(Policy.Model, Base).ToDictionary(p => p.Name, p => p.Parameter.detach().cpu(), StringComparer.Ordinal);
+        var meta = Base is null ? null : new Dictionary<string, string> { [PretrainedBase.MetadataKey] = Base.Identity };
+        return Scst.Model.SafeTensors.SafeTensorsFile.Write(path, tensors, meta);
     }
 
     /// <summary>
@@ -407,7 +408,7 @@ public sealed class CaptionTrainer : IDisposable
     {
         using var _ = no_grad();
         var parameters = new List<(string, Tensor)>();
-        foreach (var (name, p) in Policy.Model.named_parameters()) parameters.Add(("model." + name, p.detach().clone().DetachFromDisposeScope()));
+        foreach (var (name, p) in PolicyModel.Carried(Policy.Model, Base)) parameters.Add((name, p.detach().clone().DetachFromDisposeScope()));
         return new PolicySnapshot(parameters);
     }
 
@@ -415,15 +416,15 @@ public sealed class CaptionTrainer : IDisposable
     public void LoadPolicySnapshot(PolicySnapshot snapshot, string source)
     {
         using (snapshot)
-            ApplyModelTensors(Policy.Model, snapshot.Parameters.ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal), source);
+            PolicyModel.Apply(Policy.Model, snapshot.Parameters.ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal), Base, Base?.Identity, source);
     }
 
     /// <summary>Loads weights written by <see cref="ExportPolicyWeights"/>, refusing a file whose SHA-256 differs.</summary>
     public void LoadPolicyWeights(string path, string sha256)
     {
-        var (tensors, _) = CheckpointStore.LoadFile(path, sha256);
-        ApplyModelTensors(Policy.Model, tensors, path);
-        foreach (var t in tensors.Values) t.Dispose();
+        var (tensors, _, meta) = CheckpointStore.LoadFileWithMetadata(path, sha256);
+        try { PolicyModel.Apply(Policy.Model, tensors, Base, meta.GetValueOrDefault(PretrainedBase.MetadataKey), path); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 
     /// <summary>Settings recorded in summary.json.</summary>
@@ -576,8 +577,7 @@ public sealed class CaptionTrainer : IDisposable
         long sinceBest, double elapsed, string[] tags, JsonObject? extraState = null)
     {
         using var scope = NewDisposeScope();
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (param, p) in Policy.Model.named_parameters()) tensors["model." + param] = p.detach().cpu();
+        var tensors = PolicyModel.Carried(Policy.Model, Base).ToDictionary(p => p.Name, p => p.Parameter.detach().cpu(), StringComparer.Ordinal);
         var opt = _optimizer.StateDict();
         foreach (var (key, t) in opt.Tensors) tensors["optim." + key] = t;
         var state = new JsonObject
@@ -593,6 +593,7 @@ public sealed class CaptionTrainer : IDisposable
             ["elapsed_s"] = elapsed,
             ["optimizer"] = opt.Scalars.ToJson(),
             ["seed"] = _config.Run.Seed,
+            ["base"] = Base?.ToJson(),
         };
         if (extraState is not null)
             foreach (var (k, v) in extraState) state[k] = v?.DeepClone();
@@ -656,6 +657,7 @@ public sealed class CaptionTrainer : IDisposable
             ["metrics"] = new JsonObject(s.Metrics.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key,
                 new JsonObject(kv.Value.Select(m => KeyValuePair.Create<string, JsonNode?>(m.Key, m.Value)))))),
             ["settings"] = JsonSerializer.SerializeToNode(s.Settings),
+            ["parameters"] = Parameters.ToJson(),
         };
         if (extra is not null)
             foreach (var (k, v) in extra) json[k] = v?.DeepClone();

@@ -2,6 +2,7 @@ using Scst.Actors.Configuration;
 using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;
 using Scst.Model.Generation;
+using Scst.Model.Precision;
 using Scst.Model.T5;
 using Scst.Model.Tokenization;
 using static TorchSharp.torch;
@@ -64,16 +65,18 @@ public sealed class CaptioningPolicy : IDisposable
     public string Prompt { get; }
     public int MaxTxtLen { get; }
     public Device Device { get; }
+    /// <summary><c>run.amp</c>: matmuls in bf16 from fp32 master weights (<see cref="Autocast"/>); null: each module in its stored dtype.</summary>
+    public ScalarType? AmpDType { get; }
 
-    public CaptioningPolicy(Blip2T5 model, ICaptionTokenizer tokenizer, string prompt, int maxTxtLen, Device device)
+    public CaptioningPolicy(Blip2T5 model, ICaptionTokenizer tokenizer, string prompt, int maxTxtLen, Device device, bool amp = false)
     {
         Model = model; Tokenizer = tokenizer; Prompt = prompt; MaxTxtLen = maxTxtLen; Device = device;
+        AmpDType = amp ? ScalarType.BFloat16 : null;
     }
 
-    /// <summary>Builds the model the config describes: a pretrained HF folder, or a freshly initialised tiny BLIP2-T5.</summary>
+    /// <summary>A freshly initialised BLIP2-T5 of the config's architecture (the demo); pretrained folders load through <see cref="PolicyModel"/>.</summary>
     public static Blip2T5 BuildModel(ModelOptions m, int vocabSize, int imageSize, int seed)
     {
-        if (m.LoadPretrained) return HfCheckpoint.LoadBlip2T5(m.Pretrained!);
         var a = m.Architecture ?? throw new InvalidOperationException("model.architecture is required when load_pretrained is false");
         var cfg = new Blip2Config
         {
@@ -125,12 +128,14 @@ public sealed class CaptioningPolicy : IDisposable
     public Tensor CrossEntropy(Tensor pixels, IReadOnlyList<string> captions, double labelSmoothing)
     {
         var (ids, mask) = PromptInputs(pixels.shape[0]);
+        using var amp = Autocast.Enter(AmpDType);
         return Model.Forward(pixels, ids, mask, Labels(captions), labelSmoothing).Loss;
     }
 
     public GenerationResult Generate(Tensor pixels, GenerationOptions options)
     {
         var (ids, mask) = PromptInputs(pixels.shape[0]);
+        using var amp = Autocast.Enter(AmpDType);
         return Model.Generate(pixels, ids, mask, options);
     }
 
@@ -138,6 +143,7 @@ public sealed class CaptioningPolicy : IDisposable
     public (Tensor TokenLogProbs, Tensor Mask) SequenceLogProbs(Tensor pixels, Tensor sequences)
     {
         var (ids, mask) = PromptInputs(pixels.shape[0]);
+        using var amp = Autocast.Enter(AmpDType);
         return Model.SequenceLogProbs(pixels, ids, mask, sequences);
     }
 

@@ -25,10 +25,10 @@ public static class CheckpointEvaluation
         ICaptionTokenizer tokenizer = config.Model.Tokenizer.Type == "sentencepiece"
             ? SentencePieceTokenizer.Load(config.Model.Tokenizer.Path!)
             : WordTokenizer.Load(TokenizerBeside(checkpoint));
-        var model = CaptioningPolicy.BuildModel(config.Model, tokenizer.VocabSize, corpus.ImageSize, config.Run.Seed);
-        CaptionTrainer.LoadModelWeights(model, checkpoint);
+        var (model, pretrained) = PolicyModel.Build(config.Model, tokenizer.VocabSize, corpus.ImageSize, config.Run.Seed, device, log);
+        CaptionTrainer.LoadModelWeights(model, checkpoint, pretrained);
         model.to(device);
-        using var policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device);
+        using var policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, config.Run.Amp);
         log.LogInformation("Evaluating {Checkpoint} on {Split} ({Count} images)", checkpoint, split, data.Count);
         return SplitEvaluator.Evaluate(policy, data, config.Run.BatchSizeEval, config.Run.NumBeams, config.Run.MaxLen, config.Run.MinLen, progress: progress);
     }

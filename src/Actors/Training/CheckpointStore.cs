@@ -62,20 +62,28 @@ public sealed class CheckpointStore(string directory)
     /// <summary>Loads a checkpoint file, checking its SHA-256 when one is given (or when a pointer beside it names it).</summary>
     public static (Dictionary<string, Tensor> Tensors, JsonObject State) LoadFile(string path, string? expectedSha256 = null)
     {
+        var (tensors, state, _) = LoadFileWithMetadata(path, expectedSha256);
+        return (tensors, state);
+    }
+
+    /// <summary><see cref="LoadFile"/> with the file's whole <c>__metadata__</c>.</summary>
+    public static (Dictionary<string, Tensor> Tensors, JsonObject State, IReadOnlyDictionary<string, string> Metadata) LoadFileWithMetadata(string path, string? expectedSha256 = null)
+    {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist");
-        var bytes = File.ReadAllBytes(path);
         if (expectedSha256 is not null)
         {
-            var actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            var actual = SafeTensorsReader.Sha256OfFile(path);
             if (!string.Equals(actual, expectedSha256, StringComparison.OrdinalIgnoreCase))
                 throw new InvalidDataException(
                     $"checkpoint '{path}' is corrupt or was changed: SHA-256 {actual} does not match the recorded {expectedSha256}");
         }
-        var (tensors, meta) = SafeTensorsFile.Deserialize(bytes, path);
+        Dictionary<string, Tensor> tensors;
+        IReadOnlyDictionary<string, string> meta;
+        using (var reader = SafeTensorsReader.Open(path)) { tensors = reader.ReadAll(); meta = reader.Metadata; }
         var state = meta.TryGetValue(StateKey, out var json)
             ? JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"checkpoint '{path}': trainer state is not a JSON object")
             : new JsonObject();
-        return (tensors, state);
+        return (tensors, state, meta);
     }
 
     /// <summary>The hash recorded in <c>FILE.sha256</c>; a checkpoint without one is refused rather than used unverified.</summary>
@@ -91,9 +99,5 @@ public sealed class CheckpointStore(string directory)
         return sha;
     }
 
-    public static string Sha256Of(string path)
-    {
-        using var f = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(f));
-    }
+    public static string Sha256Of(string path) => SafeTensorsReader.Sha256OfFile(path);
 }

@@ -70,17 +70,22 @@ public static class ConfigLoader
         var act = s.GetString("feed_forward_activation", "gelu_new", "gelu_new", "gelu", "relu");
         // LAVIS keys we accept for compatibility but that have no effect in this implementation.
         s.GetBool("use_grad_checkpoint", false);
-        s.GetString("vit_precision", "fp32", "fp16", "fp32", "bf16");
+        var vitPrecision = s.GetString("vit_precision", "fp32", "fp16", "fp32", "bf16");
+        if (vitPrecision != "fp32" && !(loadPretrained && freezeVit))
+            s.Error("vit_precision", s.Where, $"vit_precision {vitPrecision} holds a frozen pretrained ViT in half precision (LAVIS); it needs load_pretrained: true and freeze_vit: true, otherwise use fp32");
         s.GetInt("num_query_token", 32, 1);
         s.GetOptionalString("t5_model");
 
+        // A pretrained T5 reads ids of its own sentencepiece vocabulary: by default the folder's spiece.model.
         var t = s.Section("tokenizer");
         var tok = new TokenizerOptions(
-            t.GetString("type", "word", "word", "sentencepiece"),
-            t.GetOptionalString("path"),
+            t.GetString("type", loadPretrained ? "sentencepiece" : "word", "word", "sentencepiece"),
+            t.GetOptionalString("path") ?? (loadPretrained && pretrained is not null && !t.IsPresent ? Path.Combine(pretrained, "spiece.model") : null),
             t.GetInt("min_freq", 1, 1));
         if (tok.Type == "sentencepiece" && tok.Path is null)
             t.Error("path", t.Where, "a sentencepiece tokenizer needs 'path' (the spiece.model file)");
+        if (tok.Type == "word" && loadPretrained)
+            t.Error("type", t.Where, "model.tokenizer: a word vocabulary built from the captions gives a pretrained T5 meaningless ids; use type: sentencepiece with the checkpoint's spiece.model (the default with load_pretrained)");
         t.Finish();
 
         var a = s.Section("architecture");
@@ -115,7 +120,7 @@ public static class ConfigLoader
         a.Finish();
         s.Finish();
         return new ModelOptions(arch, modelType, loadPretrained, pretrained, loadFinetuned, finetuned, freezeVit, prompt,
-            maxTxtLen, act, tok, archOpts);
+            maxTxtLen, act, tok, archOpts, vitPrecision);
     }
 
     private static IReadOnlyDictionary<string, DatasetOptions> ReadDatasets(YamlSection s, List<ConfigError> errors, string file)

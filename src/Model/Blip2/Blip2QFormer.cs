@@ -1,3 +1,4 @@
+using Scst.Model.Precision;
 using TorchSharp;
 using TorchSharp.Modules;
 using Scst.Model.T5;
@@ -28,9 +29,9 @@ public sealed class Blip2QFormerMultiHeadAttention : nn.Module
         using var scope = NewDisposeScope();
         var (b, l) = (x.shape[0], x.shape[1]);
         var s = kvSource.shape[1];
-        var q = query.forward(x).view(b, l, _heads, _headDim).transpose(1, 2);
-        var k = key.forward(kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
-        var v = value.forward(kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
+        var q = Autocast.Linear(query, x).view(b, l, _heads, _headDim).transpose(1, 2);
+        var k = Autocast.Linear(key, kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
+        var v = Autocast.Linear(value, kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
         var ctx = F.scaled_dot_product_attention(q, k, v, p: training ? _dropout : 0.0);
         return ctx.transpose(1, 2).reshape(b, l, _heads * _headDim).MoveToOuterDisposeScope();
     }
@@ -54,7 +55,7 @@ public sealed class Blip2QFormerOutput : nn.Module
     public Tensor forward(Tensor h, Tensor residual)
     {
         using var scope = NewDisposeScope();
-        return LayerNorm.forward(dropout.forward(dense.forward(h)).add(residual, Scalars.One)).MoveToOuterDisposeScope();
+        return LayerNorm.forward(dropout.forward(Autocast.Linear(dense, h)).add(residual, Scalars.One)).MoveToOuterDisposeScope();
     }
 }
 
@@ -89,7 +90,7 @@ public sealed class Blip2QFormerIntermediate : nn.Module
         register_module("dense", dense);
     }
 
-    public Tensor forward(Tensor x) => Activations.Apply(_act, dense.forward(x));
+    public Tensor forward(Tensor x) => Activations.Apply(_act, Autocast.Linear(dense, x));
 }
 
 /// <summary>

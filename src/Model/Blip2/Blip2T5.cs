@@ -1,3 +1,4 @@
+using Scst.Model.Precision;
 using Scst.Model.Generation;
 using Scst.Model.T5;
 using TorchSharp;
@@ -21,15 +22,20 @@ public sealed class Blip2T5 : nn.Module
     private readonly T5ForConditionalGeneration language_model;
 
     public Blip2Config Config { get; }
+    /// <summary>The frozen parts this model shares with others (null: it owns all its modules).</summary>
+    public Blip2FrozenBase? SharedBase { get; private set; }
 
-    public Blip2T5(Blip2Config config) : base(nameof(Blip2T5))
+    /// <summary>A model of <paramref name="config"/>; with <paramref name="shared"/>, its ViT trunk and/or T5 are those of that base.</summary>
+    public Blip2T5(Blip2Config config, Blip2FrozenBase? shared = null) : base(nameof(Blip2T5))
     {
         Config = config;
-        vision_model = new Blip2VisionModel(config.Vision);
-        query_tokens = nn.Parameter(zeros(1, config.NumQueryTokens, config.QFormer.HiddenSize));
+        SharedBase = shared;
+        vision_model = new Blip2VisionModel(config.Vision, shared?.VisionTrunk);
+        // Trainable in every regime, so fp32 whatever the construction dtype of the frozen parts.
+        query_tokens = nn.Parameter(zeros(1, config.NumQueryTokens, config.QFormer.HiddenSize, dtype: ScalarType.Float32));
         qformer = new Blip2QFormerModel(config.QFormer);
         language_projection = nn.Linear(config.QFormer.HiddenSize, config.Text.DModel);
-        language_model = new T5ForConditionalGeneration(config.Text);
+        language_model = shared?.LanguageModel ?? new T5ForConditionalGeneration(config.Text);
         register_module("vision_model", vision_model);
         register_parameter("query_tokens", query_tokens);
         register_module("qformer", qformer);
@@ -39,14 +45,43 @@ public sealed class Blip2T5 : nn.Module
 
     public T5ForConditionalGeneration LanguageModel => language_model;
     public Blip2VisionModel VisionModel => vision_model;
+    public Blip2QFormerModel QFormer => qformer;
+    public Linear LanguageProjection => language_projection;
+    public Parameter QueryTokens => query_tokens;
+
+    /// <summary>Makes this model's frozen parts shareable under <paramref name="key"/> (see <see cref="Blip2FrozenBase"/>).</summary>
+    public Blip2FrozenBase ShareFrozen(string key, bool vision, bool text)
+    {
+        if (SharedBase is not null) throw new InvalidOperationException("this model already shares a frozen base");
+        return SharedBase = Blip2FrozenBase.Publish(key, this, vision, text);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (SharedBase is null) { base.Dispose(disposing); return; }
+        // The shared parts belong to the base; dispose only what is this model's own.
+        if (disposing)
+        {
+            if (SharedBase.VisionTrunk is null) { vision_model.Trunk.Embeddings.Dispose(); vision_model.Trunk.Encoder.Dispose(); }
+            vision_model.PostLayerNorm.Dispose();
+            if (SharedBase.LanguageModel is null) language_model.Dispose();
+            qformer.Dispose();
+            language_projection.Dispose();
+            query_tokens.Dispose();
+        }
+        var b = SharedBase;
+        SharedBase = null;
+        b.Release();
+    }
 
     /// <summary>Vision last hidden state, Q-Former output and projected queries for images [B, 3, H, W].</summary>
     public (Tensor Vision, Tensor QFormer, Tensor Projected) EncodeImage(Tensor pixelValues)
     {
+        using var mode = CallMode.Enter(training);
         using var scope = NewDisposeScope();
         var image = vision_model.forward(pixelValues);
         var queries = qformer.forward(query_tokens.expand(image.shape[0], -1, -1), image);
-        var projected = language_projection.forward(queries);
+        var projected = Autocast.Linear(language_projection, queries);
         return (image.MoveToOuterDisposeScope(), queries.MoveToOuterDisposeScope(), projected.MoveToOuterDisposeScope());
     }
 
@@ -86,6 +121,7 @@ public sealed class Blip2T5 : nn.Module
     /// <summary>T5 encoder states [B, S, D] and their mask for images and prompts.</summary>
     public (Tensor Hidden, Tensor Mask) Encode(Tensor pixelValues, Tensor? inputIds, Tensor? attentionMask)
     {
+        using var mode = CallMode.Enter(training);
         using var scope = NewDisposeScope();
         var (embeds, mask) = BuildEncoderInputs(pixelValues, inputIds, attentionMask);
         var hidden = language_model.Encode(null, embeds, mask);
@@ -95,6 +131,7 @@ public sealed class Blip2T5 : nn.Module
     /// <summary>HF forward with labels [B, T] (-100 ignored): mean CE loss (optionally label-smoothed) and logits.</summary>
     public (Tensor Loss, Tensor Logits) Forward(Tensor pixelValues, Tensor? inputIds, Tensor? attentionMask, Tensor labels, double labelSmoothing = 0.0)
     {
+        using var mode = CallMode.Enter(training);
         using var scope = NewDisposeScope();
         var (embeds, mask) = BuildEncoderInputs(pixelValues, inputIds, attentionMask);
         var (loss, logits) = language_model.Forward(null, embeds, mask, labels, labelSmoothing: labelSmoothing);
@@ -105,6 +142,7 @@ public sealed class Blip2T5 : nn.Module
     public GenerationResult Generate(Tensor pixelValues, Tensor? inputIds, Tensor? attentionMask, GenerationOptions options)
     {
         using var noGrad = no_grad();
+        using var mode = CallMode.Enter(training);
         using var scope = NewDisposeScope();
         var (hidden, mask) = Encode(pixelValues, inputIds, attentionMask);
         var r = Seq2SeqGeneration.Generate(language_model, hidden, mask, options);
@@ -119,6 +157,7 @@ public sealed class Blip2T5 : nn.Module
     /// </summary>
     public (Tensor TokenLogProbs, Tensor Mask) SequenceLogProbs(Tensor pixelValues, Tensor? inputIds, Tensor? attentionMask, Tensor sequences)
     {
+        using var mode = CallMode.Enter(training);
         using var scope = NewDisposeScope();
         var (hidden, mask) = Encode(pixelValues, inputIds, attentionMask);
         var (lp, valid) = Seq2SeqGeneration.SequenceLogProbs(language_model, hidden, mask, sequences);

@@ -1,3 +1,4 @@
+using Scst.Model.Precision;
 using TorchSharp;
 using TorchSharp.Modules;
 using Scst.Model.T5;
@@ -53,9 +54,9 @@ public sealed class Blip2Attention : nn.Module
     {
         using var scope = NewDisposeScope();
         var (b, l, d) = (x.shape[0], x.shape[1], x.shape[2]);
-        var parts = qkv.forward(x).reshape(b, l, 3, _heads, _headDim).permute(2, 0, 3, 1, 4);
-        var ctx = F.scaled_dot_product_attention(parts[0], parts[1], parts[2], p: training ? _dropout : 0.0);
-        return projection.forward(ctx.transpose(1, 2).reshape(b, l, d)).MoveToOuterDisposeScope();
+        var parts = Autocast.Linear(qkv, x).reshape(b, l, 3, _heads, _headDim).permute(2, 0, 3, 1, 4);
+        var ctx = F.scaled_dot_product_attention(parts[0], parts[1], parts[2], p: CallMode.Training(training) ? _dropout : 0.0);
+        return Autocast.Linear(projection, ctx.transpose(1, 2).reshape(b, l, d)).MoveToOuterDisposeScope();
     }
 }
 
@@ -74,7 +75,7 @@ public sealed class Blip2Mlp : nn.Module
     public Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return fc2.forward(Activations.Apply(_act, fc1.forward(x))).MoveToOuterDisposeScope();
+        return Autocast.Linear(fc2, Activations.Apply(_act, Autocast.Linear(fc1, x))).MoveToOuterDisposeScope();
     }
 }
 
@@ -124,26 +125,33 @@ public sealed class Blip2Encoder : nn.Module
     }
 }
 
-/// <summary>BLIP-2's ViT (EVA-CLIP in the real models): last hidden state after <c>post_layernorm</c>, [B, 1 + patches, D].</summary>
+/// <summary>
+/// BLIP-2's ViT (EVA-CLIP in the real models): last hidden state after <c>post_layernorm</c>, [B, 1 + patches, D].
+/// The trunk (<c>embeddings</c>, <c>encoder</c>) may be another model's, shared while frozen; <c>post_layernorm</c>
+/// (LAVIS's <c>ln_vision</c>, which trains) is always this model's own.
+/// </summary>
 public sealed class Blip2VisionModel : nn.Module
 {
     private readonly Blip2VisionEmbeddings embeddings;
     private readonly Blip2Encoder encoder;
     private readonly LayerNorm post_layernorm;
 
-    public Blip2VisionModel(Blip2VisionConfig c) : base(nameof(Blip2VisionModel))
+    public Blip2VisionModel(Blip2VisionConfig c, (Blip2VisionEmbeddings Embeddings, Blip2Encoder Encoder)? trunk = null) : base(nameof(Blip2VisionModel))
     {
-        embeddings = new Blip2VisionEmbeddings(c);
-        encoder = new Blip2Encoder(c);
+        embeddings = trunk?.Embeddings ?? new Blip2VisionEmbeddings(c);
+        encoder = trunk?.Encoder ?? new Blip2Encoder(c);
         post_layernorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         register_module("embeddings", embeddings);
         register_module("encoder", encoder);
         register_module("post_layernorm", post_layernorm);
     }
 
+    public (Blip2VisionEmbeddings Embeddings, Blip2Encoder Encoder) Trunk => (embeddings, encoder);
+    public LayerNorm PostLayerNorm => post_layernorm;
+
     public Tensor forward(Tensor pixelValues)
     {
         using var scope = NewDisposeScope();
-        return post_layernorm.forward(encoder.forward(embeddings.forward(pixelValues))).MoveToOuterDisposeScope();
+        return Autocast.LayerNorm(post_layernorm, encoder.forward(embeddings.forward(pixelValues))).MoveToOuterDisposeScope();
     }
 }

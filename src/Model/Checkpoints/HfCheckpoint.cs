@@ -41,45 +41,24 @@ public static partial class HfCheckpoint
     public static string ModelType(JsonObject config, string dir) =>
         config["model_type"]?.GetValue<string>() ?? throw new InvalidDataException($"{Path.Combine(dir, ConfigFile)}: no 'model_type' key.");
 
-    /// <summary>All tensors of a folder (single file or shards), on the CPU; verifies a <c>.sha256</c> beside a file if present.</summary>
+    /// <summary>All tensors of a folder (single file or shards), on the CPU. For small folders; models load by streaming.</summary>
     public static Dictionary<string, Tensor> ReadWeights(string dir)
     {
-        var single = Path.Combine(dir, WeightsFile);
-        var index = Path.Combine(dir, IndexFile);
-        if (File.Exists(single)) return ReadVerified(single, requireSha: false);
-        if (File.Exists(index))
-        {
-            JsonObject map;
-            try { map = JsonNode.Parse(File.ReadAllText(index))?["weight_map"]?.AsObject() ?? throw new InvalidDataException("no weight_map"); }
-            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or InvalidDataException)
-            { throw new InvalidDataException($"{index}: not a valid safetensors index ({e.Message}).", e); }
-            var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var shard in map.Select(kv => kv.Value!.GetValue<string>()).Distinct())
-            {
-                var shardPath = Path.Combine(dir, shard);
-                if (!File.Exists(shardPath)) throw new FileNotFoundException($"{index} names shard '{shard}', which does not exist.", shardPath);
-                foreach (var (k, v) in ReadVerified(shardPath, requireSha: false)) result[k] = v;
-            }
-            var missing = map.Select(kv => kv.Key).Where(k => !result.ContainsKey(k)).ToList();
-            if (missing.Count > 0) throw new InvalidDataException($"{index} maps {missing.Count} tensor(s) not found in their shards, e.g. '{missing[0]}'.");
-            return result;
-        }
-        var pickles = Directory.EnumerateFiles(dir, "*.bin").Concat(Directory.EnumerateFiles(dir, "*.pt")).Select(Path.GetFileName).ToList();
-        throw new FileNotFoundException(pickles.Count > 0
-            ? $"checkpoint folder '{dir}' has only pickle weights ({string.Join(", ", pickles)}); only safetensors are loaded (convert with save_pretrained(safe_serialization=True))."
-            : $"checkpoint folder '{dir}' has neither {WeightsFile} nor {IndexFile}.");
+        using var folder = WeightFolder.Open(dir);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, reader, entry) in folder.Tensors) result[name] = reader.Read(entry);
+        return result;
     }
 
-    /// <summary>Reads a safetensors file after checking its SHA-256 against <c>file.sha256</c> (required or, if absent, skipped).</summary>
-    public static Dictionary<string, Tensor> ReadVerified(string path, bool requireSha)
+    /// <summary>Checks a file against the SHA-256 in <c>file.sha256</c>, streaming it (any size).</summary>
+    public static void VerifySidecar(string path, bool requireSha)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"weights file '{path}' does not exist.", path);
-        var bytes = File.ReadAllBytes(path);
         var shaPath = path + ShaSuffix;
         if (File.Exists(shaPath))
         {
             var expected = File.ReadAllText(shaPath).Split([' ', '\t', '\n', '\r'], StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()?.ToLowerInvariant() ?? "";
-            var actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            var actual = SafeTensorsReader.Sha256OfFile(path);
             if (expected != actual)
                 throw new InvalidDataException($"{path}: SHA-256 mismatch: the file hashes to {actual} but {Path.GetFileName(shaPath)} says {expected}; the checkpoint is corrupted or incomplete, refusing to load it.");
         }
@@ -87,38 +66,40 @@ public static partial class HfCheckpoint
         {
             throw new FileNotFoundException($"{path}: no {Path.GetFileName(shaPath)} beside it; refusing to load an unverified checkpoint.", shaPath);
         }
-        return SafeTensorsFile.Deserialize(bytes, path).Tensors;
     }
 
     /// <summary>
     /// Copies <paramref name="tensors"/> into the module's parameters by name (after dropping <paramref name="ignorable"/> keys),
-    /// refusing missing, unexpected and mis-shaped tensors with their names. Dtypes are converted to the parameter's.
+    /// refusing unexpected and mis-shaped tensors and missing ones (those <paramref name="required"/> names; all by default)
+    /// with their names. Dtypes are converted to the parameter's.
     /// </summary>
-    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, Func<string, bool> ignorable, string source)
+    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, Func<string, bool> ignorable, string source,
+        Func<string, bool>? required = null)
     {
         var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
-        var missing = parameters.Keys.Where(k => !tensors.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var missing = parameters.Keys.Where(k => !tensors.ContainsKey(k) && (required?.Invoke(k) ?? true)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var unexpected = tensors.Keys.Where(k => !parameters.ContainsKey(k) && !ignorable(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
             throw new InvalidDataException($"{source}: missing tensor '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more: {string.Join(", ", missing.Skip(1).Take(5))}{(missing.Count > 6 ? ", ..." : "")})" : "") + ".");
         if (unexpected.Count > 0)
             throw new InvalidDataException($"{source}: unexpected tensor '{unexpected[0]}'" + (unexpected.Count > 1 ? $" (and {unexpected.Count - 1} more)" : "") + " matches no parameter of the model built from config.json.");
-        foreach (var (name, p) in parameters)
+        var present = parameters.Where(kv => tensors.ContainsKey(kv.Key)).ToList();
+        foreach (var (name, p) in present)
         {
             var t = tensors[name];
             if (!t.shape.SequenceEqual(p.shape))
                 throw new InvalidDataException($"{source}: tensor '{name}' has shape [{string.Join(", ", t.shape)}] but the model expects [{string.Join(", ", p.shape)}].");
         }
         using var _ = no_grad();
-        foreach (var (name, p) in parameters) p.copy_(tensors[name].to(p.dtype));
+        foreach (var (name, p) in present) p.copy_(tensors[name]);
     }
 
     [GeneratedRegex(@"^(language_model\.)?(encoder|decoder)\.embed_tokens\.weight$")]
     private static partial Regex EmbedAlias();
     [GeneratedRegex(@"^qformer\.encoder\.layer\.\d+\.(intermediate|output)\.")]
     private static partial Regex QFormerTextBranch();
-    [GeneratedRegex(@"^vision_model\.encoder\.layers\.(\d+)\.self_attn\.q_bias$")]
-    private static partial Regex VisionQBias();
+    [GeneratedRegex(@"^vision_model\.encoder\.layers\.(\d+)\.self_attn\.(q|v)_bias$")]
+    private static partial Regex VisionQOrVBias();
 
     /// <summary>HF's rules for keys a folder may hold that have no parameter of their own here.</summary>
     private static bool Ignorable(string key, bool tied, string prefix) =>
@@ -133,46 +114,142 @@ public static partial class HfCheckpoint
         var type = ModelType(config, dir);
         if (type != "t5") throw new InvalidDataException($"{Path.Combine(dir, ConfigFile)}: model_type is '{type}', expected 't5'.");
         var cfg = T5Config.FromJson(config, Path.Combine(dir, ConfigFile));
-        var tensors = ReadWeights(dir);
+        using var folder = WeightFolder.Open(dir);
+        var model = new T5ForConditionalGeneration(cfg);
         try
         {
-            var model = new T5ForConditionalGeneration(cfg);
-            LoadInto(model, tensors, k => Ignorable(k, cfg.TieWordEmbeddings, ""), dir);
+            Stream(model, folder, k => Ignorable(k, cfg.TieWordEmbeddings, ""), _ => false, null);
             model.eval();
             return model;
         }
-        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        catch { model.Dispose(); throw; }
     }
 
-    /// <summary>Loads a BLIP-2 folder with a T5 language model (<c>model_type: blip-2</c>).</summary>
-    public static Blip2T5 LoadBlip2T5(string dir)
+    /// <summary>Loads a BLIP-2 folder with a T5 language model (<c>model_type: blip-2</c>), every part in fp32.</summary>
+    public static Blip2T5 LoadBlip2T5(string dir) => LoadBlip2T5(dir, new Blip2LoadOptions());
+
+    /// <summary>
+    /// Loads a BLIP-2 folder with a T5 language model tensor by tensor, each converted straight to the dtype its part is
+    /// held in (<paramref name="o"/>): no full fp32 copy of the model ever exists. Position embeddings are interpolated
+    /// when <see cref="Blip2LoadOptions.ImageSize"/> differs from the checkpoint's; frozen parts already loaded by another
+    /// model with the same <see cref="Blip2LoadOptions.ShareKey"/> are shared, not read again.
+    /// </summary>
+    public static Blip2T5 LoadBlip2T5(string dir, Blip2LoadOptions o)
     {
         var config = ReadConfig(dir);
         var type = ModelType(config, dir);
         if (type != "blip-2") throw new InvalidDataException($"{Path.Combine(dir, ConfigFile)}: model_type is '{type}', expected 'blip-2'.");
         var cfg = Blip2Config.FromJson(config, Path.Combine(dir, ConfigFile));
-        var tensors = ReadWeights(dir);
+        var checkpointGrid = cfg.Vision.ImageSize / cfg.Vision.PatchSize;
+        if (o.ImageSize is int size)
+        {
+            if (size % cfg.Vision.PatchSize != 0)
+                throw new InvalidDataException($"image_size {size} is not a multiple of the checkpoint's patch_size {cfg.Vision.PatchSize} ({Path.Combine(dir, ConfigFile)}).");
+            cfg = cfg with { Vision = cfg.Vision with { ImageSize = size } };
+        }
+        var grid = cfg.Vision.ImageSize / cfg.Vision.PatchSize;
+        using var folder = WeightFolder.Open(dir);
+
+        var shared = o.ShareKey is null ? null : Blip2FrozenBase.Acquire(o.ShareKey);
+        Blip2T5 model;
+        lock (DefaultDTypeLock)
+        {
+            // Built directly in the frozen parts' dtype (bf16: half the bytes of fp32), then the trainable parts in fp32.
+            var previous = get_default_dtype();
+            set_default_dtype(o.ConstructionDType);
+            try { model = new Blip2T5(cfg, shared); }
+            finally { set_default_dtype(previous); }
+        }
         try
         {
+            model.VisionModel.PostLayerNorm.to(ScalarType.Float32);
+            model.QFormer.to(ScalarType.Float32);
+            model.LanguageProjection.to(ScalarType.Float32);
+            if (shared?.VisionTrunk is null) { model.VisionModel.Trunk.Embeddings.to(o.VisionDType); model.VisionModel.Trunk.Encoder.to(o.VisionDType); }
+            if (shared?.LanguageModel is null) model.LanguageModel.to(o.TextDType);
+
+            bool SharedPart(string name) =>
+                (shared?.VisionTrunk is not null && (name.StartsWith("vision_model.embeddings.", StringComparison.Ordinal) || name.StartsWith("vision_model.encoder.", StringComparison.Ordinal)))
+                || (shared?.LanguageModel is not null && name.StartsWith("language_model.", StringComparison.Ordinal));
             // transformers 4.x kept q_bias and v_bias apart (k has none); 5.x stores them as one qkv.bias.
-            foreach (var key in tensors.Keys.ToList())
+            var pendingBias = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            Tensor? Transform(string name, Tensor t)
             {
-                var m = VisionQBias().Match(key);
-                if (!m.Success) continue;
-                var prefix = key[..^"q_bias".Length];
-                if (!tensors.TryGetValue(prefix + "v_bias", out var vb))
-                    throw new InvalidDataException($"{dir}: tensor '{key}' has no matching '{prefix}v_bias'.");
-                var qb = tensors[key];
-                tensors[prefix + "qkv.bias"] = cat([qb, zeros_like(qb), vb]);
-                tensors.Remove(key); tensors.Remove(prefix + "v_bias");
-                qb.Dispose(); vb.Dispose();
+                var m = VisionQOrVBias().Match(name);
+                if (m.Success)
+                {
+                    var prefix = name[..^"q_bias".Length];
+                    var other = prefix + (m.Groups[2].Value == "q" ? "v_bias" : "q_bias");
+                    if (!pendingBias.Remove(other, out var o2)) { pendingBias[name] = t; return null; }
+                    var (q, v) = m.Groups[2].Value == "q" ? (t, o2) : (o2, t);
+                    using (q) using (v) return cat([q, zeros_like(q), v]);
+                }
+                if (name == "vision_model.embeddings.position_embedding" && grid != checkpointGrid)
+                    using (t) return PositionEmbeddingInterpolation.Interpolate(t, grid);
+                return t;
             }
-            var model = new Blip2T5(cfg);
-            LoadInto(model, tensors, k => Ignorable(k, cfg.Text.TieWordEmbeddings, "language_model."), dir);
+            string Target(string name) => VisionQOrVBias().Match(name) is { Success: true } m ? name[..^"q_bias".Length] + "qkv.bias" : name;
+            Stream(model, folder, k => Ignorable(k, cfg.Text.TieWordEmbeddings, "language_model."), SharedPart, Transform, Target, o.Progress);
+            if (pendingBias.Count > 0)
+                throw new InvalidDataException($"{dir}: tensor '{pendingBias.Keys.First()}' has no matching {(pendingBias.Keys.First().EndsWith("q_bias", StringComparison.Ordinal) ? "v_bias" : "q_bias")}.");
+            if (o.FreezeVision)
+            {
+                foreach (var p in model.VisionModel.Trunk.Embeddings.parameters()) p.requires_grad = false;
+                foreach (var p in model.VisionModel.Trunk.Encoder.parameters()) p.requires_grad = false;
+            }
+            if (o.FreezeText)
+                foreach (var p in model.LanguageModel.parameters()) p.requires_grad = false;
             model.eval();
+            if (o.ShareKey is not null && shared is null && (o.FreezeVision || o.FreezeText))
+                model.ShareFrozen(o.ShareKey, o.FreezeVision, o.FreezeText);
             return model;
         }
-        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static readonly object DefaultDTypeLock = new();
+
+    /// <summary>
+    /// Streams a folder's tensors into <paramref name="module"/>'s parameters by name: each tensor is read, mapped
+    /// (<paramref name="transform"/> may hold it back and return null, or return another tensor), shape-checked and copied
+    /// into its parameter's dtype, then released. Missing, unexpected and mis-shaped tensors are refused with their names.
+    /// </summary>
+    private static void Stream(nn.Module module, WeightFolder folder, Func<string, bool> ignorable, Func<string, bool> skip,
+        Func<string, Tensor, Tensor?>? transform, Func<string, string>? target = null, Action<long, long>? progress = null)
+    {
+        var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
+        var unexpected = folder.Tensors.Select(t => t.Name).Where(k => !ignorable(k) && !skip(k) && !parameters.ContainsKey(target?.Invoke(k) ?? k))
+            .OrderBy(k => k, StringComparer.Ordinal).ToList();
+        if (unexpected.Count > 0)
+            throw new InvalidDataException($"{folder.Dir}: unexpected tensor '{unexpected[0]}'" + (unexpected.Count > 1 ? $" (and {unexpected.Count - 1} more)" : "") + " matches no parameter of the model built from config.json.");
+        var expected = parameters.Keys.Where(k => !skip(k)).ToHashSet(StringComparer.Ordinal);
+        var present = folder.Tensors.Select(t => target?.Invoke(t.Name) ?? t.Name).ToHashSet(StringComparer.Ordinal);
+        var missing = expected.Where(k => !present.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{folder.Dir}: missing tensor '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more: {string.Join(", ", missing.Skip(1).Take(5))}{(missing.Count > 6 ? ", ..." : "")})" : "") + ".");
+        using var _ = no_grad();
+        long done = 0, total = folder.Tensors.Sum(t => t.Entry.Bytes);
+        foreach (var (name, reader, entry) in folder.Tensors)
+        {
+            done += entry.Bytes;
+            if (ignorable(name) || skip(name)) continue;
+            var t = reader.Read(entry);
+            var mapped = transform is null ? t : transform(name, t);
+            if (mapped is null) continue;
+            using (mapped)
+            {
+                var key = target?.Invoke(name) ?? name;
+                var p = parameters[key];
+                if (!mapped.shape.SequenceEqual(p.shape))
+                    throw new InvalidDataException($"{folder.Dir}: tensor '{key}' has shape [{string.Join(", ", mapped.shape)}] but the model expects [{string.Join(", ", p.shape)}].");
+                p.copy_(mapped);
+            }
+            progress?.Invoke(done, total);
+        }
     }
 
     /// <summary>Loads whichever model a folder holds: a <see cref="T5ForConditionalGeneration"/> or a <see cref="Blip2T5"/>.</summary>

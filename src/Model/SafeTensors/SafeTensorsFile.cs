@@ -15,70 +15,26 @@ namespace Scst.Model.SafeTensors;
 /// </summary>
 public static class SafeTensorsFile
 {
-    private const long MaxHeaderBytes = 100L * 1024 * 1024;
-
     /// <summary>Reads every tensor of a file onto the CPU, with the file's <c>__metadata__</c>.</summary>
     public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Read(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file '{path}' does not exist.", path);
-        return Deserialize(File.ReadAllBytes(path), path);
-    }
-
-    /// <summary>Parses safetensors bytes; <paramref name="source"/> names the origin in error messages.</summary>
-    public static (Dictionary<string, Tensor> Tensors, Dictionary<string, string> Metadata) Deserialize(ReadOnlySpan<byte> bytes, string source = "<bytes>")
-    {
-        if (bytes.Length < 8)
-            throw new InvalidDataException($"{source}: not a safetensors file ({bytes.Length} bytes; expected at least the 8-byte header length).");
-        var headerLen = BinaryPrimitives.ReadInt64LittleEndian(bytes);
-        if (headerLen <= 0 || headerLen > MaxHeaderBytes || 8 + headerLen > bytes.Length)
-            throw new InvalidDataException($"{source}: corrupted safetensors header: header length {headerLen} does not fit a file of {bytes.Length} bytes.");
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(bytes.Slice(8, (int)headerLen))?.AsObject()
-                     ?? throw new InvalidDataException("header is null");
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or InvalidDataException)
-        {
-            throw new InvalidDataException($"{source}: corrupted safetensors header: the {headerLen}-byte JSON header does not parse ({e.Message}).", e);
-        }
-        var data = bytes[(int)(8 + headerLen)..];
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (name, node) in header)
-        {
-            if (name == "__metadata__")
-            {
-                if (node is JsonObject meta)
-                    foreach (var (k, v) in meta) metadata[k] = v?.GetValue<string>() ?? "";
-                continue;
-            }
-            try
-            {
-                var entry = node?.AsObject() ?? throw new InvalidDataException("entry is null");
-                var dtype = entry["dtype"]?.GetValue<string>() ?? throw new InvalidDataException("no dtype");
-                var shape = (entry["shape"]?.AsArray() ?? throw new InvalidDataException("no shape")).Select(s => s!.GetValue<long>()).ToArray();
-                var offsets = (entry["data_offsets"]?.AsArray() ?? throw new InvalidDataException("no data_offsets")).Select(s => s!.GetValue<long>()).ToArray();
-                var (scalar, elemSize) = ParseDType(dtype);
-                var count = shape.Aggregate(1L, (a, b) => a * b);
-                if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] > data.Length || offsets[1] - offsets[0] != count * elemSize)
-                    throw new InvalidDataException($"data_offsets [{string.Join(",", offsets)}] do not match shape [{string.Join(",", shape)}] of {dtype} in a data section of {data.Length} bytes");
-                var t = empty(shape, scalar);
-                var span = data.Slice((int)offsets[0], (int)(offsets[1] - offsets[0]));
-                CopyInto(t, span);
-                tensors[name] = t;
-            }
-            catch (Exception e) when (e is InvalidDataException or InvalidOperationException or FormatException or NotSupportedException)
-            {
-                foreach (var t in tensors.Values) t.Dispose();
-                throw new InvalidDataException($"{source}: tensor '{name}': {e.Message}", e);
-            }
-        }
-        return (tensors, metadata);
+        using var reader = SafeTensorsReader.Open(path);
+        return (reader.ReadAll(), new Dictionary<string, string>(reader.Metadata, StringComparer.Ordinal));
     }
 
     /// <summary>Serialises tensors (any device; copied to the CPU) in safetensors layout, keys sorted.</summary>
     public static byte[] Serialize(IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var ms = new MemoryStream();
+        WriteTo(ms, tensors, metadata);
+        return ms.ToArray();
+    }
+
+    /// <summary>
+    /// Streams tensors to <paramref name="stream"/> one at a time (only one tensor's bytes on the CPU at once, so a file
+    /// may exceed 2 GB) and returns the SHA-256 (lower-case hex) of what was written.
+    /// </summary>
+    public static string WriteTo(Stream stream, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var header = new JsonObject();
         if (metadata is { Count: > 0 })
@@ -88,32 +44,46 @@ public static class SafeTensorsFile
             header["__metadata__"] = m;
         }
         var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var blobs = new List<byte[]>(names.Count);
         long offset = 0;
         foreach (var name in names)
         {
             var t = tensors[name];
-            var (dtype, _) = DTypeName(t.dtype);
-            var blob = ToBytes(t);
+            var (dtype, size) = DTypeName(t.dtype);
+            var bytes = t.NumberOfElements * size;
             header[name] = new JsonObject
             {
                 ["dtype"] = dtype,
                 ["shape"] = new JsonArray(t.shape.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
-                ["data_offsets"] = new JsonArray(JsonValue.Create(offset), JsonValue.Create(offset + blob.Length)),
+                ["data_offsets"] = new JsonArray(JsonValue.Create(offset), JsonValue.Create(offset + bytes)),
             };
-            offset += blob.Length;
-            blobs.Add(blob);
+            offset += bytes;
         }
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
         // The format asks that data start 8-byte aligned; pad the header with spaces.
         var padded = (json.Length + 7) / 8 * 8;
-        var result = new byte[8 + padded + offset];
-        BinaryPrimitives.WriteInt64LittleEndian(result, padded);
-        json.CopyTo(result, 8);
-        for (var i = json.Length; i < padded; i++) result[8 + i] = (byte)' ';
-        long pos = 8 + padded;
-        foreach (var b in blobs) { b.CopyTo(result, pos); pos += b.Length; }
-        return result;
+        var prefix = new byte[8 + padded];
+        BinaryPrimitives.WriteInt64LittleEndian(prefix, padded);
+        json.CopyTo(prefix, 8);
+        for (var i = json.Length; i < padded; i++) prefix[8 + i] = (byte)' ';
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        stream.Write(prefix);
+        sha.AppendData(prefix);
+        foreach (var name in names)
+        {
+            using var cpu = tensors[name].detach().cpu().contiguous();
+            if (cpu.NumberOfElements == 0) continue;
+            // Views of at most 1 GB: a span cannot cover 2 GB or more.
+            using var flat = cpu.view(-1);
+            var perSlice = Math.Max(1, (1L << 30) / Math.Max(1, DTypeName(cpu.dtype).Item2));
+            for (long at = 0; at < flat.shape[0]; at += perSlice)
+            {
+                using var part = flat.narrow(0, at, Math.Min(perSlice, flat.shape[0] - at));
+                var span = part.bytes;
+                stream.Write(span);
+                sha.AppendData(span);
+            }
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
     /// <summary>
@@ -121,13 +91,16 @@ public static class SafeTensorsFile
     /// </summary>
     public static string Write(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var bytes = Serialize(tensors, metadata);
-        WriteAtomically(path, bytes);
-        return Convert.ToHexStringLower(SHA256.HashData(bytes));
+        string sha = "";
+        WriteAtomically(path, fs => sha = WriteTo(fs, tensors, metadata));
+        return sha;
     }
 
     /// <summary>Temp file in the same folder, flushed to disk, then renamed over the target.</summary>
-    public static void WriteAtomically(string path, byte[] bytes)
+    public static void WriteAtomically(string path, byte[] bytes) => WriteAtomically(path, fs => fs.Write(bytes));
+
+    /// <summary>Temp file in the same folder, written by <paramref name="write"/>, flushed to disk, then renamed over the target.</summary>
+    public static void WriteAtomically(string path, Action<FileStream> write)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(dir);
@@ -136,7 +109,7 @@ public static class SafeTensorsFile
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
-                fs.Write(bytes);
+                write(fs);
                 fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, path, overwrite: true);
@@ -147,7 +120,7 @@ public static class SafeTensorsFile
         }
     }
 
-    private static (ScalarType, int) ParseDType(string dtype) => dtype switch
+    internal static (ScalarType, int) ParseDType(string dtype) => dtype switch
     {
         "F32" => (ScalarType.Float32, 4),
         "F16" => (ScalarType.Float16, 2),
@@ -176,18 +149,4 @@ public static class SafeTensorsFile
         ScalarType.Bool => ("BOOL", 1),
         _ => throw new NotSupportedException($"cannot write dtype {t} to safetensors"),
     };
-
-    // Raw byte copy through Tensor.bytes: F16/BF16 need no conversion and nothing is reinterpreted by hand.
-    private static void CopyInto(Tensor t, ReadOnlySpan<byte> src)
-    {
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
-        if (t.NumberOfElements == 0) return;
-        t.bytes = src.ToArray();
-    }
-
-    private static byte[] ToBytes(Tensor t)
-    {
-        using var cpu = t.detach().cpu().contiguous();
-        return cpu.NumberOfElements == 0 ? [] : cpu.bytes.ToArray();
-    }
 }

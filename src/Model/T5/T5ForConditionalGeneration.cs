@@ -1,3 +1,4 @@
+using Scst.Model.Precision;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -113,7 +114,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     {
         using var scope = NewDisposeScope();
         var h = Config.ScaleDecoderOutputs ? decoderHidden.mul(Scalars.Of(Math.Pow(Config.DModel, -0.5))) : decoderHidden;
-        var logits = lm_head is not null ? lm_head.forward(h) : F.linear(h, shared.weight!);
+        var logits = lm_head is not null ? Autocast.Linear(lm_head, h) : F.linear(h, shared.weight!);
         return logits.MoveToOuterDisposeScope();
     }
 

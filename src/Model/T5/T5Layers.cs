@@ -1,3 +1,4 @@
+using Scst.Model.Precision;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -118,8 +119,8 @@ public sealed class T5Attention : nn.Module
     public (Tensor K, Tensor V) ProjectKV(Tensor source)
     {
         var (b, l) = (source.shape[0], source.shape[1]);
-        var key = k.forward(source).view(b, l, _heads, _dkv).transpose(1, 2);
-        var value = v.forward(source).view(b, l, _heads, _dkv).transpose(1, 2);
+        var key = Autocast.Linear(k, source).view(b, l, _heads, _dkv).transpose(1, 2);
+        var value = Autocast.Linear(v, source).view(b, l, _heads, _dkv).transpose(1, 2);
         return (key, value);
     }
 
@@ -128,11 +129,11 @@ public sealed class T5Attention : nn.Module
     {
         using var scope = NewDisposeScope();
         var (b, l) = (x.shape[0], x.shape[1]);
-        var query = q.forward(x).view(b, l, _heads, _dkv).transpose(1, 2);
+        var query = Autocast.Linear(q, x).view(b, l, _heads, _dkv).transpose(1, 2);
         var attnBias = bias.dtype == query.dtype ? bias : bias.to(query.dtype);
         var ctx = F.scaled_dot_product_attention(query.mul(_sdpaCompensation), key, value, attnBias,
-            p: training ? _dropout : 0.0);
-        var y = o.forward(ctx.transpose(1, 2).reshape(b, l, _heads * _dkv));
+            p: CallMode.Training(training) ? _dropout : 0.0);
+        var y = Autocast.Linear(o, ctx.transpose(1, 2).reshape(b, l, _heads * _dkv));
         return y.MoveToOuterDisposeScope();
     }
 }
@@ -142,13 +143,13 @@ public sealed class T5LayerSelfAttention : nn.Module
 {
     private readonly T5Attention SelfAttention;
     private readonly T5LayerNorm layer_norm;
-    private readonly Dropout dropout;
+    private readonly CallerDropout dropout;
 
     public T5LayerSelfAttention(T5Config c, bool hasRelativeAttentionBias, bool bidirectional) : base(nameof(T5LayerSelfAttention))
     {
         SelfAttention = new T5Attention(c, hasRelativeAttentionBias, bidirectional);
         layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
-        dropout = nn.Dropout(c.DropoutRate);
+        dropout = new CallerDropout(c.DropoutRate);
         register_module("SelfAttention", SelfAttention);
         register_module("layer_norm", layer_norm);
         register_module("dropout", dropout);
@@ -184,13 +185,13 @@ public sealed class T5LayerCrossAttention : nn.Module
 {
     private readonly T5Attention EncDecAttention;
     private readonly T5LayerNorm layer_norm;
-    private readonly Dropout dropout;
+    private readonly CallerDropout dropout;
 
     public T5LayerCrossAttention(T5Config c) : base(nameof(T5LayerCrossAttention))
     {
         EncDecAttention = new T5Attention(c, hasRelativeAttentionBias: false, bidirectional: true);
         layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
-        dropout = nn.Dropout(c.DropoutRate);
+        dropout = new CallerDropout(c.DropoutRate);
         register_module("EncDecAttention", EncDecAttention);
         register_module("layer_norm", layer_norm);
         register_module("dropout", dropout);
@@ -211,7 +212,7 @@ public sealed class T5DenseActDense : nn.Module
 {
     private readonly Linear? wi, wi_0, wi_1;
     private readonly Linear wo;
-    private readonly Dropout dropout;
+    private readonly CallerDropout dropout;
     private readonly string _act;
 
     public T5DenseActDense(T5Config c) : base(nameof(T5DenseActDense))
@@ -229,7 +230,7 @@ public sealed class T5DenseActDense : nn.Module
             register_module("wi", wi);
         }
         wo = nn.Linear(c.DFf, c.DModel, hasBias: false);
-        dropout = nn.Dropout(c.DropoutRate);
+        dropout = new CallerDropout(c.DropoutRate);
         register_module("wo", wo);
         register_module("dropout", dropout);
     }
@@ -241,11 +242,11 @@ public sealed class T5DenseActDense : nn.Module
     {
         using var scope = NewDisposeScope();
         var h = wi is not null
-            ? Activations.Apply(_act, wi.forward(x))
-            : Activations.Apply(_act, wi_0!.forward(x)) * wi_1!.forward(x);
+            ? Activations.Apply(_act, Autocast.Linear(wi, x))
+            : Activations.Apply(_act, Autocast.Linear(wi_0!, x)) * Autocast.Linear(wi_1!, x);
         h = dropout.forward(h);
         if (h.dtype != wo.weight!.dtype) h = h.to(wo.weight.dtype);
-        return wo.forward(h).MoveToOuterDisposeScope();
+        return Autocast.Linear(wo, h).MoveToOuterDisposeScope();
     }
 }
 
@@ -254,13 +255,13 @@ public sealed class T5LayerFF : nn.Module
 {
     private readonly T5DenseActDense DenseReluDense;
     private readonly T5LayerNorm layer_norm;
-    private readonly Dropout dropout;
+    private readonly CallerDropout dropout;
 
     public T5LayerFF(T5Config c) : base(nameof(T5LayerFF))
     {
         DenseReluDense = new T5DenseActDense(c);
         layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
-        dropout = nn.Dropout(c.DropoutRate);
+        dropout = new CallerDropout(c.DropoutRate);
         register_module("DenseReluDense", DenseReluDense);
         register_module("layer_norm", layer_norm);
         register_module("dropout", dropout);
@@ -307,7 +308,7 @@ public sealed class T5Stack : nn.Module
 {
     private readonly ModuleList<T5Block> block;
     private readonly T5LayerNorm final_layer_norm;
-    private readonly Dropout dropout;
+    private readonly CallerDropout dropout;
     public bool IsDecoder { get; }
     public int NumBlocks => block.Count;
 
@@ -317,7 +318,7 @@ public sealed class T5Stack : nn.Module
         var n = isDecoder ? c.NumDecoderLayers : c.NumLayers;
         block = new ModuleList<T5Block>(Enumerable.Range(0, n).Select(i => new T5Block(c, isDecoder, i == 0)).ToArray());
         final_layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
-        dropout = nn.Dropout(c.DropoutRate);
+        dropout = new CallerDropout(c.DropoutRate);
         register_module("block", block);
         register_module("final_layer_norm", final_layer_norm);
         register_module("dropout", dropout);
