@@ -116,8 +116,22 @@ public sealed class CheckpointTests : IDisposable
             t.Remove("vision_model.encoder.layers.0.self_attn.qkv.bias");
         });
         using var m = HfCheckpoint.LoadBlip2T5(dir);
-        var bias = m.named_parameters().Single(p => p.name == "vision_model.encoder.layers.0.self_attn.qkv.bias").parameter;
-        Assert.Equal(0f, bias.narrow(0, 32, 32).abs().max().item<float>());
+        using var reference = HfCheckpoint.LoadBlip2T5(Fixture.Dir("blip2_t5_tiny"));
+        foreach (var n in new[] { "q_bias", "v_bias" })
+        {
+            var name = "vision_model.encoder.layers.0.self_attn." + n;
+            var a = m.named_parameters().Single(p => p.name == name).parameter;
+            var b = reference.named_parameters().Single(p => p.name == name).parameter;
+            Assert.Equal(0f, (a - b).abs().max().item<float>());
+        }
+    }
+
+    [Fact]
+    public void A5StyleQkvBiasWithANonZeroKeyPartIsRefused()
+    {
+        var dir = CopyFixtureWith("blip2_t5_tiny", t => t["vision_model.encoder.layers.0.self_attn.qkv.bias"].narrow(0, 40, 1).fill_(0.5));
+        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.LoadBlip2T5(dir));
+        Assert.Contains("'vision_model.encoder.layers.0.self_attn.qkv.bias' has a non-zero key bias", e.Message);
     }
 
     [Fact]

@@ -52,14 +52,20 @@ public static class ModelCommand
     private static Command CreateInfo()
     {
         var ckpt = CheckpointOption();
-        var cmd = new Command("info", "Print a checkpoint's architecture and parameter counts");
-        cmd.Options.Add(ckpt);
+        var fp32 = new Option<bool>("--fp32") { Description = "hold every BLIP-2 part in fp32 (default: as LAVIS trains it, frozen ViT and T5 in bf16, the rest fp32)" };
+        var cmd = new Command("info", "Print a checkpoint's architecture, parameter counts, load time and peak memory");
+        cmd.Options.Add(ckpt); cmd.Options.Add(fp32);
         cmd.SetAction(parse => Guarded(() =>
         {
             var dir = parse.GetValue(ckpt)!;
             TorchRuntime.Initialize();
-            using var model = HfCheckpoint.Load(dir);
-            Console.WriteLine($"{dir}: {model.GetType().Name}");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var lavis = !parse.GetValue(fp32) && HfCheckpoint.ModelType(HfCheckpoint.ReadConfig(dir), dir) == "blip-2";
+            using var model = lavis
+                ? HfCheckpoint.LoadBlip2T5(dir, Blip2LoadOptions.Lavis(freezeVit: true, TorchSharp.torch.ScalarType.BFloat16, imageSize: null, shareKey: null))
+                : HfCheckpoint.Load(dir);
+            var loadS = clock.Elapsed.TotalSeconds;
+            Console.WriteLine($"{dir}: {model.GetType().Name}{(lavis ? " held as LAVIS trains it (frozen ViT and T5 in bf16, Q-Former, queries, projection, ln_vision in fp32; --fp32 for all fp32)" : "")}");
             var t5 = model switch { T5ForConditionalGeneration t => t.Config, Blip2T5 b => b.Config.Text, _ => null };
             if (model is Blip2T5 blip)
             {
@@ -79,6 +85,7 @@ public static class ModelCommand
                 Console.WriteLine($"  {group.Key,-28} {n,14:N0} params  ({group.First().parameter.dtype})");
             }
             Console.WriteLine($"  {"total",-28} {total,14:N0} params");
+            Console.WriteLine($"  loaded in {loadS:F1} s; peak RSS {ProcessMemory.PeakRssBytes() / 1e9:F2} GB");
             return 0;
         }));
         return cmd;

@@ -1,3 +1,4 @@
+using static TorchSharp.torch;
 using System.Text.Json.Nodes;
 using Scst.Model.T5;
 
@@ -16,6 +17,8 @@ public sealed record Blip2VisionConfig
     public double LayerNormEps { get; init; } = 1e-6;
     public double AttentionDropout { get; init; }
     public double InitializerRange { get; init; } = 1e-10;
+    /// <summary>The dtype the trunk (embeddings, encoder) is created in; <c>post_layernorm</c> is always fp32 (it trains).</summary>
+    public ScalarType TorchDType { get; init; } = ScalarType.Float32;
     public int NumPositions => (ImageSize / PatchSize) * (ImageSize / PatchSize) + 1;
 }
 

@@ -173,7 +173,7 @@ public sealed class Blip2T5 : nn.Module
         foreach (var (name, p) in named_parameters())
         {
             if (name.StartsWith("language_model.", StringComparison.Ordinal)) continue;
-            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            if (name.EndsWith("bias", StringComparison.Ordinal)) p.zero_(); // ".bias", and the ViT's q_bias / v_bias
             else if (name.Contains("layer_norm", StringComparison.Ordinal) || name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal)) p.fill_(1.0);
             else if (name.Contains("embedding", StringComparison.Ordinal))
             {

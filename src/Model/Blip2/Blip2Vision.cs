@@ -15,9 +15,9 @@ public sealed class Blip2VisionEmbeddings : nn.Module
 
     public Blip2VisionEmbeddings(Blip2VisionConfig c) : base(nameof(Blip2VisionEmbeddings))
     {
-        class_embedding = nn.Parameter(randn(1, 1, c.HiddenSize));
-        patch_embedding = nn.Conv2d(3, c.HiddenSize, c.PatchSize, stride: c.PatchSize);
-        position_embedding = nn.Parameter(randn(1, c.NumPositions, c.HiddenSize));
+        class_embedding = nn.Parameter(randn(1, 1, c.HiddenSize, dtype: c.TorchDType));
+        patch_embedding = nn.Conv2d(3, c.HiddenSize, c.PatchSize, stride: c.PatchSize, dtype: c.TorchDType);
+        position_embedding = nn.Parameter(randn(1, c.NumPositions, c.HiddenSize, dtype: c.TorchDType));
         register_parameter("class_embedding", class_embedding);
         register_module("patch_embedding", patch_embedding);
         register_parameter("position_embedding", position_embedding);
@@ -34,19 +34,28 @@ public sealed class Blip2VisionEmbeddings : nn.Module
     }
 }
 
-/// <summary>ViT self-attention with one fused <c>qkv</c> projection and an output <c>projection</c>.</summary>
+/// <summary>
+/// ViT self-attention with one fused <c>qkv</c> projection and an output <c>projection</c>. As in EVA-CLIP (LAVIS) and
+/// transformers 4.x, queries and values have biases (<c>q_bias</c>, <c>v_bias</c>) and keys none: a key bias adds the
+/// same q·b to every score of a query, which softmax ignores, so it is not a parameter (3,942,391,680 for FlanT5-XL).
+/// </summary>
 public sealed class Blip2Attention : nn.Module
 {
     private readonly Linear qkv, projection;
+    private readonly Parameter q_bias, v_bias;
     private readonly int _heads, _headDim;
     private readonly double _dropout;
 
     public Blip2Attention(Blip2VisionConfig c) : base(nameof(Blip2Attention))
     {
         _heads = c.NumAttentionHeads; _headDim = c.HiddenSize / c.NumAttentionHeads; _dropout = c.AttentionDropout;
-        qkv = nn.Linear(c.HiddenSize, 3 * c.HiddenSize, hasBias: true);
-        projection = nn.Linear(c.HiddenSize, c.HiddenSize);
+        qkv = nn.Linear(c.HiddenSize, 3 * c.HiddenSize, hasBias: false, dtype: c.TorchDType);
+        q_bias = nn.Parameter(zeros(c.HiddenSize, dtype: c.TorchDType));
+        v_bias = nn.Parameter(zeros(c.HiddenSize, dtype: c.TorchDType));
+        projection = nn.Linear(c.HiddenSize, c.HiddenSize, dtype: c.TorchDType);
         register_module("qkv", qkv);
+        register_parameter("q_bias", q_bias);
+        register_parameter("v_bias", v_bias);
         register_module("projection", projection);
     }
 
@@ -54,7 +63,8 @@ public sealed class Blip2Attention : nn.Module
     {
         using var scope = NewDisposeScope();
         var (b, l, d) = (x.shape[0], x.shape[1], x.shape[2]);
-        var parts = Autocast.Linear(qkv, x).reshape(b, l, 3, _heads, _headDim).permute(2, 0, 3, 1, 4);
+        var bias = cat([q_bias, zeros_like(q_bias), v_bias]);
+        var parts = Autocast.Linear(qkv, x, bias).reshape(b, l, 3, _heads, _headDim).permute(2, 0, 3, 1, 4);
         var ctx = F.scaled_dot_product_attention(parts[0], parts[1], parts[2], p: CallMode.Training(training) ? _dropout : 0.0);
         return Autocast.Linear(projection, ctx.transpose(1, 2).reshape(b, l, d)).MoveToOuterDisposeScope();
     }
@@ -65,10 +75,10 @@ public sealed class Blip2Mlp : nn.Module
     private readonly Linear fc1, fc2;
     private readonly string _act;
 
-    public Blip2Mlp(int hidden, int intermediate, string act) : base(nameof(Blip2Mlp))
+    public Blip2Mlp(int hidden, int intermediate, string act, ScalarType dtype = ScalarType.Float32) : base(nameof(Blip2Mlp))
     {
         _act = act;
-        fc1 = nn.Linear(hidden, intermediate); fc2 = nn.Linear(intermediate, hidden);
+        fc1 = nn.Linear(hidden, intermediate, dtype: dtype); fc2 = nn.Linear(intermediate, hidden, dtype: dtype);
         register_module("fc1", fc1); register_module("fc2", fc2);
     }
 
@@ -89,9 +99,9 @@ public sealed class Blip2EncoderLayer : nn.Module
     public Blip2EncoderLayer(Blip2VisionConfig c) : base(nameof(Blip2EncoderLayer))
     {
         self_attn = new Blip2Attention(c);
-        layer_norm1 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
-        mlp = new Blip2Mlp(c.HiddenSize, c.IntermediateSize, c.HiddenAct);
-        layer_norm2 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        layer_norm1 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps, dtype: c.TorchDType);
+        mlp = new Blip2Mlp(c.HiddenSize, c.IntermediateSize, c.HiddenAct, c.TorchDType);
+        layer_norm2 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps, dtype: c.TorchDType);
         register_module("self_attn", self_attn);
         register_module("layer_norm1", layer_norm1);
         register_module("mlp", mlp);

@@ -21,10 +21,6 @@ public sealed record Blip2LoadOptions
     /// <summary>Called with (bytes read, total bytes) as tensors load.</summary>
     public Action<long, long>? Progress { get; init; }
 
-    /// <summary>The dtype the model is constructed in: the smallest of its frozen parts', so no fp32 copy of them ever exists.</summary>
-    internal ScalarType ConstructionDType =>
-        VisionDType == ScalarType.Float32 ? TextDType : TextDType == ScalarType.Float32 ? VisionDType : TextDType;
-
     /// <summary>
     /// LAVIS's <c>blip2_t5</c>: T5 frozen in bf16; the ViT trunk frozen in <paramref name="vitDType"/> when
     /// <paramref name="freezeVit"/> (fp32 and trained otherwise); Q-Former, query tokens, projection and ln_vision train in fp32.

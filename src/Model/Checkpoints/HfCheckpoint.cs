@@ -98,8 +98,8 @@ public static partial class HfCheckpoint
     private static partial Regex EmbedAlias();
     [GeneratedRegex(@"^qformer\.encoder\.layer\.\d+\.(intermediate|output)\.")]
     private static partial Regex QFormerTextBranch();
-    [GeneratedRegex(@"^vision_model\.encoder\.layers\.(\d+)\.self_attn\.(q|v)_bias$")]
-    private static partial Regex VisionQOrVBias();
+    [GeneratedRegex(@"^vision_model\.encoder\.layers\.(\d+)\.self_attn\.qkv\.bias$")]
+    private static partial Regex VisionQkvBias();
 
     /// <summary>HF's rules for keys a folder may hold that have no parameter of their own here.</summary>
     private static bool Ignorable(string key, bool tied, string prefix) =>
@@ -136,6 +136,15 @@ public static partial class HfCheckpoint
     /// </summary>
     public static Blip2T5 LoadBlip2T5(string dir, Blip2LoadOptions o)
     {
+        if (o.ShareKey is null) return LoadBlip2T5Core(dir, o);
+        // Two replicas starting together must not both load the base: the second waits and shares the first's.
+        lock (SharedLoads) return LoadBlip2T5Core(dir, o);
+    }
+
+    private static readonly object SharedLoads = new();
+
+    private static Blip2T5 LoadBlip2T5Core(string dir, Blip2LoadOptions o)
+    {
         var config = ReadConfig(dir);
         var type = ModelType(config, dir);
         if (type != "blip-2") throw new InvalidDataException($"{Path.Combine(dir, ConfigFile)}: model_type is '{type}', expected 'blip-2'.");
@@ -151,47 +160,38 @@ public static partial class HfCheckpoint
         using var folder = WeightFolder.Open(dir);
 
         var shared = o.ShareKey is null ? null : Blip2FrozenBase.Acquire(o.ShareKey);
-        Blip2T5 model;
-        lock (DefaultDTypeLock)
-        {
-            // Built directly in the frozen parts' dtype (bf16: half the bytes of fp32), then the trainable parts in fp32.
-            var previous = get_default_dtype();
-            set_default_dtype(o.ConstructionDType);
-            try { model = new Blip2T5(cfg, shared); }
-            finally { set_default_dtype(previous); }
-        }
+        // The frozen parts are created directly in the dtype they are held in: no fp32 copy of them ever exists.
+        cfg = cfg with { Vision = cfg.Vision with { TorchDType = o.VisionDType }, Text = cfg.Text with { TorchDType = o.TextDType } };
+        var model = new Blip2T5(cfg, shared);
         try
         {
-            model.VisionModel.PostLayerNorm.to(ScalarType.Float32);
-            model.QFormer.to(ScalarType.Float32);
-            model.LanguageProjection.to(ScalarType.Float32);
-            if (shared?.VisionTrunk is null) { model.VisionModel.Trunk.Embeddings.to(o.VisionDType); model.VisionModel.Trunk.Encoder.to(o.VisionDType); }
-            if (shared?.LanguageModel is null) model.LanguageModel.to(o.TextDType);
 
             bool SharedPart(string name) =>
                 (shared?.VisionTrunk is not null && (name.StartsWith("vision_model.embeddings.", StringComparison.Ordinal) || name.StartsWith("vision_model.encoder.", StringComparison.Ordinal)))
                 || (shared?.LanguageModel is not null && name.StartsWith("language_model.", StringComparison.Ordinal));
-            // transformers 4.x kept q_bias and v_bias apart (k has none); 5.x stores them as one qkv.bias.
+            // transformers 5.x stores the ViT's q_bias and v_bias (keys have none) as one qkv.bias with a zero middle.
             var pendingBias = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             Tensor? Transform(string name, Tensor t)
             {
-                var m = VisionQOrVBias().Match(name);
-                if (m.Success)
+                if (VisionQkvBias().IsMatch(name))
                 {
-                    var prefix = name[..^"q_bias".Length];
-                    var other = prefix + (m.Groups[2].Value == "q" ? "v_bias" : "q_bias");
-                    if (!pendingBias.Remove(other, out var o2)) { pendingBias[name] = t; return null; }
-                    var (q, v) = m.Groups[2].Value == "q" ? (t, o2) : (o2, t);
-                    using (q) using (v) return cat([q, zeros_like(q), v]);
+                    using (t)
+                    {
+                        var third = t.shape[0] / 3;
+                        if (t.narrow(0, third, third).abs().max().item<float>() != 0)
+                            throw new InvalidDataException($"{dir}: tensor '{name}' has a non-zero key bias; BLIP-2's ViT has none (q_bias and v_bias only).");
+                        var prefix = name[..^"qkv.bias".Length];
+                        pendingBias[prefix + "v_bias"] = t.narrow(0, 2 * third, third).clone();
+                        return t.narrow(0, 0, third).clone();
+                    }
                 }
                 if (name == "vision_model.embeddings.position_embedding" && grid != checkpointGrid)
                     using (t) return PositionEmbeddingInterpolation.Interpolate(t, grid);
                 return t;
             }
-            string Target(string name) => VisionQOrVBias().Match(name) is { Success: true } m ? name[..^"q_bias".Length] + "qkv.bias" : name;
-            Stream(model, folder, k => Ignorable(k, cfg.Text.TieWordEmbeddings, "language_model."), SharedPart, Transform, Target, o.Progress);
-            if (pendingBias.Count > 0)
-                throw new InvalidDataException($"{dir}: tensor '{pendingBias.Keys.First()}' has no matching {(pendingBias.Keys.First().EndsWith("q_bias", StringComparison.Ordinal) ? "v_bias" : "q_bias")}.");
+            string Target(string name) => VisionQkvBias().IsMatch(name) ? name[..^"qkv.bias".Length] + "q_bias" : name;
+            Stream(model, folder, k => Ignorable(k, cfg.Text.TieWordEmbeddings, "language_model."), SharedPart, Transform, Target, o.Progress,
+                extra: pendingBias);
             if (o.FreezeVision)
             {
                 foreach (var p in model.VisionModel.Trunk.Embeddings.parameters()) p.requires_grad = false;
@@ -211,15 +211,14 @@ public static partial class HfCheckpoint
         }
     }
 
-    private static readonly object DefaultDTypeLock = new();
-
     /// <summary>
     /// Streams a folder's tensors into <paramref name="module"/>'s parameters by name: each tensor is read, mapped
     /// (<paramref name="transform"/> may hold it back and return null, or return another tensor), shape-checked and copied
     /// into its parameter's dtype, then released. Missing, unexpected and mis-shaped tensors are refused with their names.
     /// </summary>
     private static void Stream(nn.Module module, WeightFolder folder, Func<string, bool> ignorable, Func<string, bool> skip,
-        Func<string, Tensor, Tensor?>? transform, Func<string, string>? target = null, Action<long, long>? progress = null)
+        Func<string, Tensor, Tensor?>? transform, Func<string, string>? target = null, Action<long, long>? progress = null,
+        Dictionary<string, Tensor>? extra = null)
     {
         var parameters = module.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
         var unexpected = folder.Tensors.Select(t => t.Name).Where(k => !ignorable(k) && !skip(k) && !parameters.ContainsKey(target?.Invoke(k) ?? k))
@@ -228,6 +227,8 @@ public static partial class HfCheckpoint
             throw new InvalidDataException($"{folder.Dir}: unexpected tensor '{unexpected[0]}'" + (unexpected.Count > 1 ? $" (and {unexpected.Count - 1} more)" : "") + " matches no parameter of the model built from config.json.");
         var expected = parameters.Keys.Where(k => !skip(k)).ToHashSet(StringComparer.Ordinal);
         var present = folder.Tensors.Select(t => target?.Invoke(t.Name) ?? t.Name).ToHashSet(StringComparer.Ordinal);
+        // A tensor the transform splits in two (5.x qkv.bias) also provides the second part's name.
+        foreach (var t in folder.Tensors.Where(t => VisionQkvBias().IsMatch(t.Name))) present.Add(t.Name[..^"qkv.bias".Length] + "v_bias");
         var missing = expected.Where(k => !present.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
             throw new InvalidDataException($"{folder.Dir}: missing tensor '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more: {string.Join(", ", missing.Skip(1).Take(5))}{(missing.Count > 6 ? ", ..." : "")})" : "") + ".");
@@ -249,6 +250,15 @@ public static partial class HfCheckpoint
                 p.copy_(mapped);
             }
             progress?.Invoke(done, total);
+            if (extra is null) continue;
+            foreach (var (k, x) in extra.ToList())
+                using (x)
+                {
+                    if (!x.shape.SequenceEqual(parameters[k].shape))
+                        throw new InvalidDataException($"{folder.Dir}: tensor '{k}' has shape [{string.Join(", ", x.shape)}] but the model expects [{string.Join(", ", parameters[k].shape)}].");
+                    parameters[k].copy_(x);
+                    extra.Remove(k);
+                }
         }
     }
 

@@ -28,19 +28,18 @@ public static class Autocast
         public void Dispose() => _dtype = _previous;
     }
 
-    public static Tensor Linear(Linear layer, Tensor x)
+    public static Tensor Linear(Linear layer, Tensor x) => Linear(layer, x, layer.bias);
+
+    /// <summary>A linear layer with a bias given by the caller (e.g. one assembled from separate parameters).</summary>
+    public static Tensor Linear(Linear layer, Tensor x, Tensor? bias)
     {
         var w = layer.weight!;
-        if (_dtype is ScalarType d && w.dtype != d)
-        {
-            using var wd = w.to(d);
-            using var bd = layer.bias?.to(d);
-            using var xd = x.to(d);
-            return F.linear(xd, wd, bd);
-        }
-        if (x.dtype == w.dtype) return layer.forward(x);
-        using var xc = x.to(w.dtype);
-        return layer.forward(xc);
+        var d = _dtype is ScalarType low && w.dtype != low ? low : w.dtype;
+        if (d == w.dtype && x.dtype == d && (bias is null || bias.dtype == d)) return F.linear(x, w, bias);
+        using var wd = w.to(d);
+        using var bd = bias?.to(d);
+        using var xd = x.to(d);
+        return F.linear(xd, wd, bd);
     }
 
     /// <summary>A layer norm on its weight's dtype (fp32 for what trains), whatever dtype the input arrives in.</summary>

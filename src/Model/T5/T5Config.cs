@@ -1,3 +1,4 @@
+using static TorchSharp.torch;
 using System.Text.Json.Nodes;
 
 namespace Scst.Model.T5;
@@ -20,6 +21,8 @@ public sealed record T5Config
     public int RelativeAttentionMaxDistance { get; init; } = 128;
     public double DropoutRate { get; init; } = 0.1;
     public double LayerNormEpsilon { get; init; } = 1e-6;
+    /// <summary>The dtype the parameters are created in (HF's <c>torch_dtype</c>): a frozen bf16 T5 is never materialised in fp32.</summary>
+    public ScalarType TorchDType { get; init; } = ScalarType.Float32;
     public double InitializerFactor { get; init; } = 1.0;
     public string FeedForwardProj { get; init; } = "relu";
     /// <summary>Activation of the feed-forward: relu, gelu_new (tanh approximation), gelu (exact), silu.</summary>

@@ -56,7 +56,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     public T5ForConditionalGeneration(T5Config config) : base(nameof(T5ForConditionalGeneration))
     {
         Config = config;
-        shared = nn.Embedding(config.VocabSize, config.DModel);
+        shared = nn.Embedding(config.VocabSize, config.DModel, dtype: config.TorchDType);
         encoder = new T5Stack(config, isDecoder: false);
         decoder = new T5Stack(config, isDecoder: true);
         register_module("shared", shared);
@@ -64,7 +64,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         register_module("decoder", decoder);
         if (!config.TieWordEmbeddings)
         {
-            lm_head = nn.Linear(config.DModel, config.VocabSize, hasBias: false);
+            lm_head = nn.Linear(config.DModel, config.VocabSize, hasBias: false, dtype: config.TorchDType);
             register_module("lm_head", lm_head);
         }
     }

@@ -12,9 +12,9 @@ public sealed class T5LayerNorm : nn.Module
     private readonly Parameter weight;
     private readonly Scalar _eps;
 
-    public T5LayerNorm(long dim, double eps) : base(nameof(T5LayerNorm))
+    public T5LayerNorm(long dim, double eps, ScalarType dtype = ScalarType.Float32) : base(nameof(T5LayerNorm))
     {
-        weight = nn.Parameter(ones(dim));
+        weight = nn.Parameter(ones(dim, dtype: dtype));
         register_parameter("weight", weight);
         _eps = Scalars.Of(eps);
     }
@@ -64,14 +64,14 @@ public sealed class T5Attention : nn.Module
         _heads = c.NumHeads; _dkv = c.DKv; _buckets = c.RelativeAttentionNumBuckets;
         _maxDistance = c.RelativeAttentionMaxDistance; _bidirectional = bidirectional; _dropout = c.DropoutRate;
         _sdpaCompensation = Scalars.Of(Math.Sqrt(c.DKv));
-        q = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
-        k = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
-        v = nn.Linear(c.DModel, c.InnerDim, hasBias: false);
-        o = nn.Linear(c.InnerDim, c.DModel, hasBias: false);
+        q = nn.Linear(c.DModel, c.InnerDim, hasBias: false, dtype: c.TorchDType);
+        k = nn.Linear(c.DModel, c.InnerDim, hasBias: false, dtype: c.TorchDType);
+        v = nn.Linear(c.DModel, c.InnerDim, hasBias: false, dtype: c.TorchDType);
+        o = nn.Linear(c.InnerDim, c.DModel, hasBias: false, dtype: c.TorchDType);
         register_module("q", q); register_module("k", k); register_module("v", v); register_module("o", o);
         if (hasRelativeAttentionBias)
         {
-            relative_attention_bias = nn.Embedding(c.RelativeAttentionNumBuckets, c.NumHeads);
+            relative_attention_bias = nn.Embedding(c.RelativeAttentionNumBuckets, c.NumHeads, dtype: c.TorchDType);
             register_module("relative_attention_bias", relative_attention_bias);
         }
     }
@@ -148,7 +148,7 @@ public sealed class T5LayerSelfAttention : nn.Module
     public T5LayerSelfAttention(T5Config c, bool hasRelativeAttentionBias, bool bidirectional) : base(nameof(T5LayerSelfAttention))
     {
         SelfAttention = new T5Attention(c, hasRelativeAttentionBias, bidirectional);
-        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon, c.TorchDType);
         dropout = new CallerDropout(c.DropoutRate);
         register_module("SelfAttention", SelfAttention);
         register_module("layer_norm", layer_norm);
@@ -190,7 +190,7 @@ public sealed class T5LayerCrossAttention : nn.Module
     public T5LayerCrossAttention(T5Config c) : base(nameof(T5LayerCrossAttention))
     {
         EncDecAttention = new T5Attention(c, hasRelativeAttentionBias: false, bidirectional: true);
-        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon, c.TorchDType);
         dropout = new CallerDropout(c.DropoutRate);
         register_module("EncDecAttention", EncDecAttention);
         register_module("layer_norm", layer_norm);
@@ -220,16 +220,16 @@ public sealed class T5DenseActDense : nn.Module
         _act = c.DenseActFn;
         if (c.IsGatedAct)
         {
-            wi_0 = nn.Linear(c.DModel, c.DFf, hasBias: false);
-            wi_1 = nn.Linear(c.DModel, c.DFf, hasBias: false);
+            wi_0 = nn.Linear(c.DModel, c.DFf, hasBias: false, dtype: c.TorchDType);
+            wi_1 = nn.Linear(c.DModel, c.DFf, hasBias: false, dtype: c.TorchDType);
             register_module("wi_0", wi_0); register_module("wi_1", wi_1);
         }
         else
         {
-            wi = nn.Linear(c.DModel, c.DFf, hasBias: false);
+            wi = nn.Linear(c.DModel, c.DFf, hasBias: false, dtype: c.TorchDType);
             register_module("wi", wi);
         }
-        wo = nn.Linear(c.DFf, c.DModel, hasBias: false);
+        wo = nn.Linear(c.DFf, c.DModel, hasBias: false, dtype: c.TorchDType);
         dropout = new CallerDropout(c.DropoutRate);
         register_module("wo", wo);
         register_module("dropout", dropout);
@@ -260,7 +260,7 @@ public sealed class T5LayerFF : nn.Module
     public T5LayerFF(T5Config c) : base(nameof(T5LayerFF))
     {
         DenseReluDense = new T5DenseActDense(c);
-        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon, c.TorchDType);
         dropout = new CallerDropout(c.DropoutRate);
         register_module("DenseReluDense", DenseReluDense);
         register_module("layer_norm", layer_norm);
@@ -317,7 +317,7 @@ public sealed class T5Stack : nn.Module
         IsDecoder = isDecoder;
         var n = isDecoder ? c.NumDecoderLayers : c.NumLayers;
         block = new ModuleList<T5Block>(Enumerable.Range(0, n).Select(i => new T5Block(c, isDecoder, i == 0)).ToArray());
-        final_layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon);
+        final_layer_norm = new T5LayerNorm(c.DModel, c.LayerNormEpsilon, c.TorchDType);
         dropout = new CallerDropout(c.DropoutRate);
         register_module("block", block);
         register_module("final_layer_norm", final_layer_norm);
