@@ -23,7 +23,7 @@ public sealed partial class HubLayoutFolderTests : IDisposable
     public void Dispose() { if (Directory.Exists(_tmp)) Directory.Delete(_tmp, recursive: true); }
 
     // The hub's Salesforce/blip2-flan-t5-xl (transformers 4.47 save, revision 0eb0d3b): its tensors sum to this count.
-    private const long XlParameters = 3_942_446_592;
+    internal const long XlParameters = 3_942_446_592;
 
     private static Blip2Config Tiny(bool tie = false) => Blip2Config.FromJson(new Blip2Config
     {
@@ -46,7 +46,7 @@ public sealed partial class HubLayoutFolderTests : IDisposable
     /// What <see cref="HfCheckpoint.LoadBlip2T5"/> makes of a file's tensors: aliases and the Q-Former text branch dropped,
     /// q_bias + v_bias fused into qkv.bias [3n]. The tiny-config tests below check this against the real loader.
     /// </summary>
-    private static SortedDictionary<string, string> AsLoaded(IEnumerable<(string Name, long[] Shape)> file)
+    internal static SortedDictionary<string, string> AsLoaded(IEnumerable<(string Name, long[] Shape)> file)
     {
         var r = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (name, shape) in file)
@@ -59,7 +59,7 @@ public sealed partial class HubLayoutFolderTests : IDisposable
         return r;
     }
 
-    private static SortedDictionary<string, string> Parameters(nn.Module m) =>
+    internal static SortedDictionary<string, string> Parameters(nn.Module m) =>
         new(m.named_parameters().ToDictionary(p => p.name, p => $"[{string.Join(", ", p.parameter.shape)}]"), StringComparer.Ordinal);
 
     private static long Count(IEnumerable<(string Name, long[] Shape)> t) => HubLayoutFolder.ParameterCount(t);
@@ -190,6 +190,22 @@ public sealed partial class HubLayoutFolderTests : IDisposable
     }
 
     [Fact]
+    public void Config_json_is_written_as_transformers_writes_it()
+    {
+        var dir = Path.Combine(_tmp, "cfg");
+        HubLayoutFolder.Write(dir, HubLayoutFolder.Blip2FlanT5XlConfig(), [("w", [2])], 1000);
+        var text = File.ReadAllText(Path.Combine(dir, HfCheckpoint.ConfigFile));
+        // json.dumps(indent=2, sort_keys=True) + "\n", with Python's spelling of floats.
+        Assert.StartsWith("{\n  \"architectures\": [\n    \"Blip2ForConditionalGeneration\"\n  ],\n  \"image_text_hidden_size\": 256,", text);
+        Assert.EndsWith("\n  }\n}\n", text);
+        foreach (var s in new[] { "\"initializer_factor\": 1.0,", "\"layer_norm_epsilon\": 1e-06,", "\"layer_norm_eps\": 1e-12,", "\"classifier_dropout\": null," })
+            Assert.Contains(s, text);
+        var keys = JsonNode.Parse(text)!.AsObject().Select(kv => kv.Key).ToList();
+        Assert.Equal(keys.Order(StringComparer.Ordinal), keys);
+        Assert.Equal(HubLayoutFolder.Blip2FlanT5XlConfig().ToJsonString(), JsonNode.Parse(text)!.ToJsonString());
+    }
+
+    [Fact]
     public void Embedded_spiece_model_is_the_committed_test_data_file()
     {
         var committed = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "data", "spiece", "t5_style_unigram.model"));
@@ -237,22 +253,6 @@ public sealed partial class HubLayoutFolderTests : IDisposable
         Assert.Equal("language_model.lm_head.weight", shards[1][^1].Name);
     }
 
-    [Fact]
-    public void Xl_enumeration_matches_our_model_built_on_the_meta_device()
-    {
-        // The model's own parameter list at full XL size, with no storage behind it.
-        var cfg = Blip2Config.FromJson(HubLayoutFolder.Blip2FlanT5XlConfig());
-        set_default_device(new Device(TorchSharp.DeviceType.META));
-        try
-        {
-            using var m = new Blip2T5(cfg);
-            Assert.True(m.named_parameters().First().parameter.is_meta);
-            Assert.Equal(Parameters(m), AsLoaded(HubLayoutFolder.Blip2Tensors(cfg)));
-            Assert.Equal(XlParameters, m.named_parameters().Sum(p => p.parameter.numel()));
-        }
-        finally { set_default_device(CPU); }
-    }
-
     /// <summary>
     /// Writes the real-size folder once, by hand: <c>SCST_SEED_SCALE_DIR=/work/xl dotnet test --filter Category=SeedScale</c>
     /// (15.8 GB in <c>$SCST_SEED_SCALE_DIR/blip2-flan-t5-xl</c>; a second run finds it cached).
@@ -272,5 +272,34 @@ public sealed partial class HubLayoutFolderTests : IDisposable
         Assert.Equal(XlParameters * 4, layout["total_size"]!.GetValue<long>());
         var index = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, HfCheckpoint.IndexFile)))!;
         Assert.Equal(1289, index["weight_map"]!.AsObject().Count);
+    }
+}
+
+/// <summary>
+/// Our <see cref="Blip2T5"/> built at full XL size on the meta device (shapes, no storage). The default device is
+/// process-wide, so this runs alone, after the parallel tests.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class MetaDeviceCollection { public const string Name = "meta device (process-wide default device)"; }
+
+[Collection(MetaDeviceCollection.Name)]
+public sealed class HubLayoutMetaDeviceTests
+{
+    public HubLayoutMetaDeviceTests() => TorchRuntime.Initialize();
+
+    [Fact]
+    public void Xl_enumeration_matches_our_model_built_on_the_meta_device()
+    {
+        var cfg = Blip2Config.FromJson(HubLayoutFolder.Blip2FlanT5XlConfig());
+        var before = get_default_device();
+        set_default_device(new Device(TorchSharp.DeviceType.META));
+        try
+        {
+            using var m = new Blip2T5(cfg);
+            Assert.True(m.named_parameters().First().parameter.is_meta);
+            Assert.Equal(HubLayoutFolderTests.Parameters(m), HubLayoutFolderTests.AsLoaded(HubLayoutFolder.Blip2Tensors(cfg)));
+            Assert.Equal(HubLayoutFolderTests.XlParameters, m.named_parameters().Sum(p => p.parameter.numel()));
+        }
+        finally { set_default_device(before); }
     }
 }
