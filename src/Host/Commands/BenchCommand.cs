@@ -13,6 +13,7 @@ public static class BenchCommand
         cmd.Subcommands.Add(BenchGenerateCommand.Create());
         cmd.Subcommands.Add(BenchLearnerCommand.Create());
         cmd.Subcommands.Add(BenchActorsCommand.Create());
+        cmd.Subcommands.Add(BenchSeedScaleCommand.Create());
         return cmd;
     }
 }

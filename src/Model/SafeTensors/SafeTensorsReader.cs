@@ -94,6 +94,14 @@ public sealed class SafeTensorsReader : IDisposable
 
     public Tensor Read(string name) => Read(this[name]);
 
+    /// <summary>The first bytes of a tensor's data (at most <paramref name="into"/>'s length); returns how many.</summary>
+    public int ReadPrefix(Entry e, Span<byte> into)
+    {
+        var n = (int)Math.Min(into.Length, e.Bytes);
+        ReadExactly(_file, into[..n], _dataStart + e.Begin, Path);
+        return n;
+    }
+
     /// <summary>Every tensor of the file on the CPU (for files that fit in memory: our checkpoints, small fixtures).</summary>
     public Dictionary<string, Tensor> ReadAll()
     {
