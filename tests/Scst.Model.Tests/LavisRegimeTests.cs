@@ -2,6 +2,7 @@ using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;
 using Scst.Model.Precision;
 using Scst.Model.SafeTensors;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Scst.Model.Tests;
@@ -164,5 +165,32 @@ public class LavisRegimeTests
         drop.eval();
         using (CallMode.Enter(true)) Assert.True(drop.forward(x).eq(0).sum().item<long>() > 100); // a training caller: dropout
         Assert.True(drop.forward(x).equal(x).all().item<bool>()); // no caller: the module's own mode
+    }
+}
+
+public class AutocastTests
+{
+    public AutocastTests() => TorchRuntime.Initialize();
+
+    [Fact]
+    public void AFrozenBf16LinearComputedInFp32GivesTheGradientOfTheWidenedLayer()
+    {
+        using var scope = NewDisposeScope();
+        using var layer = TorchSharp.torch.nn.Linear(6, 4, dtype: ScalarType.BFloat16);
+        foreach (var p in layer.parameters()) p.requires_grad = false;
+        using var g = new TorchSharp.torch.Generator(3);
+        var x = randn(5, 6, generator: g).requires_grad_(true);
+        Tensor y;
+        using (Autocast.Enter(ScalarType.Float32)) y = Autocast.Linear(layer, x);
+        Assert.Equal(ScalarType.Float32, y.dtype);
+        var weights = randn(5, 4, generator: g);
+        (y * weights).sum().backward();
+        var viaFunction = x.grad!.clone();
+
+        var x2 = x.detach().clone().requires_grad_(true);
+        var y2 = TorchSharp.torch.nn.functional.linear(x2, layer.weight!.to(ScalarType.Float32), layer.bias!.to(ScalarType.Float32));
+        (y2 * weights).sum().backward();
+        Assert.Equal(0f, (y - y2).abs().max().item<float>());
+        Assert.True((viaFunction - x2.grad!).abs().max().item<float>() < 1e-6);
     }
 }

@@ -75,6 +75,7 @@ public sealed record RunOptions(
     int Seed,
     string OutputDir,
     bool Amp,
+    string AmpDType,
     IReadOnlyList<string> TrainSplits,
     IReadOnlyList<string> ValidSplits,
     IReadOnlyList<string> TestSplits,

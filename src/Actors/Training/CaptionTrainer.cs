@@ -83,7 +83,7 @@ public sealed class CaptionTrainer : IDisposable
         model.to(device);
         Parameters = PolicyModel.Report(model);
         _log.LogInformation("Model: {Report}", Parameters);
-        Policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, run.Amp);
+        Policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, PolicyModel.AmpDType(run, device, log));
 
         _optimizer = ParameterGroups.LavisAdamW(model, run.InitLr, run.WeightDecay);
         var batchesPerEpoch = (_corpus.Train.Count + run.BatchSizeTrain - 1) / run.BatchSizeTrain;
@@ -155,6 +155,9 @@ public sealed class CaptionTrainer : IDisposable
     }
 
     /// <summary>Model weights from one of our checkpoints: a pointer (<c>best.json</c>) or a <c>.safetensors</c> file with its <c>.sha256</c>.</summary>
+    // The model's tensors of a checkpoint; its optimizer moments (twice the model) are not read where only weights are wanted.
+    private static bool ModelTensor(string name) => name.StartsWith("model.", StringComparison.Ordinal);
+
     internal static void LoadModelWeights(Scst.Model.Blip2.Blip2T5 model, string path, PretrainedBase? pretrained)
     {
         Dictionary<string, Tensor> tensors;
@@ -162,9 +165,9 @@ public sealed class CaptionTrainer : IDisposable
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             var store = new CheckpointStore(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            (tensors, state, _) = store.Load(Path.GetFileNameWithoutExtension(path));
+            (tensors, state, _) = store.Load(Path.GetFileNameWithoutExtension(path), ModelTensor);
         }
-        else (tensors, state) = CheckpointStore.LoadFile(path, CheckpointStore.ReadSidecar(path));
+        else (tensors, state) = CheckpointStore.LoadFile(path, CheckpointStore.ReadSidecar(path), ModelTensor);
         try { PolicyModel.Apply(model, tensors, pretrained, PretrainedBase.Recorded(state), path); }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
@@ -377,7 +380,7 @@ public sealed class CaptionTrainer : IDisposable
         string? bestFile = null;
         if (_store.Find("best") is { } best)
         {
-            var (tensors, state, _) = _store.Load("best");
+            var (tensors, state, _) = _store.Load("best", ModelTensor);
             PolicyModel.Apply(Policy.Model, tensors, Base, PretrainedBase.Recorded(state), best.File);
             foreach (var t in tensors.Values) t.Dispose();
             bestFile = Path.Combine(_store.Directory, best.File);

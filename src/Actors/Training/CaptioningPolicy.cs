@@ -65,13 +65,13 @@ public sealed class CaptioningPolicy : IDisposable
     public string Prompt { get; }
     public int MaxTxtLen { get; }
     public Device Device { get; }
-    /// <summary><c>run.amp</c>: matmuls in bf16 from fp32 master weights (<see cref="Autocast"/>); null: each module in its stored dtype.</summary>
+    /// <summary><c>run.amp</c>: the matmul dtype of <see cref="Autocast"/> (fp32 master weights); null: each module in its stored dtype.</summary>
     public ScalarType? AmpDType { get; }
 
-    public CaptioningPolicy(Blip2T5 model, ICaptionTokenizer tokenizer, string prompt, int maxTxtLen, Device device, bool amp = false)
+    public CaptioningPolicy(Blip2T5 model, ICaptionTokenizer tokenizer, string prompt, int maxTxtLen, Device device, ScalarType? ampDType = null)
     {
         Model = model; Tokenizer = tokenizer; Prompt = prompt; MaxTxtLen = maxTxtLen; Device = device;
-        AmpDType = amp ? ScalarType.BFloat16 : null;
+        AmpDType = ampDType;
     }
 
     /// <summary>A freshly initialised BLIP2-T5 of the config's architecture (the demo); pretrained folders load through <see cref="PolicyModel"/>.</summary>
@@ -161,7 +161,8 @@ public sealed class CaptioningPolicy : IDisposable
             {
                 var id = (int)flat[i * len + t];
                 if (id == Tokenizer.EosId) break;
-                row.Add(id);
+                // T5 pads its embedding past the vocabulary (32128 rows, 32100 ids): such an id has no text.
+                if (id < Tokenizer.VocabSize) row.Add(id);
             }
             result[i] = Tokenizer.Decode(row);
         }

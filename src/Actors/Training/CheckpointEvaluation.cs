@@ -28,7 +28,7 @@ public static class CheckpointEvaluation
         var (model, pretrained) = PolicyModel.Build(config.Model, tokenizer.VocabSize, corpus.ImageSize, config.Run.Seed, device, log);
         CaptionTrainer.LoadModelWeights(model, checkpoint, pretrained);
         model.to(device);
-        using var policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, config.Run.Amp);
+        using var policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, PolicyModel.AmpDType(config.Run, device, log));
         log.LogInformation("Evaluating {Checkpoint} on {Split} ({Count} images)", checkpoint, split, data.Count);
         return SplitEvaluator.Evaluate(policy, data, config.Run.BatchSizeEval, config.Run.NumBeams, config.Run.MaxLen, config.Run.MinLen, progress: progress);
     }

@@ -52,22 +52,22 @@ public sealed class CheckpointStore(string directory)
         }
     }
 
-    public (Dictionary<string, Tensor> Tensors, JsonObject State, Entry Entry) Load(string tag)
+    public (Dictionary<string, Tensor> Tensors, JsonObject State, Entry Entry) Load(string tag, Func<string, bool>? include = null)
     {
         var entry = Find(tag) ?? throw new FileNotFoundException($"no '{tag}' checkpoint in {Directory}");
-        var (tensors, state) = LoadFile(Path.Combine(Directory, entry.File), entry.Sha256);
+        var (tensors, state) = LoadFile(Path.Combine(Directory, entry.File), entry.Sha256, include);
         return (tensors, state, entry);
     }
 
     /// <summary>Loads a checkpoint file, checking its SHA-256 when one is given (or when a pointer beside it names it).</summary>
-    public static (Dictionary<string, Tensor> Tensors, JsonObject State) LoadFile(string path, string? expectedSha256 = null)
+    public static (Dictionary<string, Tensor> Tensors, JsonObject State) LoadFile(string path, string? expectedSha256 = null, Func<string, bool>? include = null)
     {
-        var (tensors, state, _) = LoadFileWithMetadata(path, expectedSha256);
+        var (tensors, state, _) = LoadFileWithMetadata(path, expectedSha256, include);
         return (tensors, state);
     }
 
-    /// <summary><see cref="LoadFile"/> with the file's whole <c>__metadata__</c>.</summary>
-    public static (Dictionary<string, Tensor> Tensors, JsonObject State, IReadOnlyDictionary<string, string> Metadata) LoadFileWithMetadata(string path, string? expectedSha256 = null)
+    /// <summary><see cref="LoadFile"/> with the file's whole <c>__metadata__</c>; only the tensors <paramref name="include"/> names are read.</summary>
+    public static (Dictionary<string, Tensor> Tensors, JsonObject State, IReadOnlyDictionary<string, string> Metadata) LoadFileWithMetadata(string path, string? expectedSha256 = null, Func<string, bool>? include = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint '{path}' does not exist");
         if (expectedSha256 is not null)
@@ -79,7 +79,12 @@ public sealed class CheckpointStore(string directory)
         }
         Dictionary<string, Tensor> tensors;
         IReadOnlyDictionary<string, string> meta;
-        using (var reader = SafeTensorsReader.Open(path)) { tensors = reader.ReadAll(); meta = reader.Metadata; }
+        using (var reader = SafeTensorsReader.Open(path))
+        {
+            tensors = include is null ? reader.ReadAll()
+                : reader.Entries.Where(e => include(e.Name)).ToDictionary(e => e.Name, reader.Read, StringComparer.Ordinal);
+            meta = reader.Metadata;
+        }
         var state = meta.TryGetValue(StateKey, out var json)
             ? JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"checkpoint '{path}': trainer state is not a JSON object")
             : new JsonObject();

@@ -65,6 +65,15 @@ public static class PolicyModel
         return (loaded, new PretrainedBase(Path.GetFullPath(dir), identity));
     }
 
+    /// <summary><c>run.amp</c> and <c>run.amp_dtype</c>: the autocast matmul dtype (null without amp), logged with the reason.</summary>
+    public static ScalarType? AmpDType(RunOptions run, Device device, ILogger log)
+    {
+        if (!run.Amp) return null;
+        var (dtype, why) = Scst.Model.Precision.Autocast.Resolve(run.AmpDType, device);
+        log.LogInformation("amp: matmuls in {DType} ({Why}); master weights, norms, losses and log-probs in fp32", dtype, why);
+        return dtype;
+    }
+
     /// <summary>LAVIS's <c>vit_precision</c>: fp16 where the device computes it (CUDA); on the CPU fp16 is held as bf16.</summary>
     public static ScalarType VitDType(string precision, Device device, ILogger log) => precision switch
     {

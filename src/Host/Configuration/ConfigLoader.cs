@@ -224,6 +224,7 @@ public static class ConfigLoader
             Seed: s.GetInt("seed", 42),
             OutputDir: s.GetString("output_dir", "output"),
             Amp: s.GetBool("amp", false),
+            AmpDType: s.GetString("amp_dtype", "auto", "auto", "bf16", "fp32"),
             TrainSplits: s.GetStringList("train_splits", ["train"]),
             ValidSplits: s.GetStringList("valid_splits", ["val"]),
             TestSplits: s.GetStringList("test_splits", ["test"]),

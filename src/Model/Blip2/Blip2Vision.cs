@@ -111,8 +111,8 @@ public sealed class Blip2EncoderLayer : nn.Module
     public Tensor forward(Tensor h)
     {
         using var scope = NewDisposeScope();
-        h = h.add(self_attn.forward(layer_norm1.forward(h)), Scalars.One);
-        h = h.add(mlp.forward(layer_norm2.forward(h)), Scalars.One);
+        h = h.add(self_attn.forward(Autocast.LayerNorm(layer_norm1, h)), Scalars.One);
+        h = h.add(mlp.forward(Autocast.LayerNorm(layer_norm2, h)), Scalars.One);
         return h.MoveToOuterDisposeScope();
     }
 }

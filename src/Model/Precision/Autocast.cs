@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -28,6 +29,28 @@ public static class Autocast
         public void Dispose() => _dtype = _previous;
     }
 
+    /// <summary>
+    /// The matmul dtype <c>run.amp_dtype</c> asks for: bf16 or fp32 as named; <c>auto</c> is bf16 where the hardware
+    /// has bf16 units (CUDA; CPUs with AVX512-BF16 or AMX) and fp32 elsewhere, where libtorch emulates bf16 matmuls
+    /// (measured 8× slower than fp32 on an AVX2 CPU) — the weights stay held in their dtype either way.
+    /// </summary>
+    public static (ScalarType DType, string Why) Resolve(string setting, Device device) => setting switch
+    {
+        "bf16" => (ScalarType.BFloat16, "run.amp_dtype: bf16"),
+        "fp32" => (ScalarType.Float32, "run.amp_dtype: fp32"),
+        _ when device.type == TorchSharp.DeviceType.CUDA => (ScalarType.BFloat16, "CUDA"),
+        _ when CpuHasBf16() => (ScalarType.BFloat16, "the CPU has native bf16 matmuls"),
+        _ => (ScalarType.Float32, "this CPU has no bf16 matmul units (no avx512_bf16 / amx_bf16): matmuls of bf16-held weights run in fp32"),
+    };
+
+    private static bool CpuHasBf16()
+    {
+        const string info = "/proc/cpuinfo";
+        if (!File.Exists(info)) return false;
+        var flags = File.ReadLines(info).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+        return flags.Split(' ').Any(f => f is "avx512_bf16" or "amx_bf16");
+    }
+
     public static Tensor Linear(Linear layer, Tensor x) => Linear(layer, x, layer.bias);
 
     /// <summary>A linear layer with a bias given by the caller (e.g. one assembled from separate parameters).</summary>
@@ -36,10 +59,39 @@ public static class Autocast
         var w = layer.weight!;
         var d = _dtype is ScalarType low && w.dtype != low ? low : w.dtype;
         if (d == w.dtype && x.dtype == d && (bias is null || bias.dtype == d)) return F.linear(x, w, bias);
+        // Gradients flow through a frozen low-precision layer computed wider: keep only its stored weight for backward,
+        // not the widened copy autograd would save (an fp32 copy of a frozen bf16 T5 is 11 GB).
+        if (x.requires_grad && !w.requires_grad && bias is not { requires_grad: true } && is_grad_enabled())
+            return WidenedFrozenLinear.apply(x, w, bias, d);
         using var wd = w.to(d);
         using var bd = bias?.to(d);
         using var xd = x.to(d);
         return F.linear(xd, wd, bd);
+    }
+
+    /// <summary>y = x·Wᵀ + b in a wider dtype than W is held in, for a frozen W: backward re-widens W instead of keeping a copy.</summary>
+    private sealed class WidenedFrozenLinear : autograd.SingleTensorFunction<WidenedFrozenLinear>
+    {
+        public override string Name => nameof(WidenedFrozenLinear);
+
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (x, w, b, d) = ((Tensor)vars[0], (Tensor)vars[1], vars[2] as Tensor, (ScalarType)vars[3]);
+            ctx.save_for_backward([w]);
+            ctx.save_data("x_dtype", x.dtype);
+            using var wd = w.to(d);
+            using var bd = b?.to(d);
+            using var xd = x.to(d);
+            return F.linear(xd, wd, bd);
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+        {
+            var w = ctx.get_saved_variables()[0];
+            using var wd = w.to(gradOutput.dtype);
+            using var gx = gradOutput.matmul(wd);
+            return [gx.to((ScalarType)ctx.get_data("x_dtype")), null!, null!, null!];
+        }
     }
 
     /// <summary>A layer norm on its weight's dtype (fp32 for what trains), whatever dtype the input arrives in.</summary>

@@ -131,6 +131,8 @@ public sealed class T5Attention : nn.Module
         var (b, l) = (x.shape[0], x.shape[1]);
         var query = Autocast.Linear(q, x).view(b, l, _heads, _dkv).transpose(1, 2);
         var attnBias = bias.dtype == query.dtype ? bias : bias.to(query.dtype);
+        // A cache held in the model's dtype meets queries computed in another (autocast): attention runs in the queries'.
+        if (key.dtype != query.dtype) (key, value) = (key.to(query.dtype), value.to(query.dtype));
         var ctx = F.scaled_dot_product_attention(query.mul(_sdpaCompensation), key, value, attnBias,
             p: CallMode.Training(training) ? _dropout : 0.0);
         var y = Autocast.Linear(o, ctx.transpose(1, 2).reshape(b, l, _heads * _dkv));
