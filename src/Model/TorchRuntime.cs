@@ -29,10 +29,28 @@ public static class TorchRuntime
     /// TorchSharp. Safe to call more than once; a different folder after initialisation is an error,
     /// because a process cannot switch libtorch once loaded.
     /// </summary>
+    // glibc raises its mmap threshold to the largest block freed (up to 32 MB), so after the first big temporary the
+    // 16-32 MB ones (a frozen bf16 layer widened to fp32 for one matmul, per decoding step) come from heap arenas and
+    // stay resident, fragmented, after they are freed: GBs at BLIP-2 FlanT5-XL size. A fixed 16 MB threshold sends
+    // every block that size or larger (a 2048 × 2048 fp32 matrix is exactly 16 MB) straight to the OS and back, and
+    // leaves activations on the heap (4 MB made the XL run spend its time in the kernel). MALLOC_MMAP_THRESHOLD_ in
+    // the environment still wins.
+    private static void ReturnLargeBuffersToTheSystem()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is not null) return;
+        const int M_MMAP_THRESHOLD = -3;
+        try { mallopt(M_MMAP_THRESHOLD, 16 << 20); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { } // not glibc (musl): nothing to tune
+    }
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int mallopt(int param, int value);
+
     public static void Initialize(string? libTorchDirectory = null)
     {
         lock (Gate)
         {
+            if (!_initialised) ReturnLargeBuffersToTheSystem();
             var dir = libTorchDirectory;
             if (string.IsNullOrWhiteSpace(dir))
                 dir = LibTorchEnvironmentVariables.Select(Environment.GetEnvironmentVariable)

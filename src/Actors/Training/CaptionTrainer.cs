@@ -581,7 +581,7 @@ public sealed class CaptionTrainer : IDisposable
     {
         using var scope = NewDisposeScope();
         var tensors = PolicyModel.Carried(Policy.Model, Base).ToDictionary(p => p.Name, p => p.Parameter.detach().cpu(), StringComparer.Ordinal);
-        var opt = _optimizer.StateDict();
+        var opt = _optimizer.StateDict(copy: false);
         foreach (var (key, t) in opt.Tensors) tensors["optim." + key] = t;
         var state = new JsonObject
         {

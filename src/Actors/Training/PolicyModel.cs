@@ -48,7 +48,6 @@ public static class PolicyModel
         var identity = WeightFolder.Identity(dir);
         var vit = VitDType(m.VitPrecision, device, log);
         var options = Blip2LoadOptions.Lavis(m.FreezeVit, vit, imageSize, $"{identity}|{imageSize}|{vit}|{m.FreezeVit}|{device}");
-        var shared = Blip2FrozenBase.Users(options.ShareKey!) > 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var lastLog = TimeSpan.Zero;
         var loaded = HfCheckpoint.LoadBlip2T5(dir, options with
@@ -61,7 +60,7 @@ public static class PolicyModel
             },
         });
         log.LogInformation("Loaded {Dir} in {Seconds:F1} s{Shared}", dir, clock.Elapsed.TotalSeconds,
-            shared ? " (frozen ViT and T5 shared with a model already loaded in this process)" : "");
+            Blip2FrozenBase.Users(options.ShareKey!) > 1 ? " (frozen ViT and T5 shared with a model already loaded in this process)" : "");
         return (loaded, new PretrainedBase(Path.GetFullPath(dir), identity));
     }
 

@@ -87,17 +87,19 @@ public sealed class AdamW
 
     /// <summary>
     /// The optimizer's state as named tensors (<c>{param}.exp_avg</c>, <c>{param}.exp_avg_sq</c>; copies, on the CPU)
-    /// and JSON-ready scalars (hyper-parameters, groups, per-parameter step counts).
+    /// and JSON-ready scalars (hyper-parameters, groups, per-parameter step counts). With <paramref name="copy"/> false
+    /// the tensors are the live moments (CPU views of them), for a writer that finishes before the next step: no second
+    /// copy of the optimizer state (twice the trainable weights) is made.
     /// </summary>
-    public OptimizerCheckpoint StateDict()
+    public OptimizerCheckpoint StateDict(bool copy = true)
     {
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var steps = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var s in _slots)
         {
             if (s.ExpAvg is null) continue;
-            tensors[$"{s.Name}.exp_avg"] = s.ExpAvg.detach().cpu().clone();
-            tensors[$"{s.Name}.exp_avg_sq"] = s.ExpAvgSq!.detach().cpu().clone();
+            tensors[$"{s.Name}.exp_avg"] = copy ? s.ExpAvg.detach().cpu().clone() : s.ExpAvg.detach().cpu();
+            tensors[$"{s.Name}.exp_avg_sq"] = copy ? s.ExpAvgSq!.detach().cpu().clone() : s.ExpAvgSq!.detach().cpu();
             steps[s.Name] = s.Step;
         }
         var groups = Groups.Select(g => new OptimizerGroupState(g.Name, g.WeightDecay, g.LrScale, g.Parameters.Select(p => p.Name).ToList())).ToList();
