@@ -325,6 +325,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         foreach (var work in _byRequest.Values.ToList())
         {
             if (now - work.SentAt < _s.Timeout) continue;
+            // With no other rollout worker, "elsewhere" is the same busy worker: a queued duplicate, not a rescue (a
+            // BLIP-2 FlanT5-XL rollout on a CPU takes minutes). A worker that is gone is handled when it leaves.
+            if (work.Rollout is null && !_rollouts.Any(r => !Equals(r, work.Worker))) continue;
             _log.Warning("learner: request {0} unanswered for {1}; sending it elsewhere", work.RequestId, _s.Timeout);
             if (work.Rollout is null) Redispatch(work);
             else if (work.Score is null) SendToReward(work);

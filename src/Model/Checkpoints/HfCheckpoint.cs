@@ -165,7 +165,6 @@ public static partial class HfCheckpoint
         var model = new Blip2T5(cfg, shared);
         try
         {
-
             bool SharedPart(string name) =>
                 (shared?.VisionTrunk is not null && (name.StartsWith("vision_model.embeddings.", StringComparison.Ordinal) || name.StartsWith("vision_model.encoder.", StringComparison.Ordinal)))
                 || (shared?.LanguageModel is not null && name.StartsWith("language_model.", StringComparison.Ordinal));
