@@ -30,7 +30,7 @@ public sealed class Blip2VisionEmbeddings : nn.Module
         var patches = patch_embedding.forward(pixelValues.to(patch_embedding.weight!.dtype)).flatten(2).transpose(1, 2);
         var cls = class_embedding.expand(b, 1, -1).to(patches.dtype);
         var h = cat([cls, patches], 1);
-        return (h + position_embedding.narrow(1, 0, h.shape[1]).to(h.dtype)).MoveToOuterDisposeScope();
+        return h.add(position_embedding.narrow(1, 0, h.shape[1]).to(h.dtype), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 

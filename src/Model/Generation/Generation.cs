@@ -87,7 +87,7 @@ public static class Seq2SeqGeneration
         runSeq.select(2, 0).fill_(c.DecoderStartTokenId);
         var runTok = zeros(b, k, maxNew, dtype: ScalarType.Float32, device: dev);
         var runScores = zeros(b, k, dtype: ScalarType.Float32, device: dev);
-        runScores.narrow(1, 1, k - 1).fill_(Neg);
+        runScores.narrow(1, 1, k - 1).fill_(Scalars.Of(Neg));
         var seqs = runSeq.clone();
         var tokScores = zeros(b, k, maxNew, dtype: ScalarType.Float32, device: dev);
         var beamScores = full(b, k, Neg, dtype: ScalarType.Float32, device: dev);
@@ -95,7 +95,7 @@ public static class Seq2SeqGeneration
         var isFinished = zeros(b, k, dtype: ScalarType.Bool, device: dev);
         var unsatisfied = ones(b, 1, dtype: ScalarType.Bool, device: dev);
         var topMask = cat([ones(k, dtype: ScalarType.Bool, device: dev), zeros(keep - k, dtype: ScalarType.Bool, device: dev)]).unsqueeze(0);
-        var batchOffset = (arange(b, dtype: ScalarType.Int64, device: dev) * k).unsqueeze(1);
+        var batchOffset = arange(b, dtype: ScalarType.Int64, device: dev).mul(Scalars.Of((long)k)).unsqueeze(1);
         var tokens = full(b * k, (long)c.DecoderStartTokenId, dtype: ScalarType.Int64, device: dev);
         var stop = zeros(1, dtype: ScalarType.Bool, device: dev);
 
@@ -107,7 +107,7 @@ public static class Seq2SeqGeneration
             var logp = F.log_softmax(logits, 1);
             if (step < o.MinNewTokens) logp.select(1, c.EosTokenId).fill_(Scalars.Of(double.NegativeInfinity));
             var flatLogp = logp.view(b, k * v);
-            var acc = (logp.view(b, k, v) + runScores.unsqueeze(2)).view(b, k * v);
+            var acc = logp.view(b, k, v).add(runScores.unsqueeze(2), Scalars.One).view(b, k * v);
             var (topVals, topIdx) = topk(acc, (int)keep, dim: 1);
             var parent = topIdx.div(v, rounding_mode: RoundingMode.floor);
             var tok = topIdx.remainder(v);
@@ -129,9 +129,9 @@ public static class Seq2SeqGeneration
             var justFinished = hits.logical_and(topMask);
             var cand = topVals.div(Scalars.Of(Math.Pow(curLen, o.LengthPenalty)));
             if (o.EarlyStopping == EarlyStopping.True)
-                cand = cand + isFinished.all(1, keepdim: true).to(ScalarType.Float32).mul(Scalars.Of(Neg));
-            cand = cand + unsatisfied.logical_not().to(ScalarType.Float32).mul(Scalars.Of(Neg));
-            cand = cand + justFinished.logical_not().to(ScalarType.Float32).mul(Scalars.Of(Neg));
+                cand = cand.add(isFinished.all(1, keepdim: true).to(ScalarType.Float32).mul(Scalars.Of(Neg)), Scalars.One);
+            cand = cand.add(unsatisfied.logical_not().to(ScalarType.Float32).mul(Scalars.Of(Neg)), Scalars.One);
+            cand = cand.add(justFinished.logical_not().to(ScalarType.Float32).mul(Scalars.Of(Neg)), Scalars.One);
             var mScores = cat([beamScores, cand], 1);
             var mIdx = topk(mScores, (int)k, dim: 1).indices;
             var mSeq = cat([seqs, topSeq], 1).gather(1, mIdx.unsqueeze(2).expand(b, k, maxLen));
@@ -154,7 +154,7 @@ public static class Seq2SeqGeneration
             stop.copy_(more.logical_not().reshape(1));
             if (step + 1 < maxNew)
             {
-                cache.Reorder((parentOfNext + batchOffset).view(-1), curLen);
+                cache.Reorder(parentOfNext.add(batchOffset, Scalars.One).view(-1), curLen);
                 tokens.copy_(runSeq.select(2, curLen).reshape(-1));
             }
             // Steps after HF would have stopped change nothing (finished sets are frozen by `unsatisfied`); polling only saves time.

@@ -69,13 +69,17 @@ public sealed class AdamW
             s.Step++;
             var lr = LearningRate * s.Group.LrScale;
             var p = s.Parameter;
-            if (s.Group.WeightDecay != 0) p.mul_(1 - lr * s.Group.WeightDecay);
-            s.ExpAvg.lerp_(grad, 1 - Beta1);
-            s.ExpAvgSq!.mul_(Beta2).addcmul_(grad, grad, 1 - Beta2);
+            // Every Scalar is held in a local for the native call: TorchSharp does not keep an implicit conversion's
+            // temporary alive, and a finalised one crashes natively (rarely; seen as "toFloat ... Scalar.h").
             var biasCorrection1 = 1 - Math.Pow(Beta1, s.Step);
             var biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, s.Step));
-            var denom = (s.ExpAvgSq.sqrt() / biasCorrection2Sqrt).add_(Eps);
-            p.addcdiv_(s.ExpAvg, denom, -lr / biasCorrection1);
+            using Scalar decay = 1 - lr * s.Group.WeightDecay, oneMinusBeta1 = 1 - Beta1, beta2 = Beta2, oneMinusBeta2 = 1 - Beta2,
+                bc2 = biasCorrection2Sqrt, eps = Eps, step = -lr / biasCorrection1;
+            if (s.Group.WeightDecay != 0) p.mul_(decay);
+            s.ExpAvg.lerp_(grad, oneMinusBeta1);
+            s.ExpAvgSq!.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
+            var denom = s.ExpAvgSq.sqrt().div_(bc2).add_(eps, Scalars.One);
+            p.addcdiv_(s.ExpAvg, denom, step);
         }
     }
 

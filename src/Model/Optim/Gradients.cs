@@ -19,7 +19,8 @@ public static class Gradients
         var norms = torch.stack(grads.Select(g => g.detach().to_type(ScalarType.Float32).norm()).ToArray());
         var total = norms.norm();
         // Always multiply by the clamped coefficient, as PyTorch does, so no host read decides the branch.
-        var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
+        using Scalar epsilon = 1e-6, max = maxNorm, one = 1.0;
+        var coef = total.add(epsilon, Scalars.One).reciprocal_().mul_(max).clamp_max(one);
         foreach (var g in grads) g.mul_(coef.to(g.dtype));
         return total.item<float>();
     }

@@ -105,7 +105,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         var embeds = inputsEmbeds ?? shared.forward(inputIds!);
         var (b, s) = (embeds.shape[0], embeds.shape[1]);
         var mask = attentionMask ?? ones(b, s, dtype: ScalarType.Int64, device: embeds.device);
-        var bias = encoder.PositionBias(s, s, embeds.device).to(embeds.dtype) + KeyMaskBias(mask, embeds.dtype);
+        var bias = encoder.PositionBias(s, s, embeds.device).to(embeds.dtype).add(KeyMaskBias(mask, embeds.dtype), Scalars.One);
         return encoder.ForwardEncoder(embeds, bias).MoveToOuterDisposeScope();
     }
 
@@ -128,7 +128,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         var device = encoderHidden.device;
         var mask = encoderMask ?? ones(b, s, dtype: ScalarType.Int64, device: device);
         var causal = triu(full(t, t, Scalars.Of(MaskValue(dtype)), dtype: dtype, device: device), diagonal: 1);
-        var selfBias = decoder.PositionBias(t, t, device).to(dtype) + causal;
+        var selfBias = decoder.PositionBias(t, t, device).to(dtype).add(causal, Scalars.One);
         var crossBias = KeyMaskBias(mask, dtype);
         var crossKV = Enumerable.Range(0, decoder.NumBlocks)
             .Select(i => decoder.Block(i).CrossAttentionLayer!.Attention.ProjectKV(encoderHidden)).ToList();
