@@ -73,10 +73,10 @@ public sealed class AdamW
             // temporary alive, and a finalised one crashes natively (rarely; seen as "toFloat ... Scalar.h").
             var biasCorrection1 = 1 - Math.Pow(Beta1, s.Step);
             var biasCorrection2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, s.Step));
-            using Scalar decay = 1 - lr * s.Group.WeightDecay, oneMinusBeta1 = 1 - Beta1, beta2 = Beta2, oneMinusBeta2 = 1 - Beta2,
+            using Scalar decay = 1 - lr * s.Group.WeightDecay, beta2 = Beta2, oneMinusBeta2 = 1 - Beta2,
                 bc2 = biasCorrection2Sqrt, eps = Eps, step = -lr / biasCorrection1;
             if (s.Group.WeightDecay != 0) p.mul_(decay);
-            s.ExpAvg.lerp_(grad, oneMinusBeta1);
+            s.ExpAvg.lerp_(grad, 1 - Beta1); // TorchSharp's lerp_(Tensor, Scalar) throws; this overload takes the double
             s.ExpAvgSq!.mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);
             var denom = s.ExpAvgSq.sqrt().div_(bc2).add_(eps, Scalars.One);
             p.addcdiv_(s.ExpAvg, denom, step);
