@@ -94,6 +94,9 @@ public static class BenchSeedScaleCommand
                 {
                     model.eval();
                     var pixels = trainer.Corpus.Train.Pixels(images, trainer.Policy.Device);
+                    // One untimed pass first: the first call of each piece pays allocation and kernel set-up, which
+                    // would make the derived Q-Former and T5-encoder times (differences of the timed calls) meaningless.
+                    if (u == 0) model.Encode(pixels, null, null);
                     var vit = Time("vit_forward", () => model.VisionModel.forward(pixels));
                     var img = Time("vit_qformer_projection_forward", () => model.EncodeImage(pixels));
                     var enc = Time("vit_qformer_t5_encoder_forward", () => model.Encode(pixels, null, null));
