@@ -10,10 +10,14 @@ public class OptimTests
 {
     public OptimTests() => TorchRuntime.Initialize();
 
+    // Initialised from its own generator: tests in parallel classes draw from the global RNG while models are built.
     private static Sequential TinyModel(long seed)
     {
-        torch.manual_seed(seed);
-        return nn.Sequential(("fc1", nn.Linear(4, 8)), ("layer_norm", nn.LayerNorm(8)), ("act", nn.Tanh()), ("fc2", nn.Linear(8, 2)));
+        var model = nn.Sequential(("fc1", nn.Linear(4, 8)), ("layer_norm", nn.LayerNorm(8)), ("act", nn.Tanh()), ("fc2", nn.Linear(8, 2)));
+        using var g = new Generator((ulong)seed);
+        using (torch.no_grad())
+            foreach (var p in model.parameters()) p.uniform_(-0.5, 0.5, generator: g);
+        return model;
     }
 
     private static (Tensor X, Tensor Y) Batch(int n = 16)
