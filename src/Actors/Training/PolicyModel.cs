@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 
 namespace Scst.Actors.Training;
 
-/// <summary>The pretrained folder a model sits on: where it is and a hash of its config and index (<see cref="WeightFolder.Identity"/>).</summary>
+/// <summary>The pretrained folder a model sits on: where it is and its identity (<see cref="WeightFolder.Identity"/>: config, tensor names and shapes, the first 4 KB of each tensor).</summary>
 public sealed record PretrainedBase(string Path, string Identity)
 {
     public const string MetadataKey = "scst_base";

@@ -36,38 +36,11 @@ public static class SafeTensorsFile
     /// </summary>
     public static string WriteTo(Stream stream, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
-        var header = new JsonObject();
-        if (metadata is { Count: > 0 })
-        {
-            var m = new JsonObject();
-            foreach (var (k, v) in metadata) m[k] = v;
-            header["__metadata__"] = m;
-        }
-        var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
-        long offset = 0;
-        foreach (var name in names)
-        {
-            var t = tensors[name];
-            var (dtype, size) = DTypeName(t.dtype);
-            var bytes = t.NumberOfElements * size;
-            header[name] = new JsonObject
-            {
-                ["dtype"] = dtype,
-                ["shape"] = new JsonArray(t.shape.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
-                ["data_offsets"] = new JsonArray(JsonValue.Create(offset), JsonValue.Create(offset + bytes)),
-            };
-            offset += bytes;
-        }
-        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
-        // The format asks that data start 8-byte aligned; pad the header with spaces.
-        var padded = (json.Length + 7) / 8 * 8;
-        var prefix = new byte[8 + padded];
-        BinaryPrimitives.WriteInt64LittleEndian(prefix, padded);
-        json.CopyTo(prefix, 8);
-        for (var i = json.Length; i < padded; i++) prefix[8 + i] = (byte)' ';
+        var layout = SafeTensorsStreamWriter.Plan(tensors.Select(kv => new SafeTensorEntry(kv.Key, DTypeName(kv.Value.dtype).Item1, kv.Value.shape)), metadata);
+        var names = layout.Entries.Select(e => e.Name);
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        stream.Write(prefix);
-        sha.AppendData(prefix);
+        stream.Write(layout.Header);
+        sha.AppendData(layout.Header);
         foreach (var name in names)
         {
             using var cpu = tensors[name].detach().cpu().contiguous();
