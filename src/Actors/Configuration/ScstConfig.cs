@@ -89,7 +89,12 @@ public sealed record RunOptions(
     double LabelSmoothing,
     string? ResumeCkptPath,
     string? LibTorchDir,
-    int Threads);
+    int Threads,
+    double RepetitionPenalty = 1.0,
+    double LengthPenalty = 1.0,
+    bool UseNucleusSampling = false,
+    double TopP = 0.9,
+    double Temperature = 1.0);
 
 public sealed record ScstOptions(
     bool Enabled,
