@@ -138,7 +138,8 @@ public static class Seq2SeqGeneration
             long curLen = step + 1;
             var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
             // HF 5.x's _beam_search runs the processors on the log-softmax, not on the logits (so a penalty leaves the row unnormalised).
-            var logp = ProcessScores(F.log_softmax(logits, 1), runSeq.narrow(2, 0, curLen).reshape(b * k, curLen), step, o, c.EosTokenId);
+            var history = o.RepetitionPenalty != 1.0 ? runSeq.narrow(2, 0, curLen).reshape(b * k, curLen) : null;
+            var logp = ProcessScores(F.log_softmax(logits, 1), history, step, o, c.EosTokenId);
             var flatLogp = logp.view(b, k * v);
             var acc = logp.view(b, k, v).add(runScores.unsqueeze(2), Scalars.One).view(b, k * v);
             var (topVals, topIdx) = topk(acc, (int)keep, dim: 1);
@@ -212,12 +213,14 @@ public static class Seq2SeqGeneration
 
     /// <summary>
     /// HF's logits processors in HF's order on one step's scores [N, V] of rows whose decoder inputs so far are
-    /// <paramref name="inputIds"/> [N, step + 1] (start token included): repetition penalty, then the EOS ban of
-    /// min_length / min_new_tokens. May write into <paramref name="scores"/>.
+    /// <paramref name="inputIds"/> [N, step + 1] (start token included; only read with a repetition penalty): repetition
+    /// penalty, then the EOS ban of min_length / min_new_tokens. May write into <paramref name="scores"/>.
     /// </summary>
-    public static Tensor ProcessScores(Tensor scores, Tensor inputIds, long step, GenerationOptions o, long eos)
+    public static Tensor ProcessScores(Tensor scores, Tensor? inputIds, long step, GenerationOptions o, long eos)
     {
-        var s = o.RepetitionPenalty != 1.0 ? RepetitionPenalty(scores, inputIds, o.RepetitionPenalty) : scores;
+        var s = o.RepetitionPenalty != 1.0
+            ? RepetitionPenalty(scores, inputIds ?? throw new ArgumentNullException(nameof(inputIds), "a repetition penalty needs the decoder inputs"), o.RepetitionPenalty)
+            : scores;
         if (o.SuppressesEos(step)) s.select(1, eos).fill_(Scalars.Of(double.NegativeInfinity));
         return s;
     }
