@@ -1,15 +1,19 @@
 #!/usr/bin/python3
 """Encode throughput of sentencepiece 0.1.97 and of SentencePieceTokenizer (`bench tokenize`) on the same strings.
 
-Usage: /usr/bin/python3 tests/data/spiece/bench_encode.py HOST_DLL [MODEL] [STRINGS.json]
+Usage: /usr/bin/python3 tests/data/spiece/bench_encode.py HOST_DLL [MODEL] [STRINGS.json | captions]
   HOST_DLL  the built Scst.Host.dll (e.g. src/Host/bin/Release/net10.0/Scst.Host.dll)
+  MODEL     default t5_oracle_unigram.model; STRINGS.json default oracle_strings.json; `captions` writes 2,000
+            captions from make_spiece.py's generators (seed 3) to a temporary file and uses those
 Both run single-threaded: each pass encodes every string (ids, no EOS), passes repeat until 0.5 s; best and median
 of 5 passes. The figures are printed one after the other so they come from the same run on the same machine.
 """
 import json
 import os
 import subprocess
+import random
 import sys
+import tempfile
 import time
 
 import sentencepiece as spm
@@ -21,6 +25,15 @@ def main():
     host = sys.argv[1]
     model = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "t5_oracle_unigram.model")
     strings_path = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "oracle_strings.json")
+    if strings_path == "captions":
+        sys.path.insert(0, HERE)
+        import make_spiece
+        rng = random.Random(3)
+        captions = [make_spiece.shape_caption(rng) if r < 0.25 else make_spiece.scene_caption(rng) if r < 0.6
+                    else make_spiece.extra_caption(rng) for r in (rng.random() for _ in range(2000))]
+        strings_path = os.path.join(tempfile.mkdtemp(), "captions.json")
+        with open(strings_path, "w", encoding="utf-8") as f:
+            json.dump(captions, f)
     strings = json.load(open(strings_path, encoding="utf-8"))
     sp = spm.SentencePieceProcessor(model_file=model)
     nbytes = sum(len(s.encode("utf-8")) for s in strings)
