@@ -24,6 +24,7 @@ root.SetAction((r, ct) =>
     return Task.FromResult(1);
 });
 var parsed = root.Parse(args);
+HostLogging.Verbose |= parsed.GetValue(GlobalOptions.Verbose);
 // The Prometheus endpoint lives as long as the command; off unless a port is given.
 OpenTelemetry.Metrics.MeterProvider? metrics;
 try { metrics = Scst.Host.Telemetry.MetricsEndpoint.Requested(parsed) is { } m ? Scst.Host.Telemetry.MetricsEndpoint.Start(m.Host, m.Port) : null; }

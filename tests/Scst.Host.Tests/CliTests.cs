@@ -46,4 +46,41 @@ public class CliTests
         await p.ExpectExit(1, TimeSpan.FromSeconds(120), "eval error exit");
         Assert.Contains(p.Lines, l => l.Contains(missing) || l.Contains(Path.Combine(dir, "nowhere")));
     }
+
+    static readonly string[] ClusterOptions = ["--seed-nodes", "--port", "--hocon", "--tls-cert", "--tls-ca", "--tls-password-env", "--metrics-port", "--metrics-host", "--role"];
+
+    static async Task<string[]> HelpOptions(params string[] command)
+    {
+        using var p = HostProcess.Start("help", [.. command, "--help"]);
+        await p.ExpectExit(0, TimeSpan.FromSeconds(60), "help exit");
+        // Option names start the lines of the Options section (after two spaces).
+        return p.Lines.Select(l => l.TrimStart()).Where(l => l.StartsWith("--", StringComparison.Ordinal))
+            .Select(l => l.Split([' ', ','], 2)[0]).ToArray();
+    }
+
+    [Theory]
+    [InlineData("score")]
+    [InlineData("model", "info")]
+    [InlineData("model", "tokenize")]
+    [InlineData("data", "synth")]
+    [InlineData("config", "validate")]
+    [InlineData("eval")]
+    public async Task CommandsWithoutAClusterDoNotListClusterOptions(params string[] command)
+    {
+        var options = await HelpOptions(command);
+        Assert.Contains("--verbose", options);
+        Assert.Empty(options.Intersect(ClusterOptions));
+    }
+
+    [Theory]
+    [InlineData("train", true)]
+    [InlineData("node", true)]
+    [InlineData("status", false)]
+    public async Task ClusterCommandsListClusterOptions(string command, bool metricsAndRole)
+    {
+        var options = await HelpOptions(command);
+        foreach (var o in new[] { "--seed-nodes", "--port", "--hocon", "--tls-cert", "--tls-ca", "--tls-password-env" }) Assert.Contains(o, options);
+        foreach (var o in new[] { "--metrics-port", "--metrics-host", "--role" })
+            Assert.Equal(metricsAndRole, options.Contains(o));
+    }
 }

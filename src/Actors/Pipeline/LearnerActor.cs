@@ -30,7 +30,9 @@ public sealed record LearnerSettings(
     int PublishEvery = 1,
     TimeSpan? RequestTimeout = null,
     int InFlightPerWorker = 2,
-    int? StopAfterUpdates = null)
+    int? StopAfterUpdates = null,
+    string? RolloutCommand = null,
+    TimeSpan? WaitingReportEvery = null)
 {
     public TimeSpan Timeout => RequestTimeout ?? TimeSpan.FromSeconds(60);
 }
@@ -72,6 +74,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     }
 
     sealed record Tick { public static readonly Tick Instance = new(); }
+    sealed record WaitingTick { public static readonly WaitingTick Instance = new(); }
 
     readonly LearnerSettings _s;
     readonly ScstConfig _config;
@@ -136,6 +139,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Command<ScoreResult>(OnScore);
         Command<Terminated>(t => RemoveWorker(t.ActorRef, "terminated"));
         Command<Tick>(_ => OnTick());
+        Command<WaitingTick>(_ => OnWaitingTick());
         Command<WeightsAvailable>(_ => { });
         Command<GetLearnerStatus>(_ => Sender.Tell(CurrentStatus()));
         // A `status` client joins as a member for a moment; it is not a node of the run.
@@ -244,6 +248,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             _running = true;
             _weightsVersion = _update;
             Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
+            _waitingSince = DateTime.UtcNow;
+            var every = _s.WaitingReportEvery ?? TimeSpan.FromSeconds(10);
+            Timers.StartPeriodicTimer("waiting", WaitingTick.Instance, every, every);
             _log.Info("learner: {0} SCST at update {1}/{2} (policy v{1}), {3} images per update", _async ? "async" : "sync", _update, Total, BatchSize * Accum);
             Next();
         }
@@ -310,6 +317,22 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, w) && x.Score is null).ToList()) SendToReward(work);
         Pump();
     }
+
+    DateTime _waitingSince;
+
+    /// <summary>A learner without workers says so, and how to start one, instead of falling silent.</summary>
+    void OnWaitingTick()
+    {
+        if (!_running || _finished) return;
+        var missing = _rollouts.Count == 0 ? RegisterWorker.Rollout : _rewards.Count == 0 && _localReward is null ? RegisterWorker.Reward : null;
+        if (missing is null) { _waitingSince = DateTime.UtcNow; return; }
+        _log.Info("{0}", WaitingMessage(missing, _update, Total, DateTime.UtcNow - _waitingSince,
+            missing == RegisterWorker.Rollout ? _s.RolloutCommand : null, Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString()));
+    }
+
+    public static string WaitingMessage(string kind, long update, long total, TimeSpan waited, string? command, string learnerAddress) =>
+        $"learner: waiting for a {kind} worker at update {update}/{total} ({waited.TotalSeconds:F0} s so far); " +
+        (command is not null ? $"start one with: {command}" : $"start a node with --role {kind} --seed-nodes {learnerAddress} (train --config: the learner's config)");
 
     void ReportQueues() => ScstMetrics.SetQueueDepths(_toDispatch.Count, _byRequest.Values.Count(w => w.Rollout is null), _ready.Count);
 

@@ -68,7 +68,11 @@ public sealed class RewardPool : ReceiveActor, IWithTimers
         Receive<ScoreRequest>(r => router.Forward(r));
         Receive<Register>(_ => _learner!.Tell(new RegisterWorker(RegisterWorker.Reward, node)));
         Receive<WorkerWelcome>(_ => { });
-        Receive<TrainingFinished>(f => finished?.TrySetResult(f.Updates));
+        Receive<TrainingFinished>(f =>
+        {
+            Timers.Cancel("register"); // the learner is leaving: nothing to register with
+            finished?.TrySetResult(f.Updates);
+        });
     }
 
     protected override void PreStart()

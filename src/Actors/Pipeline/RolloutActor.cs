@@ -63,6 +63,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         Receive<TrainingFinished>(f =>
         {
             _log.Info("rollout {0}: run finished after {1} updates; served {2} rollouts", Self.Path.Name, f.Updates, _served);
+            Timers.Cancel("register"); // the learner is leaving: nothing to register with
             _s.Finished?.TrySetResult(f.Updates);
         });
     }

@@ -48,7 +48,7 @@ public sealed class ClusterNode : IAsyncDisposable
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder([]);
         builder.Logging.ClearProviders();
         if (logging is not null) logging(builder.Logging);
-        else builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+        else HostLogging.Configure(builder.Logging, HostLogging.RunLogFile(options.RunDir, options.Role));
         builder.Services.AddAkka(NodeOptions.SystemName, (akka, _) =>
         {
             akka.AddHocon(config, HoconAddMode.Prepend);
@@ -71,7 +71,45 @@ public sealed class ClusterNode : IAsyncDisposable
         // Seeds come from HOCON (akka.cluster.seed-nodes) and join by themselves; a first learner / `all` node forms its own cluster.
         if (options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
         log.LogInformation("node started: {Address} role={Role} roles=[{Roles}]", cluster.SelfAddress, options.Role, string.Join(",", options.ClusterRoles));
-        return new ClusterNode(host, system, seen);
+        var node = new ClusterNode(host, system, seen);
+        if (options.SeedNodes.Count > 0 && options.Role != "status") node.SayWhileNotJoined(cluster, options.SeedNodes, log, JoinWaitReport);
+        return node;
+    }
+
+    /// <summary>How often a node that has not joined yet says which seeds it is trying.</summary>
+    public static TimeSpan JoinWaitReport { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Until this node is Up, a warning every <paramref name="every"/> naming the seed addresses it tried.</summary>
+    void SayWhileNotJoined(Akka.Cluster.Cluster cluster, IReadOnlyList<string> seeds, ILogger log, TimeSpan every)
+    {
+        var up = CancellationTokenSource.CreateLinkedTokenSource(Stopping);
+        cluster.RegisterOnMemberUp(() => { try { up.Cancel(); } catch (ObjectDisposedException) { } });
+        _ = Task.Run(async () =>
+        {
+            using (up)
+            {
+                var waited = TimeSpan.Zero;
+                while (true)
+                {
+                    try { await Task.Delay(every, up.Token); } catch (OperationCanceledException) { return; }
+                    waited += every;
+                    log.LogWarning("cannot join the cluster yet: no answer from seed {Seeds} after {Seconds:F0} s; is the learner running there " +
+                                   "(same host and port, same TLS settings: akka.tcp:// without TLS, akka.ssl.tcp:// with it)?",
+                        string.Join(", ", seeds), waited.TotalSeconds);
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// Leaves the cluster gracefully (the other members see it go, nothing waits on it) within <paramref name="timeout"/>;
+    /// stopping the singleton proxy first keeps it from searching for a learner that has already gone.
+    /// </summary>
+    public async Task LeaveAsync(IActorRef? learnerProxy, TimeSpan timeout)
+    {
+        if (learnerProxy is not null) System.Stop(learnerProxy);
+        try { await Akka.Cluster.Cluster.Get(System).LeaveAsync().WaitAsync(timeout); }
+        catch (TimeoutException) { }
     }
 
     public Task WhenUpAsync(TimeSpan timeout)

@@ -15,7 +15,8 @@ namespace Scst.Host.Cluster;
 /// </summary>
 public static class ClusterTraining
 {
-    public static async Task<int> RunAsync(ScstConfig config, NodeOptions node, int? stopAfter, CancellationToken ct)
+    /// <param name="configFile">The config's path, for the command line a waiting learner prints (null: the learner names only its address).</param>
+    public static async Task<int> RunAsync(ScstConfig config, NodeOptions node, int? stopAfter, CancellationToken ct, string? configFile = null)
     {
         Directory.CreateDirectory(node.RunDir);
         ClusterNode cluster;
@@ -49,7 +50,8 @@ public static class ClusterTraining
                         PublishEvery: hocon.GetInt("scst.learner.async-publish-every", 1),
                         RequestTimeout: hocon.GetTimeSpan("scst.learner.request-timeout", TimeSpan.FromSeconds(60)),
                         InFlightPerWorker: hocon.GetInt("scst.learner.in-flight-per-worker", 2),
-                        StopAfterUpdates: stopAfter));
+                        StopAfterUpdates: stopAfter,
+                        RolloutCommand: RolloutCommandLine.For(cluster.SelfAddress.ToString(), node, configFile)));
                 }
                 if (roles.Contains("rollout"))
                 {
@@ -71,6 +73,7 @@ public static class ClusterTraining
                     var summary = await learnerDone.Task;
                     // Let TrainingFinished reach the workers before this node leaves.
                     await Task.Delay(500, CancellationToken.None);
+                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
                     sink!.Dispose();
                     sink = null;
                     var plots = PlotWriter.Write(Path.Combine(node.RunDir, "metrics.jsonl"), Path.Combine(node.RunDir, "plots"));
@@ -82,6 +85,8 @@ public static class ClusterTraining
                 var which = await Task.WhenAny(finished.Task, stopped);
                 if (which == finished.Task)
                 {
+                    // Leave before the learner's node is gone, so no proxy goes looking for it and nobody sees this node vanish.
+                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
                     log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, finished.Task.Result);
                     return 0;
                 }

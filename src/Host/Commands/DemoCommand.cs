@@ -25,6 +25,7 @@ public static class DemoCommand
     public static Command Create()
     {
         var cmd = new Command("demo", "Built-in demo: shapes data, CE pre-training, SCST fine-tuning, CE-vs-SCST table") { Seed, DataDir, CeIters, ScstIters, Images };
+        GlobalOptions.AddMetrics(cmd);
         cmd.SetAction(r =>
         {
             var runDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.GetFullPath(Path.Combine("runs", "demo"));

@@ -32,7 +32,7 @@ public static class EvalCommand
             {
                 var config = ConfigLoader.Load(configFile.FullName);
                 var splitName = r.GetValue(split)!;
-                var result = TrainingConsole.WithProgress("eval", p =>
+                var result = TrainingConsole.WithProgress("eval", log, p =>
                     CheckpointEvaluation.Run(config, r.GetValue(checkpoint)!.FullName, splitName, log,
                         (done, total) => p(new TrainingProgress(splitName, done, total, new Dictionary<string, double>()))));
                 TrainingConsole.PrintMetrics(r.GetValue(checkpoint)!.Name, new Dictionary<string, IReadOnlyDictionary<string, double>> { [splitName] = result.Metrics });

@@ -31,6 +31,8 @@ public static class NodeCommand
     {
         var cmd = new Command("node", "Run one cluster node until Ctrl-C (use --role, --port, --seed-nodes, --run-dir)");
         cmd.Options.Add(FastFailure);
+        GlobalOptions.AddCluster(cmd);
+        GlobalOptions.AddMetrics(cmd);
         cmd.SetAction(async (r, ct) =>
         {
             NodeOptions options;

@@ -23,6 +23,8 @@ public static class StatusCommand
     public static Command Create()
     {
         var cmd = new Command("status", "Join the cluster briefly and print its members, the learner's step and policy version, then leave") { TimeoutSeconds };
+        // Joins as role "status" whatever --role says, so no --role here.
+        GlobalOptions.AddCluster(cmd, withRole: false);
         cmd.SetAction((r, ct) => RunAsync(r, ct));
         return cmd;
     }

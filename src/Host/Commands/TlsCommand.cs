@@ -15,7 +15,7 @@ public static class TlsCommand
         var ifMissing = new Option<bool>("--if-missing") { Description = "Leave the folder alone when it already holds ca.pem and node.pfx (compose runs this on every start)" };
         var dns = new Option<string[]>("--dns") { Description = "Extra DNS names in the node certificate (hostname validation is off by default; for tools that check it)", AllowMultipleArgumentsPerToken = true };
         var days = new Option<int>("--days") { Description = "Validity of the CA and node certificates", DefaultValueFactory = _ => 365 };
-        var init = new Command("init", "Create a cluster CA and a node certificate for --tls-cert / --tls-ca") { outDir, ifMissing, dns, days };
+        var init = new Command("init", "Create a cluster CA and a node certificate for --tls-cert / --tls-ca") { outDir, ifMissing, dns, days, GlobalOptions.TlsPasswordEnv };
         init.SetAction(r =>
         {
             var dir = r.GetValue(outDir)!.FullName;

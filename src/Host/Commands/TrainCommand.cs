@@ -24,6 +24,8 @@ public static class TrainCommand
     public static Command Create()
     {
         var cmd = new Command("train", "Train a captioner: cross-entropy, or SCST when the config has an scst section") { Resume, StopAfter, FastFailure };
+        GlobalOptions.AddCluster(cmd);
+        GlobalOptions.AddMetrics(cmd);
         cmd.SetAction(Execute);
         return cmd;
     }
@@ -47,7 +49,7 @@ public static class TrainCommand
             {
                 if (!config.IsScst) { Console.Error.WriteLine("train --role: the actor system runs SCST; train CE without --role"); return Task.FromResult(2); }
                 var node = NodeCommand.OptionsFrom(r) with { RunDir = runDir, FastFailure = r.GetValue(FastFailure) };
-                return Scst.Host.Cluster.ClusterTraining.RunAsync(config, node, r.GetValue(StopAfter), ct);
+                return Scst.Host.Cluster.ClusterTraining.RunAsync(config, node, r.GetValue(StopAfter), ct, configFile.FullName);
             }
             return Task.FromResult(Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0);
         }
@@ -56,7 +58,8 @@ public static class TrainCommand
     /// <summary>Runs a training job with the standard outputs (metrics.jsonl, TensorBoard, plots, summary.json).</summary>
     public static TrainSummary? Run(ScstConfig config, TrainerOptions options, string title = "train")
     {
-        using var loggers = HostLogging.Create();
+        // Everything this run logs also goes to RUN_DIR/logs/TITLE.log (appended across resumes).
+        using var loggers = HostLogging.Create(logFile: HostLogging.RunLogFile(options.RunDir, title));
         var log = loggers.CreateLogger("train");
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -72,7 +75,7 @@ public static class TrainCommand
             var metricsFile = Path.Combine(options.RunDir, "metrics.jsonl");
             using var sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(options.RunDir, "tensorboard")));
             using var trainer = new CaptionTrainer(config, options, sink, log);
-            var summary = TrainingConsole.WithProgress(title, progress =>
+            var summary = TrainingConsole.WithProgress(title, log, progress =>
             {
                 trainer.Progress = progress;
                 return trainer.Run(cancel.Token);
