@@ -6,10 +6,11 @@
 #   scripts/cluster-local.sh [-n ROLLOUTS] [--config FILE] [--run-dir DIR] [--port P0] [--postgres | --pg CONN]
 #                            [--app PATH/Scst.Host.dll] [--timeout SECONDS] [--resume]
 #
-# Persistence: by default every node keeps a SQLite journal in its own run folder. That is fine for trying the
-# topology, but a data shard that moves to another rollout node does not find its journal there; for fault
-# tolerance use --postgres (a throw-away PostgreSQL server in <run-dir>/postgres, needs the Debian `postgresql`
-# package) or --pg "Host=...;Port=...;Database=...;Username=...;Password=..." (an existing server).
+# Persistence: the learner owns the data order; its journal (the data cursor and every applied update) is the
+# only state the training path persists. Rollout and reward nodes keep nothing but their replica's weights. By
+# default the journal is SQLite in <run-dir>/learner/, which is enough while the learner stays on this machine;
+# --postgres (a throw-away PostgreSQL server in <run-dir>/postgres, needs the Debian `postgresql` package) or
+# --pg "Host=...;Port=...;Database=...;Username=...;Password=..." (an existing server) keep it in PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -73,8 +73,10 @@ public static partial class HostLogging
             var user = src.IndexOf("/user/", StringComparison.Ordinal);
             if (user >= 0)
             {
-                var first = src[(user + 6)..].Split('/')[0];
-                return (first switch { "membership" => "cluster", "learner-proxy" => "learner", _ => first }, text, false);
+                var path = src[(user + 6)..].Split('/');
+                // /user/learner is Akka's singleton manager and /user/learner-proxy its proxy; the learner itself is /user/learner/singleton.
+                if (path[0] is "learner" or "learner-proxy" && (path.Length < 2 || path[1] != "singleton")) return ("singleton", text, true);
+                return (path[0] == "membership" ? "cluster" : path[0], text, false);
             }
             return (AkkaSource(src), text, true);
         }

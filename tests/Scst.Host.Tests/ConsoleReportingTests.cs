@@ -37,8 +37,6 @@ public class ConsoleReportingTests
         Assert.Equal("train scst: 10/100 (10%), 2/s, eta 45.0 s  loss 1.5", all[0]);
         for (var d = 2; d <= 9; d++) Assert.StartsWith($"train scst: {d * 10}/100 ({d * 10}%), 2/s, eta ", all[d - 1]);
         Assert.Equal("train scst: done 100/100 in 49.5 s  loss 1.5", all[^1]);
-        // The end reported again (a final callback) adds nothing.
-        Assert.Empty(lines.Report(new TrainingProgress("scst", 100, 100, None)));
         Assert.Empty(lines.Unfinished());
     }
 
@@ -71,10 +69,12 @@ public class ConsoleReportingTests
                 clock.Advance(0.1);
                 all.AddRange(lines.Report(new TrainingProgress("eval:val", i, 20, None)));
             }
-            all.AddRange(lines.Report(new TrainingProgress("eval:val", 20, 20, None))); // reported twice at its end
             clock.Advance(30);
         }
-        Assert.Equal(["ce eval:val: done 20/20 in 2.0 s", "ce eval:val: done 20/20 in 2.0 s", "ce eval:val: done 20/20 in 2.0 s"], all);
+        // Evaluations of one batch report only their end: each is still one line.
+        all.AddRange(lines.Report(new TrainingProgress("eval:val", 20, 20, None)));
+        all.AddRange(lines.Report(new TrainingProgress("eval:val", 20, 20, None)));
+        Assert.Equal(Enumerable.Repeat("ce eval:val: done 20/20 in 2.0 s", 3).Concat(Enumerable.Repeat("ce eval:val: done 20/20 in 0.0 s", 2)), all);
     }
 
     [Fact]
@@ -107,6 +107,8 @@ public class ConsoleReportingTests
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka.tcp://scst@127.0.0.1:4053/user/learner/singleton] learner: sync SCST at update 0/40",
         "learner", "learner: sync SCST at update 0/40", false)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/rollout-0] rollout rollout-0: learner at x", "rollout-0", "rollout rollout-0: learner at x", false)]
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/learner] Singleton manager started singleton actor", "singleton", "Singleton manager started singleton actor", true)]
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/learner-proxy] Singleton identified at x", "singleton", "Singleton identified at x", true)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][Cluster(akka://scst)] Cluster Node [a] - Starting up...", "cluster", "Cluster Node [a] - Starting up...", true)]
     [InlineData("[WARNING][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/system/singletonProxylearnerconsumer] ClusterSingletonProxy failed", "singleton", "ClusterSingletonProxy failed", true)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][remoting (akka://scst)] Remoting started", "remote", "Remoting started", true)]

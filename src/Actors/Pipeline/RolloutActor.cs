@@ -35,6 +35,9 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     string? _weightsFile;
     int _fetcherGeneration;
     long _served;
+    readonly DateTime _started = DateTime.UtcNow;
+    DateTime _noLearnerSaid;
+    static readonly TimeSpan NoLearnerReport = TimeSpan.FromSeconds(30);
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -50,7 +53,16 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         // The replica never trains: its optimizer stays empty; metrics go nowhere.
         _replica = new CaptionTrainer(s.Config, new TrainerOptions(s.WorkDir), NullMetricsSink.Instance, s.Log);
 
-        Receive<Register>(_ => _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node)));
+        Receive<Register>(_ =>
+        {
+            _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node));
+            // Joined but unanswered: no learner-role node in the cluster yet (or it is still loading).
+            if (_publisher is null && DateTime.UtcNow - _noLearnerSaid >= NoLearnerReport)
+            {
+                if (_noLearnerSaid != default) _log.Warning("rollout {0}: no learner has answered for {1:F0} s; is a node with --role learner in this cluster?", Self.Path.Name, (DateTime.UtcNow - _started).TotalSeconds);
+                _noLearnerSaid = DateTime.UtcNow;
+            }
+        });
         Receive<WorkerWelcome>(OnWelcome);
         Receive<WeightsReady>(OnWeights);
         Receive<LocalPolicyWeights>(OnLocalWeights);

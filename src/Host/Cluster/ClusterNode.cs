@@ -122,6 +122,9 @@ public sealed class ClusterNode : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Scst.Actors.Telemetry.ScstMetrics.ObserveNodeCount(null);
+        // Akka's shutdown chatter (leaving, remoting stopped) is Info; its last lines bypass the logger bridge and would
+        // reach stdout in Akka's own format, so below Warning they are dropped unless --verbose.
+        if (!HostLogging.Verbose) System.EventStream.SetLogLevel(Akka.Event.LogLevel.WarningLevel);
         await _host.StopAsync();
         _host.Dispose();
     }

@@ -28,9 +28,9 @@ public sealed class ProgressLines(string title, Func<DateTime> clock, TimeSpan i
     {
         var now = clock();
         var lines = new List<string>();
-        if (!_phases.TryGetValue(p.Phase, out var s) || (s.Finished && p.Done < p.Total) || p.Done < s.Done)
+        // A finished phase reported again is a new run of it (an evaluation of one batch reports only its end).
+        if (!_phases.TryGetValue(p.Phase, out var s) || s.Finished || p.Done < s.Done)
             _phases[p.Phase] = s = new Phase { Start = now, LastLine = now, Done = p.Done, StartDone = p.Done };
-        if (s.Finished) return lines; // the same end reported again
         s.Done = p.Done;
         s.Total = p.Total;
         if (p.Last.Count > 0) s.Last = p.Last;
