@@ -37,7 +37,9 @@ public sealed class ProgressLines(string title, Func<DateTime> clock, TimeSpan i
         if (p.Total > 0 && p.Done >= p.Total)
         {
             s.Finished = true;
-            lines.Add($"{Name(p.Phase)}: done {p.Done}/{p.Total} in {Duration(now - s.Start)}{Values(s)}");
+            // A task seen only at its end (one batch) has no time of its own to show.
+            var took = now > s.Start ? $" in {Duration(now - s.Start)}" : "";
+            lines.Add($"{Name(p.Phase)}: done {p.Done}/{p.Total}{took}{Values(s)}");
             return lines;
         }
         if (!plainProgress) return lines;
@@ -49,8 +51,9 @@ public sealed class ProgressLines(string title, Func<DateTime> clock, TimeSpan i
         var elapsed = (now - s.Start).TotalSeconds;
         // The rate from this phase's first report (its work before that is not timed).
         var rate = elapsed > 0 ? (p.Done - s.StartDone) / elapsed : 0;
-        var eta = rate > 0 ? $", eta {Duration(TimeSpan.FromSeconds((p.Total - p.Done) / rate))}" : "";
-        lines.Add($"{Name(p.Phase)}: {p.Done}/{p.Total} ({(p.Total > 0 ? 100.0 * p.Done / p.Total : 0):F0}%), {rate.ToString("G3", CultureInfo.InvariantCulture)}/s{eta}{Values(s)}");
+        // Rate and ETA once there are two reports to time between.
+        var speed = rate > 0 ? $", {rate.ToString("G3", CultureInfo.InvariantCulture)}/s, eta {Duration(TimeSpan.FromSeconds((p.Total - p.Done) / rate))}" : "";
+        lines.Add($"{Name(p.Phase)}: {p.Done}/{p.Total} ({(p.Total > 0 ? 100.0 * p.Done / p.Total : 0):F0}%){speed}{Values(s)}");
         return lines;
     }
 
