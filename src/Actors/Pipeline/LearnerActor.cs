@@ -17,6 +17,8 @@ namespace Scst.Actors.Pipeline;
 /// <param name="PublishEvery">Async mode: publish weights every N updates (sync always publishes every update).</param>
 /// <param name="RequestTimeout">A rollout or score request unanswered this long goes to another worker.</param>
 /// <param name="InFlightPerWorker">Async mode: requests queued per rollout worker, so it never waits for the learner.</param>
+/// <param name="RolloutCommand">The command line that starts a rollout node for this learner, logged while it has none.</param>
+/// <param name="Progress">Called (on the learner's thread) as updates and evaluations advance, for the console.</param>
 public sealed record LearnerSettings(
     ScstConfig Config,
     string RunDir,
@@ -32,7 +34,8 @@ public sealed record LearnerSettings(
     int InFlightPerWorker = 2,
     int? StopAfterUpdates = null,
     string? RolloutCommand = null,
-    TimeSpan? WaitingReportEvery = null)
+    TimeSpan? WaitingReportEvery = null,
+    Action<TrainingProgress>? Progress = null)
 {
     public TimeSpan Timeout => RequestTimeout ?? TimeSpan.FromSeconds(60);
 }
@@ -151,7 +154,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     protected override void PreStart()
     {
         Directory.CreateDirectory(_s.RunDir);
-        try { _trainer = new CaptionTrainer(_config, new TrainerOptions(_s.RunDir), _s.Metrics, _s.Log); }
+        try { _trainer = new CaptionTrainer(_config, new TrainerOptions(_s.RunDir), _s.Metrics, _s.Log, _s.Progress); }
         catch (Exception e)
         {
             // The singleton manager would restart us forever; the host must hear why and exit.
@@ -319,6 +322,15 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     }
 
     DateTime _waitingSince;
+    long _progressReported = -1;
+
+    /// <summary>The update count to the console, once per change (a finished phase reported again would read as a new one).</summary>
+    void ReportProgress()
+    {
+        if (_s.Progress is null || _trainer is null || !_running || _update == _progressReported) return;
+        _progressReported = _update;
+        _s.Progress(new TrainingProgress("scst", _update, Total, new Dictionary<string, double>()));
+    }
 
     /// <summary>A learner without workers says so, and how to start one, instead of falling silent.</summary>
     void OnWaitingTick()
@@ -343,6 +355,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void OnTick()
     {
         ReportQueues();
+        ReportProgress();
         if (!_running || _finished) return;
         var now = DateTime.UtcNow;
         foreach (var work in _byRequest.Values.ToList())
@@ -625,6 +638,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void Finish()
     {
         if (_finished) return;
+        ReportProgress();
         _finished = true;
         _running = false;
         var stopped = _update < Total && !_stopEarly;

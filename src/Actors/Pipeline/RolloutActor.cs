@@ -59,7 +59,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             // Joined but unanswered: no learner-role node in the cluster yet (or it is still loading).
             if (_publisher is null && DateTime.UtcNow - _noLearnerSaid >= NoLearnerReport)
             {
-                if (_noLearnerSaid != default) _log.Warning("rollout {0}: no learner has answered for {1:F0} s; is a node with --role learner in this cluster?", Self.Path.Name, (DateTime.UtcNow - _started).TotalSeconds);
+                if (_noLearnerSaid != default) _log.Warning("{0}: no learner has answered for {1:F0} s; is a node with --role learner in this cluster?", Self.Path.Name, (DateTime.UtcNow - _started).TotalSeconds);
                 _noLearnerSaid = DateTime.UtcNow;
             }
         });
@@ -68,13 +68,13 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         Receive<LocalPolicyWeights>(OnLocalWeights);
         Receive<WeightsFetchFailed>(f =>
         {
-            _log.Warning("rollout {0}: weights v{1} could not be fetched ({2}); subscribing again", Self.Path.Name, f.Version, f.Reason);
+            _log.Warning("{0}: weights v{1} could not be fetched ({2}); subscribing again", Self.Path.Name, f.Version, f.Reason);
             StartFetcher();
         });
         Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender)); Serve(); });
         Receive<TrainingFinished>(f =>
         {
-            _log.Info("rollout {0}: run finished after {1} updates; served {2} rollouts", Self.Path.Name, f.Updates, _served);
+            _log.Info("{0}: run finished after {1} updates; served {2} rollouts", Self.Path.Name, f.Updates, _served);
             Timers.Cancel("register"); // the learner is leaving: nothing to register with
             _s.Finished?.TrySetResult(f.Updates);
         });
@@ -89,7 +89,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     void OnWelcome(WorkerWelcome w)
     {
         if (Equals(w.Publisher, _publisher)) return;
-        _log.Info("rollout {0}: learner at {1} (policy v{2})", Self.Path.Name, w.Publisher.Path.Address, w.PolicyVersion);
+        _log.Info("{0}: learner at {1} (policy v{2})", Self.Path.Name, w.Publisher.Path.Address, w.PolicyVersion);
         _publisher = w.Publisher;
         // A new learner incarnation may restart from an older journaled version than what this replica holds.
         _version = -1;

@@ -36,6 +36,9 @@ public static class ClusterTraining
             var finished = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
             var learnerDone = new TaskCompletionSource<TrainSummary?>(TaskCreationOptions.RunContinuationsAsynchronously);
             CompositeMetricsSink? sink = null;
+            // The learner reports from its own thread; the console's progress display exists only while this node waits for it.
+            Action<TrainingProgress>? progressTarget = null;
+            void Relay(TrainingProgress p) => Volatile.Read(ref progressTarget)?.Invoke(p);
             try
             {
                 var proxy = ScstActors.LearnerProxy(system);
@@ -51,7 +54,8 @@ public static class ClusterTraining
                         RequestTimeout: hocon.GetTimeSpan("scst.learner.request-timeout", TimeSpan.FromSeconds(60)),
                         InFlightPerWorker: hocon.GetInt("scst.learner.in-flight-per-worker", 2),
                         StopAfterUpdates: stopAfter,
-                        RolloutCommand: RolloutCommandLine.For(cluster.SelfAddress.ToString(), node, configFile)));
+                        RolloutCommand: RolloutCommandLine.For(cluster.SelfAddress.ToString(), node, configFile),
+                        Progress: Relay));
                 }
                 if (roles.Contains("rollout"))
                 {
@@ -68,7 +72,12 @@ public static class ClusterTraining
                 var stopped = Task.Delay(Timeout.Infinite, stop.Token);
                 if (roles.Contains("learner"))
                 {
-                    var done = await Task.WhenAny(learnerDone.Task, stopped);
+                    var done = TrainingConsole.WithProgress("learner", cluster.LoggerFactory.CreateLogger("learner"), progress =>
+                    {
+                        Volatile.Write(ref progressTarget, progress);
+                        try { return Task.WhenAny(learnerDone.Task, stopped).GetAwaiter().GetResult(); }
+                        finally { Volatile.Write(ref progressTarget, null); }
+                    });
                     if (done != learnerDone.Task) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 130; }
                     var summary = await learnerDone.Task;
                     // Let TrainingFinished reach the workers before this node leaves.
