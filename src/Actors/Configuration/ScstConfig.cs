@@ -89,7 +89,15 @@ public sealed record RunOptions(
     double LabelSmoothing,
     string? ResumeCkptPath,
     string? LibTorchDir,
-    int Threads);
+    int Threads,
+    // LAVIS's runner (runner_base: epochs, runner_iter: iterations); null = this project's update-counted loop.
+    string? Runner = null,
+    // What a CE epoch visits: "caption" (every (image, caption) annotation once, as LAVIS) or "image".
+    string CeSampleUnit = "caption",
+    // The validation metric that picks the best checkpoint and drives early stopping (an evaluator name or agg_metrics).
+    string BestMetric = "CIDEr",
+    double Beta2 = 0.999,
+    double LrLayerDecay = 1.0);
 
 public sealed record ScstOptions(
     bool Enabled,

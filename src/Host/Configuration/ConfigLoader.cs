@@ -190,12 +190,39 @@ public static class ConfigLoader
         return result;
     }
 
+    public static readonly string[] Runners = ["runner_base", "runner_iter"];
+    public static readonly string[] CeSampleUnits = ["caption", "image"];
+    // The evaluator's corpus metrics (coco-caption names) and LAVIS's captioning agg_metrics (CIDEr + Bleu_4).
+    public static readonly string[] BestMetrics = ["CIDEr", "agg_metrics", "Bleu_4", "Bleu_3", "Bleu_2", "Bleu_1", "ROUGE_L"];
+
     private static RunOptions ReadRun(YamlSection s)
     {
         var maxEpoch = s.GetOptionalInt("max_epoch", 1);
         var maxIters = s.GetOptionalInt("max_iters", 1);
-        if (maxEpoch is null && maxIters is null)
-            s.Error("max_epoch", s.Where, "set max_epoch or max_iters (how long to train)");
+        var runner = s.GetOptionalString("runner", Runners);
+        var itersPerInnerEpoch = s.GetOptionalInt("iters_per_inner_epoch", 1);
+        switch (runner)
+        {
+            case null when maxEpoch is null && maxIters is null:
+                s.Error("max_epoch", s.Where, "set max_epoch or max_iters (how long to train)");
+                break;
+            case "runner_base":
+                if (maxIters is not null)
+                    s.Error("max_iters", s.Where, "runner_base trains max_epoch epochs; remove max_iters, or use runner: runner_iter");
+                if (itersPerInnerEpoch is not null)
+                    s.Error("iters_per_inner_epoch", s.Where, "runner_base has no inner epochs; remove iters_per_inner_epoch, or use runner: runner_iter");
+                if (maxEpoch is null) s.Error("max_epoch", s.Where, "runner_base needs max_epoch (how many epochs to train)");
+                break;
+            case "runner_iter":
+                if (maxEpoch is not null)
+                    s.Error("max_epoch", s.Where, "runner_iter trains max_iters iterations; remove max_epoch, or use runner: runner_base");
+                if (maxIters is null) s.Error("max_iters", s.Where, "runner_iter needs max_iters (how many iterations to train)");
+                if (itersPerInnerEpoch is null)
+                    s.Error("iters_per_inner_epoch", s.Where, "runner_iter needs iters_per_inner_epoch (iterations per inner epoch: validation and LR schedule)");
+                break;
+        }
+        var beta2 = s.GetDouble("beta2", 0.999, 0, 1);
+        if (beta2 >= 1) s.Error("beta2", s.Where, "beta2 must be below 1 (AdamW divides by 1 - beta2^t)");
         var minLen = s.GetInt("min_len", 1, 0);
         var maxLen = s.GetInt("max_len", 30, 1);
         if (minLen > maxLen) s.Error("min_len", s.Where, $"min_len ({minLen}) must not exceed max_len ({maxLen})");
@@ -213,7 +240,7 @@ public static class ConfigLoader
             LrDecayRate: s.GetDouble("lr_decay_rate", 0.9, 0, 1, minExclusive: true),
             MaxEpoch: maxEpoch,
             MaxIters: maxIters,
-            ItersPerInnerEpoch: s.GetOptionalInt("iters_per_inner_epoch", 1),
+            ItersPerInnerEpoch: itersPerInnerEpoch,
             BatchSizeTrain: s.GetInt("batch_size_train", 16, 1),
             BatchSizeEval: s.GetInt("batch_size_eval", 16, 1),
             AccumGradIters: s.GetInt("accum_grad_iters", 1, 1),
@@ -238,7 +265,12 @@ public static class ConfigLoader
             LabelSmoothing: s.GetDouble("label_smoothing", 0, 0, 1),
             ResumeCkptPath: s.GetOptionalString("resume_ckpt_path"),
             LibTorchDir: s.GetOptionalString("libtorch_dir"),
-            Threads: s.GetInt("threads", 0, 0));
+            Threads: s.GetInt("threads", 0, 0),
+            Runner: runner,
+            CeSampleUnit: s.GetString("ce_sample_unit", "caption", CeSampleUnits),
+            BestMetric: s.GetString("best_metric", "CIDEr", BestMetrics),
+            Beta2: beta2,
+            LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true));
         var device = run.Device.ToLowerInvariant();
         if (device is not ("cpu" or "cuda" or "auto") && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))
             s.Error("device", s.Where, $"expected cpu | cuda | cuda:N | auto, got '{run.Device}'");
