@@ -72,6 +72,8 @@ public sealed class CaptionTrainer : IDisposable
     public bool CeByCaption => _captionSamples is not null;
     /// <summary>What the data cursor walks: CE's annotations with <see cref="CeByCaption"/>, training images otherwise.</summary>
     public int TrainSamples => _captionSamples?.Length ?? _corpus.Train.Count;
+    /// <summary>The optimizer's parameter groups (weight decay and LR scale each).</summary>
+    public IReadOnlyList<ParameterGroup> OptimizerGroups => _optimizer.Groups;
 
     public CaptionTrainer(ScstConfig config, TrainerOptions options, IMetricsSink metrics, ILogger log, Action<TrainingProgress>? progress = null)
     {

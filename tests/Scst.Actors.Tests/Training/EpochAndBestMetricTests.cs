@@ -50,6 +50,32 @@ public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShap
         Assert.Equal(Enumerable.Range(0, refs.Count), images2.Order());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Lr_layer_decay_groups_the_tiny_models_trainable_vit_by_layer(bool freezeVit)
+    {
+        // The tiny ViT has one block (L = 1): embeddings get 0.5^2, the block 0.5^1; post_layernorm (ln_vision) keeps 1.
+        var c = Ce("  max_iters: 1\n  batch_size_train: 8\n  lr_layer_decay: 0.5\n  beta2: 0.98");
+        c = c with { Model = c.Model with { FreezeVit = freezeVit } };
+        using var t = TinyShapes.Trainer(c, new TrainerOptions(shapes.RunDir($"layer-decay-{freezeVit}")));
+        var groups = t.OptimizerGroups;
+        var vit = groups.Where(g => g.Name.StartsWith("vit_layer_", StringComparison.Ordinal)).ToList();
+        if (freezeVit)
+        {
+            Assert.Empty(vit);
+            Assert.All(groups, g => Assert.Equal(1.0, g.LrScale));
+            return;
+        }
+        Assert.Equal([("vit_layer_0_decay", 0.25), ("vit_layer_0_no_decay", 0.25), ("vit_layer_1_decay", 0.5), ("vit_layer_1_no_decay", 0.5)],
+            vit.Select(g => (g.Name, g.LrScale)).OrderBy(x => x.Name, StringComparer.Ordinal).ToList());
+        var vitNames = vit.SelectMany(g => g.Parameters.Select(p => p.Name)).ToHashSet();
+        var trunk = t.Policy.Model.named_parameters().Select(p => p.name)
+            .Where(n => n.StartsWith("vision_model.", StringComparison.Ordinal) && !n.StartsWith("vision_model.post_layernorm.", StringComparison.Ordinal));
+        Assert.Equal(trunk.Order(), vitNames.Order());
+        Assert.Contains(groups, g => g.LrScale == 1.0 && g.Parameters.Any(p => p.Name == "vision_model.post_layernorm.weight"));
+    }
+
     [Fact]
     public void Runner_base_logs_lavis_rates_and_resumes_exactly_with_carried_micro_batches()
     {
