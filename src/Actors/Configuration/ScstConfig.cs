@@ -90,6 +90,11 @@ public sealed record RunOptions(
     string? ResumeCkptPath,
     string? LibTorchDir,
     int Threads,
+    double RepetitionPenalty = 1.0,
+    double LengthPenalty = 1.0,
+    bool UseNucleusSampling = false,
+    double TopP = 0.9,
+    double Temperature = 1.0,
     // LAVIS's runner (runner_base: epochs, runner_iter: iterations); null = this project's update-counted loop.
     string? Runner = null,
     // What a CE epoch visits: "caption" (every (image, caption) annotation once, as LAVIS) or "image".
