@@ -153,8 +153,6 @@ public class ConfigLoaderTests
         Assert.Contains("init_lr: 1E-06", yaml, StringComparison.OrdinalIgnoreCase);
     }
 
-    private const string Shapes = "datasets:\n  shapes:\n    build_info: {images: x}\n";
-
     [Theory]
     [InlineData("run:\n  runner: runner_base\n  max_epoch: 2\n  max_iters: 5\n", "run.max_iters", "runner_base trains max_epoch epochs")]
     [InlineData("run:\n  runner: runner_base\n  max_epoch: 2\n  iters_per_inner_epoch: 5\n", "run.iters_per_inner_epoch", "no inner epochs")]
