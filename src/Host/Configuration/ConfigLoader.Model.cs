@@ -143,10 +143,11 @@ public static partial class ConfigLoader
         var a = model.Section("architecture");
         foreach (var d in datasets.Values)
         {
+            var data = d.Name == "preprocess" ? "preprocess.vis_processor" : $"datasets.{d.Name}";
             if (m.ImageSize is int size && d.ImageSize != size)
-                model.Error("image_size", $"model.image_size is {size} but datasets.{d.Name} feeds {d.ImageSize} px images: LAVIS builds the ViT for model.image_size; set the same size in both");
+                model.Error("image_size", $"model.image_size is {size} but {data} feeds {d.ImageSize} px images: LAVIS builds the ViT for model.image_size; set the same size in both");
             if (m.Architecture is { } arch && arch.ImageSize != 0 && arch.ImageSize != d.ImageSize)
-                a.Error("image_size", $"architecture.image_size is {arch.ImageSize} but datasets.{d.Name} feeds {d.ImageSize} px images (the ViT is built for the data's size): set the same size, or remove it");
+                a.Error("image_size", $"architecture.image_size is {arch.ImageSize} but {data} feeds {d.ImageSize} px images (the ViT is built for the data's size): set the same size, or remove it");
         }
         if (m.Architecture is { } tiny && datasets.Values.FirstOrDefault() is { } first)
         {
