@@ -98,6 +98,11 @@ public sealed record RunOptions(
     string? ResumeCkptPath,
     string? LibTorchDir,
     int Threads,
+    double RepetitionPenalty = 1.0,
+    double LengthPenalty = 1.0,
+    bool UseNucleusSampling = false,
+    double TopP = 0.9,
+    double Temperature = 1.0,
     // LAVIS's num_workers: threads decoding images (null: one per core; 0: on the calling thread, as LAVIS's main process).
     int? NumWorkers = null);
 

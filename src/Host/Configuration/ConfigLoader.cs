@@ -221,7 +221,18 @@ public static partial class ConfigLoader
             ResumeCkptPath: s.GetOptionalString("resume_ckpt_path"),
             LibTorchDir: s.GetOptionalString("libtorch_dir"),
             Threads: s.GetInt("threads", 0, 0),
+            RepetitionPenalty: s.GetDouble("repetition_penalty", 1.0, 0, minExclusive: true),
+            LengthPenalty: s.GetDouble("length_penalty", 1.0),
+            UseNucleusSampling: s.GetBool("use_nucleus_sampling", false),
+            TopP: s.GetDouble("top_p", 0.9, 0, 1, minExclusive: true),
+            Temperature: s.GetDouble("temperature", 1.0, 0, minExclusive: true),
             NumWorkers: s.GetOptionalInt("num_workers", 0));
+        if (double.IsInfinity(run.RepetitionPenalty)) s.Error("repetition_penalty", s.Where, "expected a finite number > 0 (1.0 = no penalty)");
+        if (double.IsInfinity(run.LengthPenalty)) s.Error("length_penalty", s.Where, "expected a finite number (1.0 = HF's default; > 0 favours longer beams, < 0 shorter)");
+        if (double.IsInfinity(run.Temperature)) s.Error("temperature", s.Where, "expected a finite number > 0");
+        // LAVIS passes num_beams along with do_sample, which transformers runs as beam sampling; that is not implemented here.
+        if (run.UseNucleusSampling && run.NumBeams > 1)
+            s.Error("use_nucleus_sampling", s.Where, $"nucleus sampling draws one caption per image (num_beams: 1); with num_beams {run.NumBeams} transformers would beam-sample, which is not implemented: set num_beams: 1 or use_nucleus_sampling: false");
         var device = run.Device.ToLowerInvariant();
         if (device is not ("cpu" or "cuda" or "auto") && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))
             s.Error("device", s.Where, $"expected cpu | cuda | cuda:N | auto, got '{run.Device}'");

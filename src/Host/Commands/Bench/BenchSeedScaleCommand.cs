@@ -174,7 +174,7 @@ public static class BenchSeedScaleCommand
           batch_size_train: {3}
           batch_size_eval: {3}
           max_len: {5}
-          min_len: 1
+          min_len: 2
           num_beams: 1
           seed: 42
           amp: {6}
