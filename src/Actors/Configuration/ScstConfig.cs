@@ -28,7 +28,15 @@ public sealed record ModelOptions(
     string FeedForwardActivation,
     TokenizerOptions Tokenizer,
     TinyArchitecture? Architecture,
-    string VitPrecision = "fp32");
+    string VitPrecision = "fp32",
+    // LAVIS's name of the T5 inside model.pretrained; checked against the folder's text_config when it is opened.
+    string? T5Model = null,
+    // LAVIS's num_query_token; checked against the pretrained folder's num_query_tokens when it is opened.
+    int? NumQueryToken = null,
+    // LAVIS's model.image_size (the ViT's input size); equal to the datasets' image size (checked by the loader).
+    int? ImageSize = null,
+    // LAVIS's vit_model (eva_clip_g); checked against the pretrained folder's vision_config when it is opened.
+    string? VitModel = null);
 
 public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
 
@@ -95,6 +103,8 @@ public sealed record RunOptions(
     bool UseNucleusSampling = false,
     double TopP = 0.9,
     double Temperature = 1.0,
+    // LAVIS's num_workers: threads decoding images (null: one per core; 0: on the calling thread, as LAVIS's main process).
+    int? NumWorkers = null,
     // LAVIS's runner (runner_base: epochs, runner_iter: iterations); null = this project's update-counted loop.
     string? Runner = null,
     // What a CE epoch visits: "caption" (every (image, caption) annotation once, as LAVIS) or "image".

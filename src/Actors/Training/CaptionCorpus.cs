@@ -12,9 +12,12 @@ public sealed class CaptionSplit
     private const long CacheLimitBytes = 2L << 30;
     private readonly ImagePreprocessor _pre;
     private readonly float[]?[]? _cache;
+    private readonly ParallelOptions _decode;
 
-    public CaptionSplit(string name, IReadOnlyList<CaptionImage> images, ImagePreprocessor pre, BlipCaptionProcessor text)
+    /// <param name="workers">run.num_workers: images decoded at once (null: one per core; 0 or 1: one at a time).</param>
+    public CaptionSplit(string name, IReadOnlyList<CaptionImage> images, ImagePreprocessor pre, BlipCaptionProcessor text, int? workers = null)
     {
+        _decode = new ParallelOptions { MaxDegreeOfParallelism = workers is int w ? Math.Max(1, w) : -1 };
         Name = name;
         Images = images;
         _pre = pre;
@@ -35,7 +38,7 @@ public sealed class CaptionSplit
     {
         var plane = 3 * _pre.ImageSize * _pre.ImageSize;
         var data = new float[indices.Count * plane];
-        Parallel.For(0, indices.Count, k =>
+        Parallel.For(0, indices.Count, _decode, k =>
         {
             var i = indices[k];
             var px = _cache?[i] ?? _pre.Load(Images[i].ImagePath);
@@ -84,7 +87,7 @@ public sealed class CaptionCorpus
                 throw new InvalidDataException(
                     $"the {name} split ({string.Join(", ", splits)}) has no images in datasets {string.Join(", ", config.Datasets.Keys)}; " +
                     $"splits present: {string.Join(", ", all.Select(i => i.Split).Distinct())}");
-            return new CaptionSplit(name, items, pre, text);
+            return new CaptionSplit(name, items, pre, text, config.Run.NumWorkers);
         }
         return new CaptionCorpus
         {
