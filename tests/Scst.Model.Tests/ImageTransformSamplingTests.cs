@@ -71,7 +71,7 @@ public class ImageTransformSamplingTests
     [Fact]
     public void Draws_are_a_function_of_seed_epoch_and_image_only()
     {
-        var t = new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.BlipImageTrain, 16));
+        var t = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageTrain, 16));
         var img = Noise(40, 30, 5);
         var a = t.Apply(img, new ImageDraws(42, 2, 17));
         // Other images transformed in between, in another order, on other threads: the same pixels.
@@ -85,7 +85,7 @@ public class ImageTransformSamplingTests
     [Fact]
     public void Flip_and_op_choice_follow_lavis_probabilities()
     {
-        var t = new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.Blip2ImageTrain, 8, 1.0, 1.0));
+        var t = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.Blip2ImageTrain, 8, 1.0, 1.0));
         var img = Noise(8, 8, 1); // a full-size crop of a square at scale 1 is the image itself: only the flip remains
         int flips = 0, n = 4000;
         for (var k = 0; k < n; k++)
@@ -138,19 +138,19 @@ public class ImageTransformSamplingTests
     public void Eval_transform_needs_no_draws_and_train_transforms_refuse_to_run_without()
     {
         var img = Noise(30, 20, 2);
-        var eval = new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.BlipImageEval, 12));
+        var eval = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 12));
         Assert.Equal(PilResample.ResizeBicubic(img, 12, 12).Pixels, eval.Pixels(img, null).Pixels);
-        var train = new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.BlipImageTrain, 12));
+        var train = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageTrain, 12));
         Assert.Throws<ArgumentNullException>(() => train.Apply(img, null));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.BlipImageTrain, 12, 0.6, 0.5)));
-        Assert.Throws<ArgumentException>(() => new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.BlipImageEval, 12, Std: [1f, 0f, 1f])));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageTrain, 12, 0.6, 0.5)));
+        Assert.Throws<ArgumentException>(() => new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 12, std: [1f, 0f, 1f])));
     }
 
     [Fact]
     public void Custom_mean_and_std_normalise()
     {
         var img = new RgbImage(1, 1, [255, 0, 51]);
-        var x = new BlipImageTransform(new VisProcessorOptions(VisProcessorOptions.BlipImageEval, 1, Mean: [0.5f, 0.5f, 0.2f], Std: [0.5f, 0.25f, 2f])).Apply(img, null);
+        var x = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 1, mean: [0.5f, 0.5f, 0.2f], std: [0.5f, 0.25f, 2f])).Apply(img, null);
         Assert.Equal(new[] { 1f, -2f, 0f }, x);
     }
 }

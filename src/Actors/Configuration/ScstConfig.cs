@@ -1,3 +1,5 @@
+using Scst.Model.Data.Transforms;
+
 namespace Scst.Actors.Configuration;
 
 // The typed, immutable form of a YAML config (LAVIS's schema: model, datasets, run; plus our scst section).
@@ -48,7 +50,9 @@ public sealed record DatasetOptions(
     string? TrainPrompt,
     int MaxWords,
     string MissingImages,
-    ShapesOptions? Shapes);
+    ShapesOptions? Shapes,
+    VisProcessorOptions? TrainVisProcessor = null,
+    VisProcessorOptions? EvalVisProcessor = null);
 
 /// <summary>The built-in synthetic dataset; generated into <see cref="DatasetOptions.Images"/>'s folder when absent.</summary>
 public sealed record ShapesOptions(int Seed, int Train, int Val, int Test);

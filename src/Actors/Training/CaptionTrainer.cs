@@ -180,7 +180,8 @@ public sealed class CaptionTrainer : IDisposable
     {
         using var scope = NewDisposeScope();
         Policy.Model.train();
-        var pixels = _corpus.Train.Pixels(batch, Policy.Device);
+        // CE sees the train transform (random crop/flip/RandomAugment by default), drawn per (seed, epoch, image).
+        var pixels = _corpus.Train.TrainPixels(batch, epoch, Policy.Device);
         var captions = batch.Select(i => PickCaption(i, epoch)).ToList();
         var loss = Policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
         (loss / _config.Run.AccumGradIters).backward();

@@ -1,4 +1,6 @@
+using System.Globalization;
 using Scst.Actors.Configuration;
+using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -43,9 +45,11 @@ public static class ConfigLoader
 
         var root = new YamlSection(rootNode, rootNode.Start, file, "", errors);
         var model = ReadModel(root.Section("model"));
-        var datasets = ReadDatasets(root.Section("datasets"), errors, file);
+        var trainVis = new Dictionary<string, TrainVisSource>(StringComparer.Ordinal);
+        var datasets = ReadDatasets(root.Section("datasets"), errors, file, trainVis);
         var run = ReadRun(root.Section("run"));
         var scst = ReadScst(root.Section("scst"));
+        if (scst.Enabled) datasets = ScstTrainVisProcessors(datasets, trainVis, errors, file);
         root.Finish();
 
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -123,7 +127,8 @@ public static class ConfigLoader
             maxTxtLen, act, tok, archOpts, vitPrecision);
     }
 
-    private static IReadOnlyDictionary<string, DatasetOptions> ReadDatasets(YamlSection s, List<ConfigError> errors, string file)
+    private static IReadOnlyDictionary<string, DatasetOptions> ReadDatasets(YamlSection s, List<ConfigError> errors, string file,
+        Dictionary<string, TrainVisSource> trainVis)
     {
         var result = new Dictionary<string, DatasetOptions>(StringComparer.Ordinal);
         foreach (var (name, d) in s.NamedSections())
@@ -148,17 +153,9 @@ public static class ConfigLoader
                 b.Error("images", b.Where, "the shapes dataset needs build_info.images (the folder it is generated into)");
             b.Finish();
 
-            var imageSize = 224;
-            var vp = d.Section("vis_processor");
-            foreach (var phase in new[] { "train", "eval" })
-            {
-                var p = vp.Section(phase);
-                p.GetString("name", phase == "train" ? "blip_image_train" : "blip_image_eval",
-                    "blip_image_train", "blip_image_eval", "blip2_image_train");
-                imageSize = p.GetInt("image_size", imageSize, 8);
-                p.Finish();
-            }
-            vp.Finish();
+            var (trainVisOptions, evalVis, trainSource) = ReadVisProcessors(d.Section("vis_processor"));
+            trainVis[name] = trainSource;
+            var imageSize = evalVis.ImageSize;
 
             string? trainPrompt = null;
             var maxWords = 50;
@@ -183,11 +180,93 @@ public static class ConfigLoader
                 shapes = new ShapesOptions(sh.GetInt("seed", 1234), sh.GetInt("train", 6000, 1), sh.GetInt("val", 500, 1), sh.GetInt("test", 1000, 1));
             sh.Finish();
             d.Finish();
-            result[name] = new DatasetOptions(name, format ?? "", annotations, images, imageSize, trainPrompt, maxWords, missing, shapes);
+            result[name] = new DatasetOptions(name, format ?? "", annotations, images, imageSize, trainPrompt, maxWords, missing, shapes,
+                trainVisOptions, evalVis);
         }
         if (result.Count == 0)
             errors.Add(new ConfigError(file, s.Where.Line, s.Where.Column, "datasets", "at least one dataset is required (e.g. shapes, coco_caption)"));
         return result;
+    }
+
+    /// <summary>
+    /// vis_processor.{train,eval} as LAVIS's BLIP image processors. One image_size serves both (the model has one input
+    /// size): a phase that omits it takes the other's. min_scale/max_scale only exist for the random-crop processors.
+    /// </summary>
+    private static (VisProcessorOptions Train, VisProcessorOptions Eval, TrainVisSource Source) ReadVisProcessors(YamlSection vp)
+    {
+        var t = vp.Section("train");
+        var e = vp.Section("eval");
+        var trainName = t.GetString("name", VisProcessorOptions.BlipImageTrain, VisProcessorOptions.Names);
+        // Evaluation and SCST rollouts must see fixed pixels: only the deterministic processor is allowed there.
+        var evalName = e.GetString("name", VisProcessorOptions.BlipImageEval, VisProcessorOptions.BlipImageEval);
+        var trainSize = t.GetOptionalInt("image_size", 8);
+        var evalSize = e.GetOptionalInt("image_size", 8);
+        if (trainSize is int ts && evalSize is int es && ts != es)
+            e.Error("image_size", e.Where, $"train image_size {ts} and eval image_size {es} differ; the model has one input size: set both to the same value");
+        var size = evalSize ?? trainSize ?? 224;
+
+        var minScale = 0.5;
+        var maxScale = 1.0;
+        if (VisProcessorOptions.IsRandom(trainName))
+        {
+            minScale = t.GetDouble("min_scale", 0.5, 0, 1, minExclusive: true);
+            maxScale = t.GetDouble("max_scale", 1.0, 0, 1, minExclusive: true);
+            if (minScale > maxScale) t.Error("min_scale", t.Where, $"min_scale ({minScale}) must not exceed max_scale ({maxScale})");
+        }
+        else
+            foreach (var key in new[] { "min_scale", "max_scale" })
+                if (t.Has(key)) t.Error(key, t.Where, $"{key} has no effect with {trainName} (no random crop): remove it, or use blip_image_train / blip2_image_train");
+        foreach (var key in new[] { "min_scale", "max_scale" })
+            if (e.Has(key)) e.Error(key, e.Where, $"{key} belongs to the train processor (vis_processor.train); evaluation only resizes");
+
+        var trainMean = ReadTriple(t, "mean", positive: false);
+        var trainStd = ReadTriple(t, "std", positive: true);
+        var evalMean = ReadTriple(e, "mean", positive: false);
+        var evalStd = ReadTriple(e, "std", positive: true);
+        var source = new TrainVisSource(t.Where, t.Has("name"), t.Has("min_scale") || t.Has("max_scale"), t.Has("mean") || t.Has("std"));
+        t.Finish();
+        e.Finish();
+        vp.Finish();
+        return (VisProcessorOptions.Create(trainName, size, minScale, maxScale, trainMean, trainStd),
+            VisProcessorOptions.Create(evalName, size, mean: evalMean, std: evalStd), source);
+    }
+
+    private readonly record struct TrainVisSource(Mark Where, bool NameGiven, bool ScaleGiven, bool StatsGiven);
+
+    /// <summary>
+    /// SCST generates the K captions of an image from the eval transform's pixels (they must see the same image), so
+    /// vis_processor.train defaults to blip_image_eval there and anything that would only change CE's pixels is refused.
+    /// </summary>
+    private static IReadOnlyDictionary<string, DatasetOptions> ScstTrainVisProcessors(IReadOnlyDictionary<string, DatasetOptions> datasets,
+        Dictionary<string, TrainVisSource> sources, List<ConfigError> errors, string file)
+    {
+        var result = new Dictionary<string, DatasetOptions>(StringComparer.Ordinal);
+        foreach (var (name, d) in datasets)
+        {
+            result[name] = d;
+            if (d.TrainVisProcessor is not { } t || d.EvalVisProcessor is not { } e || !sources.TryGetValue(name, out var src)) continue;
+            void Refuse(string key, string what) => errors.Add(new ConfigError(file, src.Where.Line, src.Where.Column,
+                $"datasets.{name}.vis_processor.train.{key}",
+                $"{what}: SCST rolls out and trains on the eval transform's pixels (vis_processor.eval), so the K captions of an image see the same image; remove it or use blip_image_eval"));
+            if (src.NameGiven && VisProcessorOptions.IsRandom(t.Name)) Refuse("name", $"{t.Name} has no effect in an SCST run");
+            else if (src.ScaleGiven && VisProcessorOptions.IsRandom(t.Name)) Refuse("min_scale", "min_scale/max_scale have no effect in an SCST run");
+            else if (src.StatsGiven && !(t.Mean.SequenceEqual(e.Mean) && t.Std.SequenceEqual(e.Std)))
+                Refuse("mean", "a train mean/std different from eval's has no effect in an SCST run");
+            result[name] = d with { TrainVisProcessor = e };
+        }
+        return result;
+    }
+
+    private static float[]? ReadTriple(YamlSection s, string key, bool positive)
+    {
+        var values = s.GetDoubleList(key);
+        if (values is null) return null;
+        if (values.Count != 3 || values.Any(v => !double.IsFinite(v) || (positive && v <= 0)))
+        {
+            s.Error(key, s.Where, $"expected 3 numbers (R, G, B){(positive ? ", each > 0" : "")}, got [{string.Join(", ", values.Select(v => v.ToString(CultureInfo.InvariantCulture)))}]");
+            return null;
+        }
+        return values.Select(v => (float)v).ToArray();
     }
 
     private static RunOptions ReadRun(YamlSection s)

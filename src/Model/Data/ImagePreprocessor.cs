@@ -17,7 +17,7 @@ public sealed class ImagePreprocessor
     public static readonly float[] BlipStd = VisProcessorOptions.BlipStd;
 
     public ImagePreprocessor(int imageSize = 224, float[]? mean = null, float[]? std = null)
-        : this(new VisProcessorOptions(VisProcessorOptions.BlipImageEval, imageSize, Mean: mean, Std: std)) { }
+        : this(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, imageSize, mean: mean, std: std)) { }
 
     public ImagePreprocessor(VisProcessorOptions options) => Transform = new BlipImageTransform(options);
 

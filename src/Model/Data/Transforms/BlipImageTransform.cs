@@ -6,23 +6,25 @@ namespace Scst.Model.Data.Transforms;
 /// <c>mean</c>/<c>std</c> are Normalize's (BLIP's CLIP statistics by default).
 /// </summary>
 public sealed record VisProcessorOptions(
-    string Name = VisProcessorOptions.BlipImageEval,
-    int ImageSize = 224,
-    double MinScale = 0.5,
-    double MaxScale = 1.0,
-    IReadOnlyList<float>? Mean = null,
-    IReadOnlyList<float>? Std = null)
+    string Name,
+    int ImageSize,
+    double MinScale,
+    double MaxScale,
+    IReadOnlyList<float> Mean,
+    IReadOnlyList<float> Std)
 {
     public const string BlipImageTrain = "blip_image_train", BlipImageEval = "blip_image_eval", Blip2ImageTrain = "blip2_image_train";
     public static readonly string[] Names = [BlipImageTrain, BlipImageEval, Blip2ImageTrain];
     public static readonly float[] BlipMean = [0.48145466f, 0.4578275f, 0.40821073f];
     public static readonly float[] BlipStd = [0.26862954f, 0.26130258f, 0.27577711f];
 
-    public IReadOnlyList<float> MeanOrDefault => Mean ?? BlipMean;
-    public IReadOnlyList<float> StdOrDefault => Std ?? BlipStd;
+    /// <summary>LAVIS's defaults where a value is not given: scale (0.5, 1.0), BLIP's CLIP mean/std.</summary>
+    public static VisProcessorOptions Create(string name = BlipImageEval, int imageSize = 224, double minScale = 0.5, double maxScale = 1.0,
+        IReadOnlyList<float>? mean = null, IReadOnlyList<float>? std = null) =>
+        new(name, imageSize, minScale, maxScale, mean ?? BlipMean, std ?? BlipStd);
 
-    /// <summary>Whether the transform draws random numbers (crop, flip, RandAugment); the eval transform does not.</summary>
-    public bool IsRandom => Name != BlipImageEval;
+    /// <summary>Whether the transform draws random numbers (crop, flip, RandomAugment); the eval transform does not.</summary>
+    public static bool IsRandom(string name) => name != BlipImageEval;
 }
 
 /// <summary>A crop box as torchvision's <c>RandomResizedCrop.get_params</c> returns it: (top, left, height, width).</summary>
@@ -57,7 +59,7 @@ public sealed class BlipImageTransform
         if (options.ImageSize <= 0) throw new ArgumentOutOfRangeException(nameof(options), $"image_size {options.ImageSize} must be positive.");
         if (!(options.MinScale > 0 && options.MinScale <= options.MaxScale && options.MaxScale <= 1))
             throw new ArgumentOutOfRangeException(nameof(options), $"need 0 < min_scale ({options.MinScale}) <= max_scale ({options.MaxScale}) <= 1.");
-        if (options.MeanOrDefault.Count != 3 || options.StdOrDefault.Count != 3 || options.StdOrDefault.Any(s => !(s > 0)))
+        if (options.Mean.Count != 3 || options.Std.Count != 3 || options.Std.Any(s => !(s > 0)))
             throw new ArgumentException("mean and std need 3 values each, std > 0.", nameof(options));
         Options = options;
     }
@@ -67,13 +69,13 @@ public sealed class BlipImageTransform
 
     /// <summary>The transformed image as CHW float32 of length 3·S·S; <paramref name="draws"/> is required by the train processors.</summary>
     public float[] Apply(RgbImage image, ImageDraws? draws) =>
-        Pixels(image, draws).ToNormalizedChw(Options.MeanOrDefault, Options.StdOrDefault);
+        Pixels(image, draws).ToNormalizedChw(Options.Mean, Options.Std);
 
     /// <summary>The transformed image before ToTensor/Normalize.</summary>
     public RgbImage Pixels(RgbImage image, ImageDraws? draws)
     {
         var s = Options.ImageSize;
-        if (!Options.IsRandom) return PilResample.ResizeBicubic(image, s, s);
+        if (!VisProcessorOptions.IsRandom(Options.Name)) return PilResample.ResizeBicubic(image, s, s);
         if (draws is null) throw new ArgumentNullException(nameof(draws), $"the {Options.Name} transform needs its random draws (seed, epoch, image).");
         var box = SampleCrop(image.Width, image.Height, Options.MinScale, Options.MaxScale, draws);
         var result = PilResample.ResizeBicubic(image.Crop(box.Top, box.Left, box.Height, box.Width), s, s);
