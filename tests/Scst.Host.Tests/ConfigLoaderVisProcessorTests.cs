@@ -20,8 +20,9 @@ public class ConfigLoaderVisProcessorTests
     public void Defaults_are_lavis_processors_with_blip_statistics()
     {
         var d = ConfigLoader.Parse("run:\n  max_iters: 1\ndatasets:\n  coco_caption:\n    build_info: {annotations: a.json}\n", "v.yaml").Datasets["coco_caption"];
-        Assert.Equal(VisProcessorOptions.Create(VisProcessorOptions.BlipImageTrain, 224) with { Mean = d.TrainVisProcessor!.Mean, Std = d.TrainVisProcessor.Std }, d.TrainVisProcessor);
-        Assert.Equal(VisProcessorOptions.BlipMean, d.TrainVisProcessor.Mean);
+        Assert.Equal((VisProcessorOptions.BlipImageTrain, 224), (d.TrainVisProcessor!.Name, d.TrainVisProcessor.ImageSize));
+        Assert.Equal(new[] { 0.48145466, 0.4578275, 0.40821073 }, d.TrainVisProcessor.Mean);
+        Assert.Equal(new[] { 0.26862954, 0.26130258, 0.27577711 }, d.TrainVisProcessor.Std);
         Assert.Equal(VisProcessorOptions.BlipStd, d.EvalVisProcessor!.Std);
         Assert.Equal((0.5, 1.0), (d.TrainVisProcessor.MinScale, d.TrainVisProcessor.MaxScale));
         Assert.Equal(VisProcessorOptions.BlipImageEval, d.EvalVisProcessor.Name);
@@ -36,11 +37,11 @@ public class ConfigLoaderVisProcessorTests
             "eval: {name: blip_image_eval, mean: [0.1, 0.2, 0.3], std: [1, 2, 3]}"), "v.yaml").Datasets["coco_caption"];
         var t = d.TrainVisProcessor!;
         Assert.Equal((VisProcessorOptions.Blip2ImageTrain, 48, 0.2, 0.9), (t.Name, t.ImageSize, t.MinScale, t.MaxScale));
-        Assert.Equal(new[] { 0.5f, 0.5f, 0.5f }, t.Mean);
-        Assert.Equal(new[] { 0.25f, 0.5f, 1f }, t.Std);
+        Assert.Equal(new[] { 0.5, 0.5, 0.5 }, t.Mean);
+        Assert.Equal(new[] { 0.25, 0.5, 1 }, t.Std);
         Assert.Equal(48, d.EvalVisProcessor!.ImageSize); // eval takes train's size when it names none
-        Assert.Equal(new[] { 0.1f, 0.2f, 0.3f }, d.EvalVisProcessor.Mean);
-        Assert.Equal(new[] { 1f, 2f, 3f }, d.EvalVisProcessor.Std);
+        Assert.Equal(new[] { 0.1, 0.2, 0.3 }, d.EvalVisProcessor.Mean);
+        Assert.Equal(new[] { 1.0, 2, 3 }, d.EvalVisProcessor.Std);
         Assert.Equal(48, d.ImageSize);
     }
 

@@ -143,14 +143,14 @@ public class ImageTransformSamplingTests
         var train = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageTrain, 12));
         Assert.Throws<ArgumentNullException>(() => train.Apply(img, null));
         Assert.Throws<ArgumentOutOfRangeException>(() => new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageTrain, 12, 0.6, 0.5)));
-        Assert.Throws<ArgumentException>(() => new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 12, std: [1f, 0f, 1f])));
+        Assert.Throws<ArgumentException>(() => new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 12, std: [1, 0, 1])));
     }
 
     [Fact]
     public void Custom_mean_and_std_normalise()
     {
         var img = new RgbImage(1, 1, [255, 0, 51]);
-        var x = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 1, mean: [0.5f, 0.5f, 0.2f], std: [0.5f, 0.25f, 2f])).Apply(img, null);
+        var x = new BlipImageTransform(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, 1, mean: [0.5, 0.5, 0.2], std: [0.5, 0.25, 2])).Apply(img, null);
         Assert.Equal(new[] { 1f, -2f, 0f }, x);
     }
 }

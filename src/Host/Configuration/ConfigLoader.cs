@@ -257,7 +257,7 @@ public static class ConfigLoader
         return result;
     }
 
-    private static float[]? ReadTriple(YamlSection s, string key, bool positive)
+    private static double[]? ReadTriple(YamlSection s, string key, bool positive)
     {
         var values = s.GetDoubleList(key);
         if (values is null) return null;
@@ -266,7 +266,7 @@ public static class ConfigLoader
             s.Error(key, s.Where, $"expected 3 numbers (R, G, B){(positive ? ", each > 0" : "")}, got [{string.Join(", ", values.Select(v => v.ToString(CultureInfo.InvariantCulture)))}]");
             return null;
         }
-        return values.Select(v => (float)v).ToArray();
+        return values.ToArray();
     }
 
     private static RunOptions ReadRun(YamlSection s)

@@ -13,10 +13,10 @@ namespace Scst.Model.Data;
 /// </summary>
 public sealed class ImagePreprocessor
 {
-    public static readonly float[] BlipMean = VisProcessorOptions.BlipMean;
-    public static readonly float[] BlipStd = VisProcessorOptions.BlipStd;
+    public static readonly double[] BlipMean = VisProcessorOptions.BlipMean;
+    public static readonly double[] BlipStd = VisProcessorOptions.BlipStd;
 
-    public ImagePreprocessor(int imageSize = 224, float[]? mean = null, float[]? std = null)
+    public ImagePreprocessor(int imageSize = 224, double[]? mean = null, double[]? std = null)
         : this(VisProcessorOptions.Create(VisProcessorOptions.BlipImageEval, imageSize, mean: mean, std: std)) { }
 
     public ImagePreprocessor(VisProcessorOptions options) => Transform = new BlipImageTransform(options);

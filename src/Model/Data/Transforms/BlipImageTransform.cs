@@ -10,17 +10,17 @@ public sealed record VisProcessorOptions(
     int ImageSize,
     double MinScale,
     double MaxScale,
-    IReadOnlyList<float> Mean,
-    IReadOnlyList<float> Std)
+    IReadOnlyList<double> Mean,
+    IReadOnlyList<double> Std)
 {
     public const string BlipImageTrain = "blip_image_train", BlipImageEval = "blip_image_eval", Blip2ImageTrain = "blip2_image_train";
     public static readonly string[] Names = [BlipImageTrain, BlipImageEval, Blip2ImageTrain];
-    public static readonly float[] BlipMean = [0.48145466f, 0.4578275f, 0.40821073f];
-    public static readonly float[] BlipStd = [0.26862954f, 0.26130258f, 0.27577711f];
+    public static readonly double[] BlipMean = [0.48145466, 0.4578275, 0.40821073];
+    public static readonly double[] BlipStd = [0.26862954, 0.26130258, 0.27577711];
 
     /// <summary>LAVIS's defaults where a value is not given: scale (0.5, 1.0), BLIP's CLIP mean/std.</summary>
     public static VisProcessorOptions Create(string name = BlipImageEval, int imageSize = 224, double minScale = 0.5, double maxScale = 1.0,
-        IReadOnlyList<float>? mean = null, IReadOnlyList<float>? std = null) =>
+        IReadOnlyList<double>? mean = null, IReadOnlyList<double>? std = null) =>
         new(name, imageSize, minScale, maxScale, mean ?? BlipMean, std ?? BlipStd);
 
     /// <summary>Whether the transform draws random numbers (crop, flip, RandomAugment); the eval transform does not.</summary>

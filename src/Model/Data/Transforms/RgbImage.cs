@@ -66,13 +66,24 @@ public sealed class RgbImage
     }
 
     /// <summary>torchvision's <c>ToTensor</c> then <c>Normalize(mean, std)</c>, in float32 as torch computes them: CHW.</summary>
-    public float[] ToNormalizedChw(IReadOnlyList<float> mean, IReadOnlyList<float> std)
+    public float[] ToNormalizedChw(IReadOnlyList<double> meanValues, IReadOnlyList<double> stdValues)
     {
+        // Normalize's mean/std become float32 tensors.
+        float[] mean = [(float)meanValues[0], (float)meanValues[1], (float)meanValues[2]];
+        float[] std = [(float)stdValues[0], (float)stdValues[1], (float)stdValues[2]];
+        // Each channel's 256 possible outputs, computed as torch does per element ((v / 255) − mean) / std.
+        var lut = new float[3 * 256];
+        for (var c = 0; c < 3; c++)
+            for (var v = 0; v < 256; v++)
+                lut[c * 256 + v] = (v / 255f - mean[c]) / std[c];
         var plane = Width * Height;
         var result = new float[3 * plane];
-        for (var i = 0; i < plane; i++)
-            for (var c = 0; c < 3; c++)
-                result[c * plane + i] = (Pixels[3 * i + c] / 255f - mean[c]) / std[c];
+        for (var c = 0; c < 3; c++)
+        {
+            var dst = result.AsSpan(c * plane, plane);
+            var table = lut.AsSpan(c * 256, 256);
+            for (var i = 0; i < plane; i++) dst[i] = table[Pixels[3 * i + c]];
+        }
         return result;
     }
 }
