@@ -1,6 +1,7 @@
 """Oracle for src/Model/Data image transforms (issue 12, item 4).
 
-Run with Debian's python3 (PIL 9.4, numpy, torch 1.13, python3-opencv 4.6 for LAVIS's RandomAugment ops):
+Run with Debian's python3 (PIL 9.4, numpy 1.24, torch 1.13; `apt-get install python3-opencv` (4.6) for LAVIS's
+RandomAugment ops), against a LAVIS checkout (made with salesforce/LAVIS 506965b9c4a18c1e565bd32acaccabe0198433f7):
 
     /usr/bin/python3 tests/data/images/make_expected.py --lavis /path/to/LAVIS
 
@@ -86,6 +87,9 @@ for key, img in inputs.items():
     pil_eq = np.array(ImageOps.equalize(Image.fromarray(img)))
     assert (pil_eq == ra.equalize_func(img)).all(), "LAVIS equalize differs from PIL"
     op("AutoContrast", key, [], np.array(ImageOps.autocontrast(Image.fromarray(img))), "pil")
+    if img.reshape(-1, 3).min(0).min() > 0:
+        # Where a channel's minimum is above 0, LAVIS's version saturates it (documented; we follow PIL).
+        assert (ra.autocontrast_func(img) != np.array(ImageOps.autocontrast(Image.fromarray(img)))).any()
     if img.reshape(-1, 3).min(0).max() == 0:
         # LAVIS's numpy version negates a uint8 minimum (wraps): it agrees with PIL only where every channel's minimum is 0.
         assert (ra.autocontrast_func(img) == np.array(ImageOps.autocontrast(Image.fromarray(img)))).all()
