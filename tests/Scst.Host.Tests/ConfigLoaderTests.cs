@@ -83,6 +83,45 @@ public class ConfigLoaderTests
         Assert.True(err.Line >= 1);
     }
 
+    private const string Shapes = "datasets:\n  shapes:\n    build_info: {images: x}\n";
+
+    [Fact]
+    public void EvaluationDecodingKeysDefaultToTransformersDefaultsAndLavisTopP()
+    {
+        var run = ConfigLoader.Parse("run:\n  max_iters: 1\n" + Shapes, "x.yaml").Run;
+        Assert.Equal((1.0, 1.0, false, 0.9, 1.0), (run.RepetitionPenalty, run.LengthPenalty, run.UseNucleusSampling, run.TopP, run.Temperature));
+        Assert.Equal(1, run.MinLen);
+    }
+
+    [Theory]
+    [InlineData("  repetition_penalty: 1.15\n  length_penalty: 0\n  min_len: 8\n", 1.15, 0.0, false, 0.9, 1.0, 8)]
+    [InlineData("  repetition_penalty: 0.8\n  length_penalty: -1.5\n", 0.8, -1.5, false, 0.9, 1.0, 1)]
+    [InlineData("  use_nucleus_sampling: true\n  num_beams: 1\n  top_p: 1\n  temperature: 0.7\n", 1.0, 1.0, true, 1.0, 0.7, 1)]
+    [InlineData("  top_p: 0.5\n  temperature: 3\n", 1.0, 1.0, false, 0.5, 3.0, 1)]
+    public void EvaluationDecodingKeysAreRead(string keys, double rep, double len, bool nucleus, double topP, double temperature, int minLen)
+    {
+        var run = ConfigLoader.Parse("run:\n  max_iters: 1\n" + keys + Shapes, "x.yaml").Run;
+        Assert.Equal((rep, len, nucleus, topP, temperature, minLen),
+            (run.RepetitionPenalty, run.LengthPenalty, run.UseNucleusSampling, run.TopP, run.Temperature, run.MinLen));
+    }
+
+    [Theory]
+    [InlineData("  repetition_penalty: 0\n", "run.repetition_penalty", "> 0")]
+    [InlineData("  repetition_penalty: -1.2\n", "run.repetition_penalty", "> 0")]
+    [InlineData("  length_penalty: long\n", "run.length_penalty", "number")]
+    [InlineData("  top_p: 0\n", "run.top_p", "> 0 and <= 1")]
+    [InlineData("  top_p: 1.1\n", "run.top_p", "> 0 and <= 1")]
+    [InlineData("  temperature: 0\n", "run.temperature", "> 0")]
+    [InlineData("  use_nucleus_sampling: yes please\n", "run.use_nucleus_sampling", "true or false")]
+    [InlineData("  use_nucleus_sampling: true\n", "run.use_nucleus_sampling", "num_beams: 1")]
+    [InlineData("  use_nucleus_sampling: true\n  num_beams: 3\n", "run.use_nucleus_sampling", "beam-sample")]
+    public void EvaluationDecodingKeysOutOfRangeAreRefused(string keys, string key, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("run:\n  max_iters: 1\n" + keys + Shapes, "x.yaml"));
+        var err = Assert.Single(e.Errors, x => x.Key == key);
+        Assert.Contains(expected, err.Message);
+    }
+
     [Fact]
     public void BrokenYamlReportsTheLine()
     {

@@ -79,16 +79,6 @@ public class TokenizerSentencePieceTests
     }
 
     [Fact]
-    public void Library_alone_cannot_load_a_model_without_bos_so_the_patch_is_needed()
-    {
-        // If a later Microsoft.ML.Tokenizers accepts bos_id = -1, this fails and WithBosForLibrary can go.
-        Assert.ThrowsAny<Exception>(() => Microsoft.ML.Tokenizers.SentencePieceTokenizer.Create(new MemoryStream(TinyUnigramModel()), false, true));
-        var patched = SentencePieceTokenizer.WithBosForLibrary(TinyUnigramModel());
-        Assert.NotNull(Microsoft.ML.Tokenizers.SentencePieceTokenizer.Create(new MemoryStream(patched), false, true));
-        Assert.Equal(patched, SentencePieceTokenizer.WithBosForLibrary(patched)); // already has a BOS id: unchanged
-    }
-
-    [Fact]
     public void Decodes_skipping_special_and_sentinel_ids()
     {
         var tok = Load();
@@ -100,6 +90,26 @@ public class TokenizerSentencePieceTests
     }
 
     [Fact]
+    public void Bpe_and_byte_fallback_models_are_refused_by_name()
+    {
+        // A second trainer_spec overrides single fields (protobuf merges repeated sub-messages).
+        static byte[] With(int field, ulong value)
+        {
+            using var t = new MemoryStream();
+            WriteVarintField(t, field, value);
+            using var m = new MemoryStream();
+            m.Write(TinyUnigramModel());
+            WriteBytes(m, 2, t.ToArray());
+            return m.ToArray();
+        }
+        var bpe = Assert.Throws<InvalidDataException>(() => SentencePieceTokenizer.Load(new MemoryStream(With(3, 2)), "bpe.model"));
+        Assert.Contains("bpe.model", bpe.Message);
+        Assert.Contains("not unigram", bpe.Message);
+        var bytes = Assert.Throws<InvalidDataException>(() => SentencePieceTokenizer.Load(new MemoryStream(With(35, 1)), "bytes.model"));
+        Assert.Contains("byte_fallback", bytes.Message);
+    }
+
+    [Fact]
     public void Missing_or_corrupt_model_file_errors_name_it()
     {
         using var f = new DataTestFiles();
@@ -107,6 +117,8 @@ public class TokenizerSentencePieceTests
         Assert.Contains(missing, Assert.Throws<FileNotFoundException>(() => SentencePieceTokenizer.Load(missing)).Message);
         var corrupt = f.Write("corrupt.model", "definitely not a protobuf \u0001\u0002");
         Assert.Contains(corrupt, Assert.Throws<InvalidDataException>(() => SentencePieceTokenizer.Load(corrupt)).Message);
+        var empty = f.Write("empty.model", "");
+        Assert.Contains("no pieces", Assert.Throws<InvalidDataException>(() => SentencePieceTokenizer.Load(empty)).Message);
         var path = Path.Combine(f.Dir, "ok.model");
         File.WriteAllBytes(path, TinyUnigramModel());
         Assert.Equal([3, 1], SentencePieceTokenizer.Load(path).Encode("a"));

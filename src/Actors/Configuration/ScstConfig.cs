@@ -30,7 +30,15 @@ public sealed record ModelOptions(
     string FeedForwardActivation,
     TokenizerOptions Tokenizer,
     TinyArchitecture? Architecture,
-    string VitPrecision = "fp32");
+    string VitPrecision = "fp32",
+    // LAVIS's name of the T5 inside model.pretrained; checked against the folder's text_config when it is opened.
+    string? T5Model = null,
+    // LAVIS's num_query_token; checked against the pretrained folder's num_query_tokens when it is opened.
+    int? NumQueryToken = null,
+    // LAVIS's model.image_size (the ViT's input size); equal to the datasets' image size (checked by the loader).
+    int? ImageSize = null,
+    // LAVIS's vit_model (eva_clip_g); checked against the pretrained folder's vision_config when it is opened.
+    string? VitModel = null);
 
 public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
 
@@ -93,7 +101,14 @@ public sealed record RunOptions(
     double LabelSmoothing,
     string? ResumeCkptPath,
     string? LibTorchDir,
-    int Threads);
+    int Threads,
+    double RepetitionPenalty = 1.0,
+    double LengthPenalty = 1.0,
+    bool UseNucleusSampling = false,
+    double TopP = 0.9,
+    double Temperature = 1.0,
+    // LAVIS's num_workers: threads decoding images (null: one per core; 0: on the calling thread, as LAVIS's main process).
+    int? NumWorkers = null);
 
 public sealed record ScstOptions(
     bool Enabled,

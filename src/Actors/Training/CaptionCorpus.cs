@@ -18,10 +18,14 @@ public sealed class CaptionSplit
     private readonly ImagePreprocessor? _train;
     private readonly long _seed;
     private readonly float[]?[]? _cache;
+    private readonly ParallelOptions _decode;
 
-    public CaptionSplit(string name, IReadOnlyList<CaptionImage> images, ImagePreprocessor pre, BlipCaptionProcessor text,
+    /// <param name="workers">run.num_workers: images decoded at once (null: one per core; 0 or 1: one at a time).</param>
+    /// <param name="train">the train transform CE batches go through (null: the eval one); <paramref name="seed"/> keys its draws.</param>
+    public CaptionSplit(string name, IReadOnlyList<CaptionImage> images, ImagePreprocessor pre, BlipCaptionProcessor text, int? workers = null,
         ImagePreprocessor? train = null, long seed = 0)
     {
+        _decode = new ParallelOptions { MaxDegreeOfParallelism = workers is int w ? Math.Max(1, w) : -1 };
         Name = name;
         Images = images;
         _pre = pre;
@@ -53,7 +57,7 @@ public sealed class CaptionSplit
     {
         var plane = 3 * _pre.ImageSize * _pre.ImageSize;
         var data = new float[indices.Count * plane];
-        Parallel.For(0, indices.Count, k =>
+        Parallel.For(0, indices.Count, _decode, k =>
         {
             var i = indices[k];
             var px = _cache?[i] ?? _pre.Load(Images[i].ImagePath);
@@ -75,7 +79,7 @@ public sealed class CaptionSplit
             throw new ArgumentException($"{drawKeys.Count} draw keys for {indices.Count} images.", nameof(drawKeys));
         var plane = 3 * _train.ImageSize * _train.ImageSize;
         var data = new float[indices.Count * plane];
-        Parallel.For(0, indices.Count, k =>
+        Parallel.For(0, indices.Count, _decode, k =>
         {
             var i = indices[k];
             _train.Load(Images[i].ImagePath, new ImageDraws(_seed, epoch, drawKeys?[k] ?? i)).CopyTo(data, k * plane);
@@ -130,7 +134,7 @@ public sealed class CaptionCorpus
                     $"the {name} split ({string.Join(", ", splits)}) has no images in datasets {string.Join(", ", config.Datasets.Keys)}; " +
                     $"splits present: {string.Join(", ", all.Select(i => i.Split).Distinct())}");
             // Only the training split is augmented; validation and test always use the eval transform.
-            return new CaptionSplit(name, items, pre, text, name == "train" ? train : null, config.Run.Seed);
+            return new CaptionSplit(name, items, pre, text, config.Run.NumWorkers, name == "train" ? train : null, config.Run.Seed);
         }
         return new CaptionCorpus
         {

@@ -239,7 +239,8 @@ public sealed class CaptionTrainer : IDisposable
             NumReturnSequences = k,
             DoSample = s.Sampling == "sample",
             Temperature = s.Temperature, TopK = s.TopK, TopP = s.TopP,
-            MaxNewTokens = _config.Run.MaxLen, MinNewTokens = _config.Run.MinLen,
+            // Rollouts keep the model's own distribution apart from the scst section's warpers: no repetition penalty.
+            MaxNewTokens = _config.Run.MaxLen, MinLength = _config.Run.MinLen,
             Generator = _sampling,
         });
         var seqs = gen.Sequences.cpu();
@@ -276,7 +277,7 @@ public sealed class CaptionTrainer : IDisposable
         using var scope = NewDisposeScope();
         Policy.Model.eval();
         var pixels = _corpus.Train.Pixels(batch, Policy.Device);
-        using var g = Policy.Generate(pixels, new GenerationOptions { MaxNewTokens = _config.Run.MaxLen, MinNewTokens = _config.Run.MinLen });
+        using var g = Policy.Generate(pixels, EvaluationDecoding.Greedy(_config.Run));
         return Policy.Decode(g.Sequences);
     }
 
@@ -572,7 +573,7 @@ public sealed class CaptionTrainer : IDisposable
     public Dictionary<string, double> EvaluateSplit(CaptionSplit split, int? maxImages)
     {
         var run = _config.Run;
-        var r = SplitEvaluator.Evaluate(Policy, split, run.BatchSizeEval, run.NumBeams, run.MaxLen, run.MinLen, maxImages,
+        var r = SplitEvaluator.Evaluate(Policy, split, run, maxImages,
             (done, total) => Progress?.Invoke(new TrainingProgress($"eval:{split.Name}", done, total, new Dictionary<string, double>())));
         return new Dictionary<string, double>(r.Metrics);
     }

@@ -30,7 +30,7 @@ public static class CheckpointEvaluation
         model.to(device);
         using var policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, PolicyModel.AmpDType(config.Run, device, log));
         log.LogInformation("Evaluating {Checkpoint} on {Split} ({Count} images)", checkpoint, split, data.Count);
-        return SplitEvaluator.Evaluate(policy, data, config.Run.BatchSizeEval, config.Run.NumBeams, config.Run.MaxLen, config.Run.MinLen, progress: progress);
+        return SplitEvaluator.Evaluate(policy, data, config.Run, progress: progress);
     }
 
     private static string TokenizerBeside(string checkpoint)

@@ -45,9 +45,15 @@ public static class PolicyModel
             return (model, null);
         }
         var dir = m.Pretrained!;
+        var folderConfig = Blip2Config.FromJson(HfCheckpoint.ReadConfig(dir), Path.Combine(dir, HfCheckpoint.ConfigFile));
+        PretrainedChecks.Check(m, folderConfig, dir);
+        if (folderConfig.Text.DenseActFn != m.FeedForwardActivation)
+            log.LogInformation("model.feed_forward_activation: the T5 feed-forward computes {Act} over the folder's {Folder} (LAVIS's blip2_t5 sets dense_act_fn = gelu)",
+                m.FeedForwardActivation, folderConfig.Text.DenseActFn);
         var identity = WeightFolder.Identity(dir);
         var vit = VitDType(m.VitPrecision, device, log);
-        var options = Blip2LoadOptions.Lavis(m.FreezeVit, vit, imageSize, $"{identity}|{imageSize}|{vit}|{m.FreezeVit}|{device}");
+        var options = Blip2LoadOptions.Lavis(m.FreezeVit, vit, imageSize, $"{identity}|{imageSize}|{vit}|{m.FreezeVit}|{m.FeedForwardActivation}|{device}")
+            with { DenseActFn = m.FeedForwardActivation };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var lastLog = TimeSpan.Zero;
         var loaded = HfCheckpoint.LoadBlip2T5(dir, options with

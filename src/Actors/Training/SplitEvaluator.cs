@@ -1,4 +1,4 @@
-using Scst.Model.Generation;
+using Scst.Actors.Configuration;
 using Scst.Reward;
 using static TorchSharp.torch;
 
@@ -9,10 +9,13 @@ public static class SplitEvaluator
 {
     public sealed record Result(IReadOnlyDictionary<string, double> Metrics, IReadOnlyList<(string ImageId, string Caption)> Captions);
 
-    public static Result Evaluate(CaptioningPolicy policy, CaptionSplit split, int batchSize, int numBeams, int maxLen, int minLen,
-        int? maxImages = null, Action<int, int>? progress = null)
+    /// <summary>Decodes with the run section's evaluation settings (<see cref="EvaluationDecoding"/>); nucleus sampling restarts from the run's seed each call.</summary>
+    public static Result Evaluate(CaptioningPolicy policy, CaptionSplit split, RunOptions run, int? maxImages = null, Action<int, int>? progress = null)
     {
         var n = Math.Min(split.Count, maxImages ?? int.MaxValue);
+        var batchSize = run.BatchSizeEval;
+        using var sampling = EvaluationDecoding.SamplingGenerator(run, policy.Device);
+        var decoding = EvaluationDecoding.Options(run, sampling);
         var captions = new string[n];
         var wasTraining = policy.Model.training;
         policy.Model.eval();
@@ -23,10 +26,7 @@ public static class SplitEvaluator
                 using var scope = NewDisposeScope();
                 var idx = Enumerable.Range(start, Math.Min(batchSize, n - start)).ToArray();
                 var pixels = split.Pixels(idx, policy.Device);
-                using var r = policy.Generate(pixels, new GenerationOptions
-                {
-                    NumBeams = numBeams, NumReturnSequences = 1, MaxNewTokens = maxLen, MinNewTokens = minLen,
-                });
+                using var r = policy.Generate(pixels, decoding);
                 var text = policy.Decode(r.Sequences);
                 for (var k = 0; k < idx.Length; k++) captions[idx[k]] = text[k];
                 progress?.Invoke(start + idx.Length, n);

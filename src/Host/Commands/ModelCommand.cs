@@ -7,14 +7,15 @@ using TorchSharp;
 
 namespace Scst.Host.Commands;
 
-/// <summary><c>model check</c> and <c>model info</c>: inspect and verify Hugging Face checkpoint folders.</summary>
+/// <summary><c>model check</c>, <c>model info</c> and <c>model tokenize</c>: inspect and verify Hugging Face checkpoint folders and their tokenizer.</summary>
 public static class ModelCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("model", "Inspect and check Hugging Face checkpoint folders (config.json + safetensors)");
+        var cmd = new Command("model", "Inspect and check Hugging Face checkpoint folders (config.json + safetensors) and their spiece.model");
         cmd.Subcommands.Add(CreateCheck());
         cmd.Subcommands.Add(CreateInfo());
+        cmd.Subcommands.Add(ModelTokenizeCommand.Create());
         return cmd;
     }
 

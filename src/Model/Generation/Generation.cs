@@ -14,8 +14,17 @@ public sealed record GenerationOptions
     public int NumBeams { get; init; } = 1;
     public int NumReturnSequences { get; init; } = 1;
     public int MaxNewTokens { get; init; } = 20;
+    /// <summary>HF <c>min_new_tokens</c>: EOS is banned for the first this many generated tokens.</summary>
     public int MinNewTokens { get; init; }
+    /// <summary>
+    /// HF <c>min_length</c> (LAVIS's <c>min_len</c>): EOS is banned while the decoder sequence, its start token included,
+    /// is shorter than this, i.e. for the first MinLength − 1 generated tokens. 0 and 1 ban nothing.
+    /// </summary>
+    public int MinLength { get; init; }
+    /// <summary>HF <c>length_penalty</c>: a finished beam scores sum(log-probs) / generated_tokens^LengthPenalty (EOS counted, start token not).</summary>
     public double LengthPenalty { get; init; } = 1.0;
+    /// <summary>HF <c>repetition_penalty</c> (RepetitionPenaltyLogitsProcessor); 1 is off.</summary>
+    public double RepetitionPenalty { get; init; } = 1.0;
     public EarlyStopping EarlyStopping { get; init; } = EarlyStopping.False;
     /// <summary>Multinomial sampling (with <see cref="NumBeams"/> = 1); otherwise greedy or beam search.</summary>
     public bool DoSample { get; init; }
@@ -27,14 +36,39 @@ public sealed record GenerationOptions
     public Generator? Generator { get; init; }
     /// <summary>Host check of "all finished" every this many steps (the only device→host sync in the loop); 0 never checks.</summary>
     public int CheckFinishedEvery { get; init; } = 4;
+
+    /// <summary>
+    /// Whether EOS is banned at 0-based decoding step <paramref name="step"/>, when the decoder input holds step + 1 tokens
+    /// (start token included): HF's MinNewTokensLengthLogitsProcessor and MinLengthLogitsProcessor.
+    /// </summary>
+    public bool SuppressesEos(long step) => step < MinNewTokens || step + 1 < MinLength;
+
+    /// <summary>Throws on settings transformers would refuse (or that mean nothing here).</summary>
+    public void Validate()
+    {
+        if (MaxNewTokens < 1) throw new ArgumentException("MaxNewTokens must be ≥ 1");
+        if (NumReturnSequences < 1) throw new ArgumentException("NumReturnSequences must be ≥ 1");
+        if (MinNewTokens < 0 || MinLength < 0) throw new ArgumentException("MinNewTokens and MinLength must be ≥ 0");
+        // HF lets min_new_tokens silently override min_length; two lower bounds in one call is a caller's mistake here.
+        if (MinNewTokens > 0 && MinLength > 0) throw new ArgumentException("set MinLength (HF min_length) or MinNewTokens, not both");
+        if (!(RepetitionPenalty > 0) || double.IsInfinity(RepetitionPenalty)) throw new ArgumentException($"RepetitionPenalty must be a finite number > 0, got {RepetitionPenalty}");
+        if (!double.IsFinite(LengthPenalty)) throw new ArgumentException($"LengthPenalty must be finite, got {LengthPenalty}");
+        if (DoSample)
+        {
+            if (!(Temperature > 0) || double.IsInfinity(Temperature)) throw new ArgumentException($"Temperature must be a finite number > 0, got {Temperature}");
+            if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"TopP must be in (0, 1], got {TopP}");
+            if (TopK < 0) throw new ArgumentException($"TopK must be ≥ 0, got {TopK}");
+        }
+    }
 }
 
 /// <summary>
 /// Generation output. Rows are grouped by input (NumReturnSequences per input, best first for beam search).
 /// <see cref="Sequences"/> [N, L] start with the decoder start token; after EOS, beam rows hold EOS and
 /// greedy/sampled rows hold pad (HF's conventions). <see cref="TokenLogProbs"/> [N, L-1] are the log-probs of
-/// each generated token (beam search: HF transition scores, 0 after the end; greedy/sampling: log-softmax of the
-/// unwarped logits of the chosen token, also for pad after the end, as HF computes). <see cref="TokenMask"/>
+/// each generated token (beam search: HF transition scores — the processed log-softmax — 0 after the end;
+/// greedy/sampling: log-softmax of the processed (repetition penalty, min-length) but unwarped logits of the chosen
+/// token, also for pad after the end, as HF computes). <see cref="TokenMask"/>
 /// marks generated tokens up to and including EOS. <see cref="SequenceScores"/> [N]: beam search's
 /// length-normalised HF <c>sequences_scores</c>; greedy/sampling: the sum of masked token log-probs.
 /// </summary>
@@ -63,8 +97,7 @@ public static class Seq2SeqGeneration
     /// <summary>Generates from encoder states [B, S, D] (eval mode, no gradients).</summary>
     public static GenerationResult Generate(T5ForConditionalGeneration lm, Tensor encoderHidden, Tensor? encoderMask, GenerationOptions o)
     {
-        if (o.MaxNewTokens < 1) throw new ArgumentException("MaxNewTokens must be ≥ 1");
-        if (o.NumReturnSequences < 1) throw new ArgumentException("NumReturnSequences must be ≥ 1");
+        o.Validate();
         using var noGrad = no_grad();
         if (o.NumBeams > 1)
         {
@@ -104,8 +137,9 @@ public static class Seq2SeqGeneration
             using var scope = NewDisposeScope();
             long curLen = step + 1;
             var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
-            var logp = F.log_softmax(logits, 1);
-            if (step < o.MinNewTokens) logp.select(1, c.EosTokenId).fill_(Scalars.Of(double.NegativeInfinity));
+            // HF 5.x's _beam_search runs the processors on the log-softmax, not on the logits (so a penalty leaves the row unnormalised).
+            var history = o.RepetitionPenalty != 1.0 ? runSeq.narrow(2, 0, curLen).reshape(b * k, curLen) : null;
+            var logp = ProcessScores(F.log_softmax(logits, 1), history, step, o, c.EosTokenId);
             var flatLogp = logp.view(b, k * v);
             var acc = logp.view(b, k, v).add(runScores.unsqueeze(2), Scalars.One).view(b, k * v);
             var (topVals, topIdx) = topk(acc, (int)keep, dim: 1);
@@ -177,6 +211,32 @@ public static class Seq2SeqGeneration
         };
     }
 
+    /// <summary>
+    /// HF's logits processors in HF's order on one step's scores [N, V] of rows whose decoder inputs so far are
+    /// <paramref name="inputIds"/> [N, step + 1] (start token included; only read with a repetition penalty): repetition
+    /// penalty, then the EOS ban of min_length / min_new_tokens. May write into <paramref name="scores"/>.
+    /// </summary>
+    public static Tensor ProcessScores(Tensor scores, Tensor? inputIds, long step, GenerationOptions o, long eos)
+    {
+        var s = o.RepetitionPenalty != 1.0
+            ? RepetitionPenalty(scores, inputIds ?? throw new ArgumentNullException(nameof(inputIds), "a repetition penalty needs the decoder inputs"), o.RepetitionPenalty)
+            : scores;
+        if (o.SuppressesEos(step)) s.select(1, eos).fill_(Scalars.Of(double.NegativeInfinity));
+        return s;
+    }
+
+    /// <summary>
+    /// HF's RepetitionPenaltyLogitsProcessor: every id present in a row of <paramref name="inputIds"/> (once, however often
+    /// it occurs) gets score·p when its score is negative, score/p otherwise. For T5 the decoder start token (= pad) counts.
+    /// </summary>
+    public static Tensor RepetitionPenalty(Tensor scores, Tensor inputIds, double penalty)
+    {
+        using var scope = NewDisposeScope();
+        var picked = scores.gather(1, inputIds);
+        var penalised = where(picked.lt(Scalars.Of(0.0)), picked.mul(Scalars.Of(penalty)), picked.div(Scalars.Of(penalty)));
+        return scores.scatter(1, inputIds, penalised).MoveToOuterDisposeScope();
+    }
+
     /// <summary>HF warpers in HF's order: temperature, top-k, top-p (keeping at least one token).</summary>
     public static Tensor WarpLogits(Tensor logits, double temperature, int topK, double topP)
     {
@@ -215,8 +275,8 @@ public static class Seq2SeqGeneration
         for (long step = 0; step < maxNew; step++)
         {
             using var scope = NewDisposeScope();
-            var logits = lm.Step(cache, tokens, step).to(ScalarType.Float32);
-            if (step < o.MinNewTokens) logits.select(1, c.EosTokenId).fill_(Scalars.Of(double.NegativeInfinity));
+            // HF's _sample runs the processors on the raw logits; the warpers (sampling only) come after them.
+            var logits = ProcessScores(lm.Step(cache, tokens, step).to(ScalarType.Float32), seq.narrow(1, 0, step + 1), step, o, c.EosTokenId);
             var logp = F.log_softmax(logits, 1);
             Tensor next;
             if (o.DoSample)

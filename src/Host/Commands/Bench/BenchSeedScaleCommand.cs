@@ -147,6 +147,8 @@ public static class BenchSeedScaleCommand
           arch: blip2_t5
           model_type: caption_coco_flant5xl
           load_pretrained: true
+          load_finetuned: false
+          image_size: {2}
           pretrained: "{0}"
           freeze_vit: true
           vit_precision: bf16
@@ -172,7 +174,7 @@ public static class BenchSeedScaleCommand
           batch_size_train: {3}
           batch_size_eval: {3}
           max_len: {5}
-          min_len: 1
+          min_len: 2
           num_beams: 1
           seed: 42
           amp: {6}
