@@ -313,10 +313,9 @@ public sealed class T5Block : nn.Module
     }
 
     /// <summary>
-    /// A teacher-forced decoder block; its cross-attention keys and values are projected here from the encoder output,
-    /// given twice: a checkpointed block then returns its key and its value projection's gradient separately, values
-    /// first, and the engine adds them into the encoder output's gradient in the order an unchecked run does — the
-    /// same sums, bitwise, also in bf16 (one summed gradient per block would associate differently).
+    /// A teacher-forced decoder block, projecting its cross-attention keys and values from the encoder output given twice:
+    /// checkpointed, it returns the two projections' gradients apart (values first) and the engine sums them into the
+    /// encoder output's gradient in an unchecked run's order, bitwise also in bf16 (one sum per block would not be).
     /// </summary>
     public Tensor ForwardDecoder(Tensor h, Tensor selfBias, Tensor keySource, Tensor valueSource, Tensor crossBias)
     {
@@ -353,10 +352,7 @@ public sealed class T5Stack : nn.Module
 
     public T5Block Block(int i) => block[i];
 
-    /// <summary>
-    /// Checkpoint each block's activations in the training passes (<see cref="ActivationCheckpoint"/>; HF's
-    /// <c>gradient_checkpointing</c>). Incremental decoding (KV cache) never is: it runs without gradients.
-    /// </summary>
+    /// <summary>Checkpoint each block in the training passes (<see cref="ActivationCheckpoint"/>; HF's <c>gradient_checkpointing</c>); never the KV-cache steps.</summary>
     public bool GradientCheckpointing { get; set; }
 
     /// <summary>Position bias of block 0's self-attention, [1, H, q, k], for queries starting at <paramref name="offset"/>.</summary>
