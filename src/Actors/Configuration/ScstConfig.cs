@@ -38,7 +38,9 @@ public sealed record ModelOptions(
     // LAVIS's model.image_size (the ViT's input size); equal to the datasets' image size (checked by the loader).
     int? ImageSize = null,
     // LAVIS's vit_model (eva_clip_g); checked against the pretrained folder's vision_config when it is opened.
-    string? VitModel = null);
+    string? VitModel = null,
+    // LAVIS's use_grad_checkpoint: activation checkpointing of each ViT layer, Q-Former layer and T5 block while training.
+    bool UseGradCheckpoint = false);
 
 public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
 
