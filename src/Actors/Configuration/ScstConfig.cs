@@ -1,3 +1,5 @@
+using Scst.Model.Data.Transforms;
+
 namespace Scst.Actors.Configuration;
 
 // The typed, immutable form of a YAML config (LAVIS's schema: model, datasets, run; plus our scst section).
@@ -36,7 +38,9 @@ public sealed record ModelOptions(
     // LAVIS's model.image_size (the ViT's input size); equal to the datasets' image size (checked by the loader).
     int? ImageSize = null,
     // LAVIS's vit_model (eva_clip_g); checked against the pretrained folder's vision_config when it is opened.
-    string? VitModel = null);
+    string? VitModel = null,
+    // LAVIS's use_grad_checkpoint: activation checkpointing of each ViT layer, Q-Former layer and T5 block while training.
+    bool UseGradCheckpoint = false);
 
 public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
 
@@ -56,7 +60,9 @@ public sealed record DatasetOptions(
     string? TrainPrompt,
     int MaxWords,
     string MissingImages,
-    ShapesOptions? Shapes);
+    ShapesOptions? Shapes,
+    VisProcessorOptions? TrainVisProcessor = null,
+    VisProcessorOptions? EvalVisProcessor = null);
 
 /// <summary>The built-in synthetic dataset; generated into <see cref="DatasetOptions.Images"/>'s folder when absent.</summary>
 public sealed record ShapesOptions(int Seed, int Train, int Val, int Test);

@@ -180,7 +180,9 @@ public sealed class CaptionTrainer : IDisposable
         using var scope = NewDisposeScope();
         Policy.Model.train();
         var (images, captions) = CeSamples(batch, epoch);
-        var pixels = _corpus.Train.Pixels(images, Policy.Device);
+        // CE sees the train transform (random crop/flip/RandomAugment by default), drawn per (seed, epoch, sample): by
+        // caption every annotation gets its own draw, as each LAVIS __getitem__ does.
+        var pixels = _corpus.Train.TrainPixels(images, epoch, Policy.Device, CeByCaption ? batch.Select(i => (long)i).ToArray() : null);
         var loss = Policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
         (loss / _config.Run.AccumGradIters).backward();
         return loss.item<float>();

@@ -37,6 +37,16 @@ public static class PolicyModel
     /// <summary>Builds the configured model on the CPU (move it to its device after); <c>Base</c> is null without a pretrained folder.</summary>
     public static (Blip2T5 Model, PretrainedBase? Base) Build(ModelOptions m, int vocabSize, int imageSize, int seed, Device device, ILogger log)
     {
+        var (model, pretrained) = BuildCore(m, vocabSize, imageSize, seed, device, log);
+        model.UseGradCheckpoint = m.UseGradCheckpoint;
+        if (m.UseGradCheckpoint)
+            log.LogInformation("use_grad_checkpoint: activations checkpointed per ViT layer, Q-Former layer and T5 block in the passes that " +
+                "compute gradients (what has neither a trained parameter nor an input needing a gradient runs as is); backward runs each such block's forward once more");
+        return (model, pretrained);
+    }
+
+    private static (Blip2T5 Model, PretrainedBase? Base) BuildCore(ModelOptions m, int vocabSize, int imageSize, int seed, Device device, ILogger log)
+    {
         if (!m.LoadPretrained)
         {
             var model = CaptioningPolicy.BuildModel(m, vocabSize, imageSize, seed);

@@ -45,8 +45,7 @@ public static partial class ConfigLoader
         var act = s.GetString("feed_forward_activation", loadPretrained ? "gelu" : "gelu_new", "gelu_new", "gelu", "relu");
         if (loadPretrained && !s.Has("feed_forward_activation") && preset is null)
             s.Resolve("feed_forward_activation", act, "default with load_pretrained (LAVIS's blip2_t5 sets the T5's dense_act_fn = gelu)");
-        // LAVIS keys we accept for compatibility but that have no effect in this implementation.
-        s.GetBool("use_grad_checkpoint", false);
+        var useGradCheckpoint = s.GetBool("use_grad_checkpoint", false);
         var vitPrecision = s.GetString("vit_precision", "fp32", "fp16", "fp32", "bf16");
         if (vitPrecision != "fp32" && !(loadPretrained && freezeVit))
             s.Error("vit_precision", $"vit_precision {vitPrecision} holds a frozen pretrained ViT in half precision (LAVIS); it needs load_pretrained: true and freeze_vit: true, otherwise use fp32");
@@ -82,7 +81,8 @@ public static partial class ConfigLoader
         var archOpts = ReadArchitecture(s.Section("architecture"), loadPretrained);
         s.Finish();
         return new ModelOptions(arch, modelType, loadPretrained, pretrained, loadFinetuned, finetuned, freezeVit, prompt,
-            maxTxtLen, act, tok, archOpts, vitPrecision, t5Model, numQueryToken, imageSize, loadPretrained ? vitModel : null);
+            maxTxtLen, act, tok, archOpts, vitPrecision, t5Model, numQueryToken, imageSize, loadPretrained ? vitModel : null,
+            UseGradCheckpoint: useGradCheckpoint);
     }
 
     // LAVIS's model files name .pth URLs; we read local safetensors only and never unpickle.

@@ -1,4 +1,5 @@
 using Scst.Actors.Configuration;
+using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -62,7 +63,7 @@ public static partial class ConfigLoader
         {
             // LAVIS's configs/models/*.yaml: the model and the processors load_model_and_preprocess builds.
             var pre = root.Section("preprocess");
-            var (size, _, _, prompts) = ReadProcessors(pre, model);
+            var (size, _, _, prompts, _) = ReadProcessors(pre, model);
             model = Reconcile(modelSection, model, new Dictionary<string, DatasetOptions>
             {
                 ["preprocess"] = new("preprocess", "", null, null, size, null, 50, "error", null),
@@ -73,10 +74,12 @@ public static partial class ConfigLoader
             return new LoadedConfig(null, trace, "LAVIS model-type file");
         }
         root.Refuse("preprocess", "a LAVIS model-type file's section; in a training config set datasets.<name>.vis_processor and text_processor");
-        var (datasets, textPrompts) = ReadDatasets(root.Section("datasets"), errors, file, model);
+        var trainVis = new Dictionary<string, TrainVisSource>(StringComparer.Ordinal);
+        var (datasets, textPrompts) = ReadDatasets(root.Section("datasets"), errors, file, model, trainVis);
         model = Reconcile(modelSection, model, datasets, textPrompts);
         var run = ReadRun(root.Section("run"));
         var scst = ReadScst(root.Section("scst"));
+        if (scst.Enabled) datasets = ScstTrainVisProcessors(datasets, trainVis, errors, file);
         root.Finish();
 
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -84,7 +87,7 @@ public static partial class ConfigLoader
     }
 
     private static (IReadOnlyDictionary<string, DatasetOptions>, IReadOnlyDictionary<string, (string, string)>) ReadDatasets(
-        YamlSection s, List<ConfigError> errors, string file, ModelOptions model)
+        YamlSection s, List<ConfigError> errors, string file, ModelOptions model, Dictionary<string, TrainVisSource> trainVis)
     {
         var result = new Dictionary<string, DatasetOptions>(StringComparer.Ordinal);
         var prompts = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
@@ -111,7 +114,8 @@ public static partial class ConfigLoader
                 b.Error("images", b.Where, "the shapes dataset needs build_info.images (the folder it is generated into)");
             b.Finish();
 
-            var (imageSize, trainPrompt, maxWords, prompt) = ReadProcessors(d, model);
+            var (imageSize, trainPrompt, maxWords, prompt, vis) = ReadProcessors(d, model);
+            trainVis[name] = vis.Source;
             foreach (var kv in prompt) prompts[name] = kv.Value;
 
             var missing = d.GetString("missing_images", "error", "error", "skip");
@@ -123,7 +127,8 @@ public static partial class ConfigLoader
                 shapes = new ShapesOptions(sh.GetInt("seed", 1234), sh.GetInt("train", 6000, 1), sh.GetInt("val", 500, 1), sh.GetInt("test", 1000, 1));
             sh.Finish();
             d.Finish();
-            result[name] = new DatasetOptions(name, format ?? "", annotations, images, imageSize, trainPrompt, maxWords, missing, shapes);
+            result[name] = new DatasetOptions(name, format ?? "", annotations, images, imageSize, trainPrompt, maxWords, missing, shapes,
+                vis.Train, vis.Eval);
         }
         if (result.Count == 0)
             errors.Add(new ConfigError(file, s.Where.Line, s.Where.Column, "datasets", "at least one dataset is required (e.g. shapes, coco_caption)"));
@@ -134,22 +139,12 @@ public static partial class ConfigLoader
     /// vis_processor and text_processor of a dataset (or of a LAVIS model file's preprocess section). The image size
     /// defaults to model.image_size (a preset's too), then 224; eval defaults to train's and is the one the data uses.
     /// </summary>
-    private static (int ImageSize, string? TrainPrompt, int MaxWords, Dictionary<string, (string, string)> Prompt) ReadProcessors(YamlSection d, ModelOptions model)
+    private static (int ImageSize, string? TrainPrompt, int MaxWords, Dictionary<string, (string, string)> Prompt, VisProcessors Vis) ReadProcessors(
+        YamlSection d, ModelOptions model)
     {
-        var imageSize = model.ImageSize ?? 224;
-        var sizeSource = model.ImageSize is null ? ConfigTrace.Default : "model.image_size";
-        var vp = d.Section("vis_processor");
-        foreach (var phase in new[] { "train", "eval" })
-        {
-            var p = vp.Section(phase);
-            p.GetString("name", phase == "train" ? "blip_image_train" : "blip_image_eval",
-                "blip_image_train", "blip_image_eval", "blip2_image_train");
-            var given = p.GetOptionalInt("image_size", 8);
-            if (given is null) p.Resolve("image_size", imageSize, sizeSource);
-            else { imageSize = given.Value; sizeSource = $"{vp.Path}.train.image_size"; }
-            p.Finish();
-        }
-        vp.Finish();
+        var vis = ReadVisProcessors(d.Section("vis_processor"), model.ImageSize ?? 224,
+            model.ImageSize is null ? ConfigTrace.Default : "model.image_size");
+        var imageSize = vis.Eval.ImageSize;
 
         string? trainPrompt = null;
         var prompts = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
@@ -169,7 +164,7 @@ public static partial class ConfigLoader
             p.Finish();
         }
         tp.Finish();
-        return (imageSize, trainPrompt, maxWords, prompts);
+        return (imageSize, trainPrompt, maxWords, prompts, vis);
     }
 
     public static readonly string[] Runners = ["runner_base", "runner_iter"];

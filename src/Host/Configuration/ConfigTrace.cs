@@ -72,6 +72,7 @@ public sealed class ConfigTrace
         int i => i.ToString(CultureInfo.InvariantCulture),
         string s => Quote(s),
         IEnumerable<string> list => "[" + string.Join(", ", list.Select(Quote)) + "]",
+        IEnumerable<double> numbers => "[" + string.Join(", ", numbers.Select(n => n.ToString("R", CultureInfo.InvariantCulture))) + "]",
         _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
     };
 

@@ -208,6 +208,30 @@ internal sealed class YamlSection
         return fallback;
     }
 
+    /// <summary>A list of numbers, or null when absent; an entry that is not a number is reported and the list dropped.</summary>
+    public IReadOnlyList<double>? GetDoubleList(string key)
+    {
+        _trace.Accept(KeyPath(key));
+        var n = Find(key);
+        if (n is null || IsNull(n)) return null;
+        if (n is not YamlSequenceNode seq)
+        {
+            Error(key, n.Start, "expected a list of numbers, e.g. [0.5, 0.5, 0.5]");
+            return null;
+        }
+        var list = new List<double>();
+        foreach (var item in seq.Children)
+        {
+            if (item is YamlScalarNode si && double.TryParse(si.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d)) list.Add(d);
+            else
+            {
+                Error(key, item.Start, $"expected a list of numbers, got '{(item as YamlScalarNode)?.Value ?? "a nested value"}'");
+                return null;
+            }
+        }
+        return Note(key, (IReadOnlyList<double>)list, At(n.Start));
+    }
+
     public YamlSection Section(string key)
     {
         var n = Find(key);
