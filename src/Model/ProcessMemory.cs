@@ -9,6 +9,16 @@ public static class ProcessMemory
     /// <summary>Current resident set size in bytes (VmRSS).</summary>
     public static long RssBytes() => Read("VmRSS:") ?? Environment.WorkingSet;
 
+    /// <summary>
+    /// Resets the peak (VmHWM) to the current RSS, so one process can measure several phases (Linux ≥ 4.0's
+    /// <c>clear_refs</c> 5); false where the kernel offers no reset.
+    /// </summary>
+    public static bool ResetPeak()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     private static long? Read(string key)
     {
         const string status = "/proc/self/status";

@@ -83,4 +83,25 @@ public class CliTests
         foreach (var o in new[] { "--metrics-port", "--metrics-host", "--role" })
             Assert.Equal(metricsAndRole, options.Contains(o));
     }
+
+    [Fact]
+    public async Task ConfigShowPrintsEachValueWithItsSourceAndValidateNamesTheRefusedKey()
+    {
+        var lavis = Path.Combine(AppContext.BaseDirectory, "data", "lavis");
+        using (var show = HostProcess.Start("cli", "config", "show", Path.Combine(lavis, "caption_coco_ft.yaml")))
+        {
+            await show.ExpectExit(0, TimeSpan.FromSeconds(60), "config show exit");
+            Assert.Contains(show.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^model\.image_size: 364 +# preset caption_coco_flant5xl$"));
+            Assert.Contains(show.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^run\.init_lr: 1E-05 +# .*caption_coco_ft\.yaml:36:12$"));
+            Assert.Contains(show.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^run\.eval_every: 500 +# default$"));
+        }
+        using (var model = HostProcess.Start("cli", "config", "validate", Path.Combine(lavis, "blip2_pretrain_flant5xl.yaml")))
+        {
+            await model.ExpectExit(0, TimeSpan.FromSeconds(60), "model file validate exit");
+            Assert.Contains(model.Lines, l => l.Contains("valid (LAVIS model-type file"));
+        }
+        using var vitL = HostProcess.Start("cli", "config", "validate", Path.Combine(lavis, "blip2_pretrain_flant5xl_vitL.yaml"));
+        await vitL.ExpectExit(2, TimeSpan.FromSeconds(60), "vitL validate exit");
+        Assert.Contains(vitL.Lines, l => l.Contains("blip2_pretrain_flant5xl_vitL.yaml:12:14: 'model.vit_model'"));
+    }
 }

@@ -152,4 +152,34 @@ public class ConfigLoaderTests
         Assert.Contains("beam_size: 5", yaml);
         Assert.Contains("init_lr: 1E-06", yaml, StringComparison.OrdinalIgnoreCase);
     }
+
+    [Theory]
+    [InlineData("run:\n  runner: runner_base\n  max_epoch: 2\n  max_iters: 5\n", "run.max_iters", "runner_base trains max_epoch epochs")]
+    [InlineData("run:\n  runner: runner_base\n  max_epoch: 2\n  iters_per_inner_epoch: 5\n", "run.iters_per_inner_epoch", "no inner epochs")]
+    [InlineData("run:\n  runner: runner_base\n", "run.max_epoch", "runner_base needs max_epoch")]
+    [InlineData("run:\n  runner: runner_iter\n  max_iters: 10\n", "run.iters_per_inner_epoch", "runner_iter needs iters_per_inner_epoch")]
+    [InlineData("run:\n  runner: runner_iter\n  iters_per_inner_epoch: 5\n", "run.max_iters", "runner_iter needs max_iters")]
+    [InlineData("run:\n  runner: runner_iter\n  max_iters: 10\n  iters_per_inner_epoch: 5\n  max_epoch: 3\n", "run.max_epoch", "remove max_epoch")]
+    [InlineData("run:\n  runner: runner_epoch\n  max_epoch: 1\n", "run.runner", "runner_base | runner_iter")]
+    [InlineData("run:\n  max_iters: 1\n  ce_sample_unit: word\n", "run.ce_sample_unit", "caption | image")]
+    [InlineData("run:\n  max_iters: 1\n  best_metric: cider\n", "run.best_metric", "CIDEr | agg_metrics")]
+    [InlineData("run:\n  max_iters: 1\n  beta2: 1\n", "run.beta2", "below 1")]
+    [InlineData("run:\n  max_iters: 1\n  lr_layer_decay: 0\n", "run.lr_layer_decay", "> 0")]
+    public void RunnerAndOptimizerKeysAreCheckedWithTheKey(string run, string key, string expected)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(run + Shapes, "x.yaml"));
+        var err = Assert.Single(e.Errors, x => x.Key == key);
+        Assert.Contains(expected, err.Message);
+    }
+
+    [Fact]
+    public void RunnerAndOptimizerKeysReachTheRunOptions()
+    {
+        var r = ConfigLoader.Parse("run:\n  runner: runner_iter\n  max_iters: 2e4\n  iters_per_inner_epoch: 2000\n  ce_sample_unit: image\n" +
+                                   "  best_metric: agg_metrics\n  beta2: 0.98\n  lr_layer_decay: 0.95\n" + Shapes, "x.yaml").Run;
+        Assert.Equal(("runner_iter", 20000, 2000), (r.Runner, r.MaxIters, r.ItersPerInnerEpoch));
+        Assert.Equal(("image", "agg_metrics", 0.98, 0.95), (r.CeSampleUnit, r.BestMetric, r.Beta2, r.LrLayerDecay));
+        var d = ConfigLoader.Parse("run:\n  max_epoch: 1\n" + Shapes, "x.yaml").Run;
+        Assert.Equal((null, "caption", "CIDEr", 0.999, 1.0), (d.Runner, d.CeSampleUnit, d.BestMetric, d.Beta2, d.LrLayerDecay));
+    }
 }

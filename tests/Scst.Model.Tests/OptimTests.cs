@@ -198,4 +198,68 @@ public class OptimTests
         Assert.Equal(1e-3 * 0.125, s.Step(3, 0), 15);
         Assert.Equal(1e-5, s.Step(12, 0), 15); // 1e-3·0.5^12 < min_lr
     }
+
+    [Fact]
+    public void Lr_layer_decay_groups_scale_each_trainable_vit_layer_as_lavis_blip2()
+    {
+        (string, Parameter) P(string name, long[] shape, bool trains = true) => (name, new Parameter(torch.ones(shape), requires_grad: trains));
+        var named = new List<(string, Parameter)>
+        {
+            P("vision_model.embeddings.class_embedding", [1, 1, 4]),
+            P("vision_model.embeddings.patch_embedding.weight", [4, 3, 2, 2]),
+            P("vision_model.embeddings.patch_embedding.bias", [4]),
+            P("vision_model.encoder.layers.0.self_attn.qkv.weight", [12, 4]),
+            P("vision_model.encoder.layers.0.layer_norm1.weight", [4]),
+            P("vision_model.encoder.layers.1.mlp.fc1.weight", [8, 4]),
+            P("vision_model.post_layernorm.weight", [4]),  // LAVIS's ln_vision: outside the visual encoder
+            P("query_tokens", [1, 2, 4]),
+            P("qformer.encoder.layer.0.attention.query.weight", [4, 4]),
+            P("language_model.shared.weight", [10, 4], trains: false),
+        };
+        var groups = ParameterGroups.LavisLayerDecay(named, weightDecay: 0.05, lrLayerDecay: 0.5);
+        // Two blocks (L = 2): scale 0.5^(L + 1 - id) with id 0 for the embeddings and b + 1 for block b.
+        Assert.Equal(
+            [("vit_layer_0_decay", 0.125, 0.05), ("vit_layer_0_no_decay", 0.125, 0.0), ("vit_layer_1_decay", 0.25, 0.05),
+             ("vit_layer_1_no_decay", 0.25, 0.0), ("vit_layer_2_decay", 0.5, 0.05), ("no_decay", 1.0, 0.0), ("decay", 1.0, 0.05)],
+            groups.Select(g => (g.Name, g.LrScale, g.WeightDecay)));
+        Assert.Equal(["vision_model.embeddings.class_embedding", "vision_model.embeddings.patch_embedding.weight"], groups[0].Parameters.Select(p => p.Name));
+        Assert.Equal(["query_tokens", "qformer.encoder.layer.0.attention.query.weight"], groups[^1].Parameters.Select(p => p.Name));
+        Assert.DoesNotContain(groups, g => g.Parameters.Any(p => p.Name.StartsWith("language_model", StringComparison.Ordinal)));
+        Assert.Equal(2, ParameterGroups.VitLayerId("vision_model.encoder.layers.1.mlp.fc1.weight", 2));
+        Assert.Null(ParameterGroups.VitLayerId("qformer.layernorm.weight", 2));
+
+        // freeze_vit: the ViT trunk is frozen, so no ViT group exists and the decay changes nothing (ln_vision still trains).
+        foreach (var (n, p) in named)
+            if (n.StartsWith("vision_model.", StringComparison.Ordinal) && !n.Contains("post_layernorm")) p.requires_grad = false;
+        var frozen = ParameterGroups.LavisLayerDecay(named, 0.05, 0.5);
+        Assert.Equal([("no_decay", 1.0), ("decay", 1.0)], frozen.Select(g => (g.Name, g.LrScale)));
+    }
+
+    [Fact]
+    public void AdamW_with_beta2_and_a_scaled_group_matches_torch_1_13()
+    {
+        // tests/data/optim/adamw_beta2.py (torch 1.13.0, float64): three steps on fixed gradients, betas (0.9, 0.95),
+        // the second group at lr * 0.8^2 as a lr_layer_decay group; its adamw_beta2.json holds these numbers.
+        var a = new Parameter(torch.tensor(new[] { 0.5, -1.0, 2.0 }));
+        var b = new Parameter(torch.tensor(new[] { 0.25, -0.75, 1.5, 0.1 }, [2, 2]));
+        double[][] gradsA = [[0.1, -0.2, 0.3], [0.05, 0.4, -0.1], [-0.3, 0.2, 0.2]];
+        double[][] gradsB = [[1.0, -0.5, 0.2, 0.0], [-0.4, 0.3, 0.1, 2.0], [0.6, 0.6, -1.0, 0.5]];
+        var opt = new Scst.Model.Optim.AdamW([new ParameterGroup("decay", [("a", a)], 0.05), new ParameterGroup("vit_layer_1_no_decay", [("b", b)], 0.0, 0.8 * 0.8)],
+            lr: 0.01, beta1: 0.9, beta2: 0.95);
+        for (var t = 0; t < 3; t++)
+        {
+            opt.ZeroGrad();
+            ((a * torch.tensor(gradsA[t])).sum() + (b * torch.tensor(gradsB[t], [2, 2])).sum()).backward();
+            opt.Step();
+        }
+        double[] expectA = [0.48327758473241494, -0.9973362160028733, 1.976885756135312];
+        double[] expectB = [0.23784633467543714, -0.7446310873455172, 1.4905062363371513, 0.09073773637642943];
+        var gotA = a.detach().data<double>().ToArray();
+        var gotB = b.detach().data<double>().ToArray();
+        for (var i = 0; i < 3; i++) Assert.Equal(expectA[i], gotA[i], 1e-12);
+        for (var i = 0; i < 4; i++) Assert.Equal(expectB[i], gotB[i], 1e-12);
+        // The config path: run.beta2 reaches LAVIS's AdamW.
+        using var m = TinyModel(7);
+        Assert.Equal(0.95, ParameterGroups.LavisAdamW(m, 1e-3, 0.05, beta2: 0.95).Beta2);
+    }
 }

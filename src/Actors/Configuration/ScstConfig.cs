@@ -1,3 +1,5 @@
+using Scst.Model.Data.Transforms;
+
 namespace Scst.Actors.Configuration;
 
 // The typed, immutable form of a YAML config (LAVIS's schema: model, datasets, run; plus our scst section).
@@ -28,7 +30,17 @@ public sealed record ModelOptions(
     string FeedForwardActivation,
     TokenizerOptions Tokenizer,
     TinyArchitecture? Architecture,
-    string VitPrecision = "fp32");
+    string VitPrecision = "fp32",
+    // LAVIS's name of the T5 inside model.pretrained; checked against the folder's text_config when it is opened.
+    string? T5Model = null,
+    // LAVIS's num_query_token; checked against the pretrained folder's num_query_tokens when it is opened.
+    int? NumQueryToken = null,
+    // LAVIS's model.image_size (the ViT's input size); equal to the datasets' image size (checked by the loader).
+    int? ImageSize = null,
+    // LAVIS's vit_model (eva_clip_g); checked against the pretrained folder's vision_config when it is opened.
+    string? VitModel = null,
+    // LAVIS's use_grad_checkpoint: activation checkpointing of each ViT layer, Q-Former layer and T5 block while training.
+    bool UseGradCheckpoint = false);
 
 public sealed record TokenizerOptions(string Type, string? Path, int MinFreq);
 
@@ -48,7 +60,9 @@ public sealed record DatasetOptions(
     string? TrainPrompt,
     int MaxWords,
     string MissingImages,
-    ShapesOptions? Shapes);
+    ShapesOptions? Shapes,
+    VisProcessorOptions? TrainVisProcessor = null,
+    VisProcessorOptions? EvalVisProcessor = null);
 
 /// <summary>The built-in synthetic dataset; generated into <see cref="DatasetOptions.Images"/>'s folder when absent.</summary>
 public sealed record ShapesOptions(int Seed, int Train, int Val, int Test);
@@ -94,7 +108,17 @@ public sealed record RunOptions(
     double LengthPenalty = 1.0,
     bool UseNucleusSampling = false,
     double TopP = 0.9,
-    double Temperature = 1.0);
+    double Temperature = 1.0,
+    // LAVIS's num_workers: threads decoding images (null: one per core; 0: on the calling thread, as LAVIS's main process).
+    int? NumWorkers = null,
+    // LAVIS's runner (runner_base: epochs, runner_iter: iterations); null = this project's update-counted loop.
+    string? Runner = null,
+    // What a CE epoch visits: "caption" (every (image, caption) annotation once, as LAVIS) or "image".
+    string CeSampleUnit = "caption",
+    // The validation metric that picks the best checkpoint and drives early stopping (an evaluator name or agg_metrics).
+    string BestMetric = "CIDEr",
+    double Beta2 = 0.999,
+    double LrLayerDecay = 1.0);
 
 public sealed record ScstOptions(
     bool Enabled,

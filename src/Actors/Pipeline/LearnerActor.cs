@@ -113,7 +113,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
     long _nextRequestId = 1, _dispatchSerial;
     int _rewardRr;
-    double _bestCider = double.NegativeInfinity, _elapsedBefore;
+    double _bestValue = double.NegativeInfinity, _elapsedBefore;
     long _bestStep = -1, _sinceBest;
     bool _stopEarly;
     readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -161,7 +161,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             _s.Done.TrySetException(e);
             throw;
         }
-        _cursor = new DataCursor(_trainer.Corpus.Train.Count, _config.Run.Seed);
+        _cursor = _trainer.NewCursor();
         _publisher = Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights");
         if (_s.LocalReward is not null) _localReward = Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));
@@ -194,7 +194,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _steps[e.Update] = new StepRecord(e.Update, e.CursorEpoch, batches);
         _update = e.Update + 1;
         // Live, the cursor already stands where the event says; rebuilding it would only reshuffle the epoch again.
-        if (IsRecovering) _cursor = new DataCursor(_cursor.Size, _config.Run.Seed, e.CursorEpoch, e.CursorPosition);
+        if (IsRecovering) _cursor = _trainer.NewCursor(e.CursorEpoch, e.CursorPosition);
         _droppedStale = e.RolloutsDroppedStale;
         _carriedPending.Clear();
         offset = 0;
@@ -237,9 +237,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
                 if (fromUpdate > _update)
                     throw new InvalidDataException($"{file} is at update {fromUpdate} but the learner journal ends at update {_update}: the journal belongs to another run. " +
                                                    "Use the journal of this run folder (or a new --run-dir / database)");
-                _bestCider = state["best_val_cider"]?.GetValue<double>() ?? double.NegativeInfinity;
-                _bestStep = state["best_step"]?.GetValue<long>() ?? -1;
-                _sinceBest = state["evals_since_best"]?.GetValue<long>() ?? 0;
+                _trainer.ResumeCursor(state, file); // refuses a checkpoint of another runner; the journal places the cursor
+                (_bestValue, _bestStep, _sinceBest) = _trainer.ReadBest(state, file);
                 _elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
             }
             if (_update > 0)
@@ -275,17 +274,17 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             var rollout = _trainer.Rollout(step.Batches[m], step.Update, seed);
             var (rewards, adv, greedy) = _trainer.ScoreRollout(rollout);
             var (loss, _) = _trainer.ScstStep(rollout, adv);
-            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy));
-            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss });
+            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy), step.Batches.Length);
+            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss }, step.Batches.Length);
         }
         var (lr, norm) = _trainer.ApplyUpdate(step.Update, step.Epoch);
         _weightsVersion = step.Update + 1;
         AfterUpdate(step.Update + 1, step.Epoch, values, lr, norm, replay: true);
     }
 
-    void Accumulate(Dictionary<string, double> acc, IReadOnlyDictionary<string, double> v)
+    static void Accumulate(Dictionary<string, double> acc, IReadOnlyDictionary<string, double> v, int microBatches)
     {
-        foreach (var (k, x) in v) acc[k] = acc.GetValueOrDefault(k) + x / Accum;
+        foreach (var (k, x) in v) acc[k] = acc.GetValueOrDefault(k) + x / microBatches;
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -391,7 +390,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         {
             var window = _rollouts.Count * _s.InFlightPerWorker;
             var outstanding = _byRequest.Count + _toDispatch.Count;
-            while (outstanding < window && _update + (_ready.Count + outstanding) / Accum < Total)
+            while (outstanding < window && _trainer.Plan.MicroBatchesBefore(_update) + _ready.Count + outstanding < _trainer.Plan.TotalMicroBatches)
             {
                 var ids = _cursor.Next(BatchSize);
                 _toDispatch.Enqueue(new Work(ids, _cursor.Epoch, NextSeed()));
@@ -470,7 +469,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         if (_update >= Total || _stopEarly || (_s.StopAfterUpdates is int stop && _update >= stop)) { Finish(); return; }
         if (!_async && _current.Count == 0)
         {
-            for (var m = 0; m < Accum; m++)
+            for (var m = 0; m < _trainer.Plan.MicroBatches(_update); m++)
             {
                 var ids = _cursor.Next(BatchSize);
                 var seed = CaptionTrainer.SamplingSeed(_config.Run.Seed, _update, m);
@@ -502,9 +501,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
                 _ready.Remove(w);
                 DropStale(w);
             }
-            if (_ready.Count < Accum) { Pump(); return; }
-            used = _ready.Take(Accum).ToList();
-            _ready.RemoveRange(0, Accum);
+            var need = _trainer.Plan.MicroBatches(_update);
+            if (_ready.Count < need) { Pump(); return; }
+            used = _ready.Take(need).ToList();
+            _ready.RemoveRange(0, need);
         }
 
         var values = new Dictionary<string, double>();
@@ -528,8 +528,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
                 isStats.AddRange(isw);
             }
             else (loss, _) = _trainer.ScstStep(rollout, adv);
-            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy));
-            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss });
+            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy), micros.Count);
+            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss }, micros.Count);
         }
         var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
         var (lr, norm) = _trainer.ApplyUpdate(_update, epoch);
@@ -594,14 +594,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         {
             var val = _trainer.EvaluateSplit(_trainer.Corpus.Val, run.EvalMaxImages);
             _s.Metrics.Log("val", update, val);
-            var cider = val["CIDEr"];
-            if (cider > _bestCider)
+            var value = val[run.BestMetric];
+            if (value > _bestValue)
             {
-                (_bestCider, _bestStep, _sinceBest) = (cider, update, 0);
+                (_bestValue, _bestStep, _sinceBest) = (value, update, 0);
                 Save(update, "best");
             }
             else if (run.EarlyStopPatience > 0 && ++_sinceBest >= run.EarlyStopPatience) _stopEarly = true;
-            _log.Info("update {0}: val CIDEr-D {1:F4} (best {2:F4} at {3})", update, cider, _bestCider, _bestStep);
+            _log.Info("update {0}: val {1} {2:F4} (best {3:F4} at {4})", update, run.BestMetric, value, _bestValue, _bestStep);
         }
         if (update % run.CheckpointEvery == 0) Save(update, "latest");
     }
@@ -609,7 +609,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     double Elapsed() => _elapsedBefore + _clock.Elapsed.TotalSeconds;
 
     CheckpointStore.Entry Save(long update, params string[] tags) =>
-        _trainer.SaveCheckpoint(update, _samples, _cursor.Epoch, _cursor.Position, _bestCider, _bestStep, _sinceBest, Elapsed(),
+        _trainer.SaveCheckpoint(update, _samples, _cursor.Epoch, _cursor.Position, _bestValue, _bestStep, _sinceBest, Elapsed(),
             new JsonObject { ["actor_learner"] = true, ["policy_version"] = update }, tags);
 
     bool HasRemoteRollouts => _rollouts.Any(w => !_localRollouts.Contains(w));

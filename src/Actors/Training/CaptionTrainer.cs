@@ -50,6 +50,9 @@ public sealed class CaptionTrainer : IDisposable
     private readonly ILrScheduler _scheduler;
     private readonly CiderDReward? _reward;
     private readonly Generator _sampling;
+    private readonly UpdatePlan _plan;
+    // CE by caption: sample s is (image, caption index) in the order of the training references.
+    private readonly (int Image, int Caption)[]? _captionSamples;
 
     public CaptioningPolicy Policy { get; }
     /// <summary>The pretrained folder the model sits on (null for a model built from scratch).</summary>
@@ -60,8 +63,17 @@ public sealed class CaptionTrainer : IDisposable
     public CaptionCorpus Corpus => _corpus;
     public ScstConfig Config => _config;
     public bool IsScst => _config.IsScst;
-    public int UpdatesPerEpoch { get; }
-    public long TotalUpdates { get; }
+    /// <summary>Optimizer updates per (inner) epoch; see <see cref="UpdatePlan"/>.</summary>
+    public int UpdatesPerEpoch => _plan.UpdatesPerEpoch;
+    public long TotalUpdates => _plan.TotalUpdates;
+    /// <summary>How updates map onto micro-batches, epochs and the LR schedule (<c>run.runner</c>).</summary>
+    public UpdatePlan Plan => _plan;
+    /// <summary>True when a CE epoch visits every (image, caption) annotation once (<c>run.ce_sample_unit: caption</c>).</summary>
+    public bool CeByCaption => _captionSamples is not null;
+    /// <summary>What the data cursor walks: CE's annotations with <see cref="CeByCaption"/>, training images otherwise.</summary>
+    public int TrainSamples => _captionSamples?.Length ?? _corpus.Train.Count;
+    /// <summary>The optimizer's parameter groups (weight decay and LR scale each).</summary>
+    public IReadOnlyList<ParameterGroup> OptimizerGroups => _optimizer.Groups;
 
     public CaptionTrainer(ScstConfig config, TrainerOptions options, IMetricsSink metrics, ILogger log, Action<TrainingProgress>? progress = null)
     {
@@ -85,17 +97,13 @@ public sealed class CaptionTrainer : IDisposable
         _log.LogInformation("Model: {Report}", Parameters);
         Policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, PolicyModel.AmpDType(run, device, log));
 
-        _optimizer = ParameterGroups.LavisAdamW(model, run.InitLr, run.WeightDecay);
-        var batchesPerEpoch = (_corpus.Train.Count + run.BatchSizeTrain - 1) / run.BatchSizeTrain;
-        UpdatesPerEpoch = Math.Max(1, batchesPerEpoch / run.AccumGradIters);
-        TotalUpdates = run.MaxIters ?? (long)run.MaxEpoch!.Value * UpdatesPerEpoch;
-        var (schedEpochs, _) = ScheduleShape();
-        _scheduler = run.LrSched switch
-        {
-            "linear_warmup_step_lr" => new LinearWarmupStepLRScheduler(_optimizer, schedEpochs, run.MinLr, run.InitLr, run.LrDecayRate, run.WarmupLr, run.WarmupSteps),
-            "constant_lr" => new LinearWarmupStepLRScheduler(_optimizer, schedEpochs, run.InitLr, run.InitLr, 1.0, run.WarmupLr, run.WarmupSteps),
-            _ => new LinearWarmupCosineLRScheduler(_optimizer, schedEpochs, run.MinLr, run.InitLr, run.WarmupSteps, run.WarmupLr),
-        };
+        _optimizer = ParameterGroups.LavisAdamW(model, run.InitLr, run.WeightDecay, run.Beta2, run.LrLayerDecay);
+        if (run.LrLayerDecay != 1.0 && !_optimizer.Groups.Any(g => g.Name.StartsWith("vit_layer_", StringComparison.Ordinal)))
+            _log.LogInformation("run.lr_layer_decay {Decay}: no ViT parameter trains (model.freeze_vit), so every group keeps scale 1", run.LrLayerDecay);
+        if (!IsScst && run.CeSampleUnit == "caption")
+            _captionSamples = [.. _corpus.Train.References.SelectMany((refs, i) => refs.Select((_, c) => (i, c)))];
+        _plan = UpdatePlan.Create(run, TrainSamples);
+        _scheduler = _plan.Scheduler(run, _optimizer);
 
         _sampling = new Generator((ulong)run.Seed, device);
         if (IsScst) _reward = new CiderDReward(TrainDocumentFrequency(config, _corpus));
@@ -115,18 +123,6 @@ public sealed class CaptionTrainer : IDisposable
         if (df.CountsEos != r.EosToken)
             throw new InvalidDataException($"scst.reward.df_file '{r.DfFile}' was built with eos_token = {df.CountsEos}, but the config says {r.EosToken}");
         return df;
-    }
-
-    /// <summary>LAVIS schedules per epoch; with max_iters an "epoch" is iters_per_inner_epoch updates (its inner epochs).</summary>
-    private (int Epochs, long UpdatesPerScheduleEpoch) ScheduleShape()
-    {
-        var run = _config.Run;
-        if (run.MaxIters is int iters)
-        {
-            var inner = run.ItersPerInnerEpoch ?? iters;
-            return ((iters + inner - 1) / inner, inner);
-        }
-        return (run.MaxEpoch!.Value, UpdatesPerEpoch);
     }
 
     private ICaptionTokenizer LoadOrBuildTokenizer()
@@ -175,19 +171,32 @@ public sealed class CaptionTrainer : IDisposable
     // ----------------------------------------------------------------------------------------------------------
     // The steps (shared with the actors)
 
-    /// <summary>One CE micro-batch of data epoch <paramref name="epoch"/>: loss (divided by the accumulation count) backpropagated; returns the loss.</summary>
+    /// <summary>
+    /// One CE micro-batch of data epoch <paramref name="epoch"/> (<paramref name="batch"/>: cursor samples, see
+    /// <see cref="TrainSamples"/>): loss (divided by accum_grad_iters, as LAVIS) backpropagated; returns the loss.
+    /// </summary>
     public double CeStep(int[] batch, int epoch)
     {
         using var scope = NewDisposeScope();
         Policy.Model.train();
-        var pixels = _corpus.Train.Pixels(batch, Policy.Device);
-        var captions = batch.Select(i => PickCaption(i, epoch)).ToList();
+        var (images, captions) = CeSamples(batch, epoch);
+        // CE sees the train transform (random crop/flip/RandomAugment by default), drawn per (seed, epoch, sample): by
+        // caption every annotation gets its own draw, as each LAVIS __getitem__ does.
+        var pixels = _corpus.Train.TrainPixels(images, epoch, Policy.Device, CeByCaption ? batch.Select(i => (long)i).ToArray() : null);
         var loss = Policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
         (loss / _config.Run.AccumGradIters).backward();
         return loss.item<float>();
     }
 
-    // CE trains on every reference: each visit of an image picks one caption, rotating with the epoch.
+    /// <summary>The images and captions of CE cursor samples: an annotation each, or per image one caption picked by <see cref="PickCaption"/>.</summary>
+    public (int[] Images, List<string> Captions) CeSamples(int[] batch, int epoch)
+    {
+        if (_captionSamples is null) return (batch, batch.Select(i => PickCaption(i, epoch)).ToList());
+        var refs = _corpus.Train.References;
+        return ([.. batch.Select(s => _captionSamples[s].Image)], [.. batch.Select(s => refs[_captionSamples[s].Image][_captionSamples[s].Caption])]);
+    }
+
+    // ce_sample_unit image: each visit of an image picks one caption, rotating with the epoch.
     private string PickCaption(int image, int epoch)
     {
         var refs = _corpus.Train.References[image];
@@ -338,10 +347,7 @@ public sealed class CaptionTrainer : IDisposable
     /// <summary>Sets the learning rate for update <paramref name="update"/>, clips, steps and clears gradients.</summary>
     public (double Lr, double GradNorm) ApplyUpdate(long update, int dataEpoch)
     {
-        var (_, perSchedEpoch) = ScheduleShape();
-        var (epoch, step) = _config.Run.MaxIters is null
-            ? (dataEpoch, (int)(update % UpdatesPerEpoch))
-            : ((int)(update / perSchedEpoch), (int)(update % perSchedEpoch));
+        var (epoch, step) = _plan.ScheduleStep(update, dataEpoch);
         var lr = _scheduler.Step(epoch, step);
         var norm = _config.Run.MaxGradNorm > 0
             ? Gradients.ClipGlobalNorm(_optimizer.Parameters, _config.Run.MaxGradNorm)
@@ -370,10 +376,10 @@ public sealed class CaptionTrainer : IDisposable
     }
 
     /// <summary>Writes a checkpoint of model and optimizer with the trainer state the resume path reads.</summary>
-    public CheckpointStore.Entry SaveCheckpoint(long update, long samples, int epoch, int position, double bestCider, long bestStep,
+    public CheckpointStore.Entry SaveCheckpoint(long update, long samples, int epoch, int position, double bestValue, long bestStep,
         long sinceBest, double elapsed, JsonObject? extraState, params string[] tags) =>
-        SaveCheckpoint(IsScst ? "scst" : "ce", update, samples, new DataCursor(_corpus.Train.Count, _config.Run.Seed, epoch, position),
-            bestCider, bestStep, sinceBest, elapsed, tags, extraState);
+        SaveCheckpoint(IsScst ? "scst" : "ce", update, samples, NewCursor(epoch, position),
+            bestValue, bestStep, sinceBest, elapsed, tags, extraState);
 
     /// <summary>Loads the best validation checkpoint (if any) and evaluates val and test, as Run() ends; returns the best file.</summary>
     public string? FinalEvaluation(long update, Dictionary<string, IReadOnlyDictionary<string, double>> metrics)
@@ -443,27 +449,25 @@ public sealed class CaptionTrainer : IDisposable
         var mode = IsScst ? "scst" : "ce";
         var clock = Stopwatch.StartNew();
         long update = 0, samples = 0, bestStep = -1, sinceBest = 0;
-        double bestCider = double.NegativeInfinity, elapsedBefore = 0;
-        var cursor = new DataCursor(_corpus.Train.Count, run.Seed);
+        double bestValue = double.NegativeInfinity, elapsedBefore = 0;
+        var cursor = NewCursor();
         if (_options.Resume && _store.Find("latest") is not null)
         {
             var (state, file) = RestoreCheckpoint("latest");
-            update = state["step"]!.GetValue<long>();
-            samples = state["samples_consumed"]!.GetValue<long>();
-            cursor = new DataCursor(_corpus.Train.Count, run.Seed, state["epoch"]!.GetValue<int>(), state["position"]!.GetValue<int>());
-            bestCider = state["best_val_cider"]?.GetValue<double>() ?? double.NegativeInfinity;
-            bestStep = state["best_step"]?.GetValue<long>() ?? -1;
-            sinceBest = state["evals_since_best"]?.GetValue<long>() ?? 0;
-            elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
             if (state["mode"]?.GetValue<string>() is { } m && m != mode)
                 throw new InvalidDataException($"{file}: the run directory holds a {m} run, but the config is {mode}; use another --run-dir");
+            update = state["step"]!.GetValue<long>();
+            samples = state["samples_consumed"]!.GetValue<long>();
+            cursor = ResumeCursor(state, file);
+            (bestValue, bestStep, sinceBest) = ReadBest(state, file);
+            elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
             _log.LogInformation("Resumed {Mode} at update {Update} (epoch {Epoch}, position {Pos}) from {File}", mode, update, cursor.Epoch, cursor.Position, file);
         }
         else if (_store.Find("latest") is not null)
             throw new InvalidOperationException($"{_options.RunDir} already holds a run; pass --resume to continue it, or choose another --run-dir");
 
         double Elapsed() => elapsedBefore + clock.Elapsed.TotalSeconds;
-        CheckpointStore.Entry Save(params string[] tags) => SaveCheckpoint(mode, update, samples, cursor, bestCider, bestStep, sinceBest, Elapsed(), tags);
+        CheckpointStore.Entry Save(params string[] tags) => SaveCheckpoint(mode, update, samples, cursor, bestValue, bestStep, sinceBest, Elapsed(), tags);
 
         var stopped = false;
         var stopEarly = false;
@@ -471,7 +475,7 @@ public sealed class CaptionTrainer : IDisposable
         {
             if (cancellation.IsCancellationRequested || (_options.StopAfterUpdates is int s && update >= s)) { stopped = true; break; }
             var samplesBefore = samples;
-            var values = IsScst ? ScstUpdate(update, cursor, ref samples) : CeUpdate(cursor, ref samples);
+            var values = IsScst ? ScstUpdate(update, cursor, ref samples) : CeUpdate(update, cursor, ref samples);
             var (lr, norm) = ApplyUpdate(update, cursor.Epoch);
             update++;
             values["lr"] = lr;
@@ -485,18 +489,18 @@ public sealed class CaptionTrainer : IDisposable
             {
                 var val = EvaluateSplit(_corpus.Val, run.EvalMaxImages);
                 _metrics.Log("val", update, val);
-                var cider = val["CIDEr"];
-                if (cider > bestCider)
+                var value = val[run.BestMetric];
+                if (value > bestValue)
                 {
-                    (bestCider, bestStep, sinceBest) = (cider, update, 0);
+                    (bestValue, bestStep, sinceBest) = (value, update, 0);
                     Save("best");
                 }
                 else if (run.EarlyStopPatience > 0 && ++sinceBest >= run.EarlyStopPatience)
                 {
-                    _log.LogInformation("Validation CIDEr-D has not improved for {N} evaluations (best {Best:F4} at update {Step}); stopping", sinceBest, bestCider, bestStep);
+                    _log.LogInformation("Validation {Metric} has not improved for {N} evaluations (best {Best:F4} at update {Step}); stopping", run.BestMetric, sinceBest, bestValue, bestStep);
                     stopEarly = true;
                 }
-                _log.LogInformation("update {Update}: val CIDEr-D {Cider:F4} (best {Best:F4} at {BestStep})", update, cider, bestCider, bestStep);
+                _log.LogInformation("update {Update}: val {Metric} {Value:F4} (best {Best:F4} at {BestStep}), CIDEr-D {Cider:F4}", update, run.BestMetric, value, bestValue, bestStep, val["CIDEr"]);
             }
             if (update % run.CheckpointEvery == 0) Save("latest");
         }
@@ -515,13 +519,14 @@ public sealed class CaptionTrainer : IDisposable
         return summary;
     }
 
-    private Dictionary<string, double> CeUpdate(DataCursor cursor, ref long samples)
+    private Dictionary<string, double> CeUpdate(long update, DataCursor cursor, ref long samples)
     {
         double loss = 0;
-        for (var m = 0; m < _config.Run.AccumGradIters; m++)
+        var micro = _plan.MicroBatches(update);
+        for (var m = 0; m < micro; m++)
         {
             var batch = cursor.Next(_config.Run.BatchSizeTrain);
-            loss += CeStep(batch, cursor.Epoch) / _config.Run.AccumGradIters;
+            loss += CeStep(batch, cursor.Epoch) / micro;
             samples += batch.Length;
         }
         return new Dictionary<string, double> { ["loss"] = loss };
@@ -530,8 +535,9 @@ public sealed class CaptionTrainer : IDisposable
     private Dictionary<string, double> ScstUpdate(long update, DataCursor cursor, ref long samples)
     {
         var acc = new Dictionary<string, double>();
-        void Add(string k, double v) => acc[k] = acc.GetValueOrDefault(k) + v / _config.Run.AccumGradIters;
-        for (var m = 0; m < _config.Run.AccumGradIters; m++)
+        var micro = _plan.MicroBatches(update);
+        void Add(string k, double v) => acc[k] = acc.GetValueOrDefault(k) + v / micro;
+        for (var m = 0; m < micro; m++)
         {
             var batch = cursor.Next(_config.Run.BatchSizeTrain);
             samples += batch.Length;
@@ -574,10 +580,39 @@ public sealed class CaptionTrainer : IDisposable
         var run = _config.Run;
         var r = SplitEvaluator.Evaluate(Policy, split, run, maxImages,
             (done, total) => Progress?.Invoke(new TrainingProgress($"eval:{split.Name}", done, total, new Dictionary<string, double>())));
-        return new Dictionary<string, double>(r.Metrics);
+        // LAVIS's captioning task reports agg_metrics = CIDEr + Bleu_4 beside coco-caption's metrics.
+        return new Dictionary<string, double>(r.Metrics) { ["agg_metrics"] = r.Metrics["CIDEr"] + r.Metrics["Bleu_4"] };
     }
 
-    private CheckpointStore.Entry SaveCheckpoint(string mode, long update, long samples, DataCursor cursor, double bestCider, long bestStep,
+    /// <summary>A data cursor over <see cref="TrainSamples"/> in this run's order (LAVIS's runners drop a partial last batch).</summary>
+    public DataCursor NewCursor(int epoch = 0, int position = 0) => new(TrainSamples, _config.Run.Seed, epoch, position, _plan.DropLast);
+
+    // What the cursor position counts; a checkpoint's position means nothing under another unit or drop rule.
+    private string SampleUnit => CeByCaption ? "caption" : "image";
+
+    /// <summary>The cursor a checkpoint's trainer state stands at, refusing one written with another sample unit or batch rule.</summary>
+    public DataCursor ResumeCursor(JsonObject state, string file)
+    {
+        var unit = state["sample_unit"]?.GetValue<string>() ?? "image";
+        if (unit != SampleUnit)
+            throw new InvalidDataException($"{file}: the run's data cursor counts {unit}s, but run.ce_sample_unit makes it count {SampleUnit}s; set ce_sample_unit: {unit} to resume, or use another --run-dir");
+        var runner = state["runner"]?.GetValue<string>();
+        if (runner != _config.Run.Runner)
+            throw new InvalidDataException($"{file}: the run was trained with run.runner {runner ?? "(absent)"}, the config says {_config.Run.Runner ?? "(absent)"}; set it back to resume, or use another --run-dir");
+        return NewCursor(state["epoch"]!.GetValue<int>(), state["position"]!.GetValue<int>());
+    }
+
+    /// <summary>Best validation value, its update and evaluations since, refusing a checkpoint that ranked by another metric.</summary>
+    public (double Best, long Step, long SinceBest) ReadBest(JsonObject state, string file)
+    {
+        var metric = state["best_metric"]?.GetValue<string>() ?? "CIDEr"; // written before run.best_metric existed: CIDEr-D
+        if (metric != _config.Run.BestMetric)
+            throw new InvalidDataException($"{file}: the run picked its best checkpoint by {metric}, but run.best_metric is {_config.Run.BestMetric}; set best_metric: {metric} to resume, or use another --run-dir");
+        var best = (state["best_val_metric"] ?? state["best_val_cider"])?.GetValue<double>() ?? double.NegativeInfinity;
+        return (best, state["best_step"]?.GetValue<long>() ?? -1, state["evals_since_best"]?.GetValue<long>() ?? 0);
+    }
+
+    private CheckpointStore.Entry SaveCheckpoint(string mode, long update, long samples, DataCursor cursor, double bestValue, long bestStep,
         long sinceBest, double elapsed, string[] tags, JsonObject? extraState = null)
     {
         using var scope = NewDisposeScope();
@@ -591,8 +626,11 @@ public sealed class CaptionTrainer : IDisposable
             ["samples_consumed"] = samples,
             ["epoch"] = cursor.Epoch,
             ["position"] = cursor.Position,
-            ["best_val_cider"] = double.IsFinite(bestCider) ? bestCider : null,
+            ["best_metric"] = _config.Run.BestMetric,
+            ["best_val_metric"] = double.IsFinite(bestValue) ? bestValue : null,
             ["best_step"] = bestStep,
+            ["sample_unit"] = SampleUnit,
+            ["runner"] = _config.Run.Runner,
             ["evals_since_best"] = sinceBest,
             ["elapsed_s"] = elapsed,
             ["optimizer"] = opt.Scalars.ToJson(),
@@ -630,6 +668,13 @@ public sealed class CaptionTrainer : IDisposable
             ["parameters"] = Policy.Model.parameters().Sum(p => p.numel()),
             ["train_images"] = _corpus.Train.Count,
             ["eval_decoding"] = _config.Run.NumBeams > 1 ? $"beam{_config.Run.NumBeams}" : "greedy",
+            ["best_metric"] = _config.Run.BestMetric,
+            ["runner"] = _config.Run.Runner ?? "none",
+            ["sample_unit"] = SampleUnit,
+            ["train_samples"] = TrainSamples,
+            ["updates_per_epoch"] = UpdatesPerEpoch,
+            ["beta2"] = _config.Run.Beta2,
+            ["lr_layer_decay"] = _config.Run.LrLayerDecay,
         };
         if (IsScst)
         {

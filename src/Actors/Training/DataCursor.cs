@@ -1,11 +1,12 @@
 namespace Scst.Actors.Training;
 
 /// <summary>
-/// Where training is in the data: epoch and position in that epoch's shuffled order. The order is a pure function of
-/// (seed, epoch, size), so a checkpoint only needs the two integers, and every image is drawn exactly once per epoch
-/// (the last batch of an epoch may be short).
+/// Where training is in the data: epoch and position in that epoch's shuffled order of samples (images, or CE's
+/// (image, caption) annotations). The order is a pure function of (seed, epoch, size), so a checkpoint only needs the
+/// two integers, and every sample is drawn exactly once per epoch. The last batch of an epoch may be short, or with
+/// <paramref name="dropLast"/> (LAVIS's training loader, <c>drop_last=True</c>) a partial last batch is skipped.
 /// </summary>
-public sealed class DataCursor(int size, long seed, int epoch = 0, int position = 0)
+public sealed class DataCursor(int size, long seed, int epoch = 0, int position = 0, bool dropLast = false)
 {
     private int[] _order = EpochOrder(size, seed, epoch);
 
@@ -13,11 +14,12 @@ public sealed class DataCursor(int size, long seed, int epoch = 0, int position 
     public long Seed { get; } = seed;
     public int Epoch { get; private set; } = epoch;
     public int Position { get; private set; } = position;
+    public bool DropLast { get; } = dropLast;
 
-    /// <summary>The next batch of image indices; when an epoch is used up the next one starts with a fresh order.</summary>
+    /// <summary>The next batch of sample indices; when an epoch is used up the next one starts with a fresh order.</summary>
     public int[] Next(int batchSize)
     {
-        if (Position >= Size)
+        if (Position >= Size || (DropLast && Size - Position < batchSize))
         {
             Epoch++;
             Position = 0;

@@ -37,6 +37,16 @@ public static class PolicyModel
     /// <summary>Builds the configured model on the CPU (move it to its device after); <c>Base</c> is null without a pretrained folder.</summary>
     public static (Blip2T5 Model, PretrainedBase? Base) Build(ModelOptions m, int vocabSize, int imageSize, int seed, Device device, ILogger log)
     {
+        var (model, pretrained) = BuildCore(m, vocabSize, imageSize, seed, device, log);
+        model.UseGradCheckpoint = m.UseGradCheckpoint;
+        if (m.UseGradCheckpoint)
+            log.LogInformation("use_grad_checkpoint: activations checkpointed per ViT layer, Q-Former layer and T5 block in the passes that " +
+                "compute gradients (what has neither a trained parameter nor an input needing a gradient runs as is); backward runs each such block's forward once more");
+        return (model, pretrained);
+    }
+
+    private static (Blip2T5 Model, PretrainedBase? Base) BuildCore(ModelOptions m, int vocabSize, int imageSize, int seed, Device device, ILogger log)
+    {
         if (!m.LoadPretrained)
         {
             var model = CaptioningPolicy.BuildModel(m, vocabSize, imageSize, seed);
@@ -45,9 +55,15 @@ public static class PolicyModel
             return (model, null);
         }
         var dir = m.Pretrained!;
+        var folderConfig = Blip2Config.FromJson(HfCheckpoint.ReadConfig(dir), Path.Combine(dir, HfCheckpoint.ConfigFile));
+        PretrainedChecks.Check(m, folderConfig, dir);
+        if (folderConfig.Text.DenseActFn != m.FeedForwardActivation)
+            log.LogInformation("model.feed_forward_activation: the T5 feed-forward computes {Act} over the folder's {Folder} (LAVIS's blip2_t5 sets dense_act_fn = gelu)",
+                m.FeedForwardActivation, folderConfig.Text.DenseActFn);
         var identity = WeightFolder.Identity(dir);
         var vit = VitDType(m.VitPrecision, device, log);
-        var options = Blip2LoadOptions.Lavis(m.FreezeVit, vit, imageSize, $"{identity}|{imageSize}|{vit}|{m.FreezeVit}|{device}");
+        var options = Blip2LoadOptions.Lavis(m.FreezeVit, vit, imageSize, $"{identity}|{imageSize}|{vit}|{m.FreezeVit}|{m.FeedForwardActivation}|{device}")
+            with { DenseActFn = m.FeedForwardActivation };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var lastLog = TimeSpan.Zero;
         var loaded = HfCheckpoint.LoadBlip2T5(dir, options with

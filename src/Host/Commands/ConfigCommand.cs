@@ -15,7 +15,7 @@ public static class ConfigCommand
         validate.SetAction(r => Run(r.GetValue(validateFile)!, show: false));
 
         var showFile = new Argument<FileInfo>("FILE") { Description = "YAML config to resolve" };
-        var show = new Command("show", "Print the resolved config with defaults filled in") { showFile };
+        var show = new Command("show", "Print every resolved value and where it came from (file:line:column, model_type preset, default)") { showFile };
         show.SetAction(r => Run(r.GetValue(showFile)!, show: true));
 
         cmd.Subcommands.Add(validate);
@@ -27,11 +27,13 @@ public static class ConfigCommand
     {
         try
         {
-            var config = ConfigLoader.Load(file.FullName);
-            if (show) Console.Out.Write(ConfigPrinter.ToYaml(config));
+            var loaded = ConfigLoader.LoadTraced(file.FullName);
+            if (show) Console.Out.Write(ConfigPrinter.WithSources(loaded.Trace));
+            else if (loaded.Config is not { } config)
+                Console.Out.WriteLine($"{file.FullName}: valid ({loaded.Kind}: model and preprocess; a training config names its model_type with datasets and run)");
             else
             {
-                Console.Out.WriteLine($"{file.FullName}: valid ({(config.IsScst ? "scst" : "ce")}, " +
+                Console.Out.WriteLine($"{file.FullName}: valid ({loaded.Kind}, " +
                                       $"datasets: {string.Join(", ", config.Datasets.Keys)})");
                 foreach (var note in MissingPaths(config)) Console.Out.WriteLine($"note: {note}");
             }

@@ -1,4 +1,5 @@
 using Scst.Actors.Configuration;
+using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -8,7 +9,12 @@ namespace Scst.Host.Configuration;
 /// Loads a YAML config (LAVIS's schema plus our scst section) into <see cref="ScstConfig"/>. Every problem found is
 /// reported at once, each with file, line, column and key, before any work starts.
 /// </summary>
-public static class ConfigLoader
+/// <summary>
+/// Loads a YAML config (LAVIS's schema plus our scst section) into <see cref="ScstConfig"/>. Every problem found is
+/// reported at once, each with file, line, column and key, before any work starts. Every value read is traced with its
+/// source (<see cref="ConfigTrace"/>); a LAVIS model-type file (<c>model</c> + <c>preprocess</c>) validates on its own.
+/// </summary>
+public static partial class ConfigLoader
 {
     public static readonly string[] Baselines = ["mean", "leave_one_out", "greedy"];
     public static readonly string[] Samplings = ["beam", "sample"];
@@ -16,14 +22,22 @@ public static class ConfigLoader
     public static readonly string[] LrScheds = ["linear_warmup_cosine_lr", "linear_warmup_step_lr", "constant_lr"];
     public static readonly string[] DatasetFormats = ["karpathy", "lavis", "flickr", "shapes"];
 
-    public static ScstConfig Load(string path)
+    public static ScstConfig Load(string path) => Require(LoadTraced(path), path);
+
+    public static ScstConfig Parse(string yaml, string file) => Require(ParseTraced(yaml, file), file);
+
+    /// <summary>A training config, or a LAVIS model-type file (<see cref="LoadedConfig.Config"/> null), with its trace.</summary>
+    public static LoadedConfig LoadTraced(string path)
     {
         if (!File.Exists(path))
             throw new ConfigException([new ConfigError(path, 0, 0, "", "config file not found")]);
-        return Parse(File.ReadAllText(path), path);
+        return ParseTraced(File.ReadAllText(path), path);
     }
 
-    public static ScstConfig Parse(string yaml, string file)
+    private static ScstConfig Require(LoadedConfig c, string file) => c.Config ?? throw new ConfigException([new ConfigError(file, 1, 1, "",
+        "a LAVIS model-type file (model and preprocess only) describes a model, not a run: name its model_type in a training config with datasets and run")]);
+
+    public static LoadedConfig ParseTraced(string yaml, string file)
     {
         var errors = new List<ConfigError>();
         var stream = new YamlStream();
@@ -41,91 +55,42 @@ public static class ConfigLoader
             throw new ConfigException([new ConfigError(file, 1, 1, "",
                 "expected a mapping with the sections model, datasets, run (and scst for SCST)")]);
 
-        var root = new YamlSection(rootNode, rootNode.Start, file, "", errors);
-        var model = ReadModel(root.Section("model"));
-        var datasets = ReadDatasets(root.Section("datasets"), errors, file);
+        var trace = new ConfigTrace();
+        var root = new YamlSection(rootNode, rootNode.Start, file, "", errors, trace);
+        var modelSection = root.Section("model");
+        var model = ReadModel(modelSection);
+        if (root.Has("preprocess") && !root.Has("datasets") && !root.Has("run"))
+        {
+            // LAVIS's configs/models/*.yaml: the model and the processors load_model_and_preprocess builds.
+            var pre = root.Section("preprocess");
+            var (size, _, _, prompts, _) = ReadProcessors(pre, model);
+            model = Reconcile(modelSection, model, new Dictionary<string, DatasetOptions>
+            {
+                ["preprocess"] = new("preprocess", "", null, null, size, null, 50, "error", null),
+            }, prompts);
+            pre.Finish();
+            root.Finish();
+            if (errors.Count > 0) throw new ConfigException(errors);
+            return new LoadedConfig(null, trace, "LAVIS model-type file");
+        }
+        root.Refuse("preprocess", "a LAVIS model-type file's section; in a training config set datasets.<name>.vis_processor and text_processor");
+        var trainVis = new Dictionary<string, TrainVisSource>(StringComparer.Ordinal);
+        var (datasets, textPrompts) = ReadDatasets(root.Section("datasets"), errors, file, model, trainVis);
+        model = Reconcile(modelSection, model, datasets, textPrompts);
         var run = ReadRun(root.Section("run"));
         var scst = ReadScst(root.Section("scst"));
+        if (scst.Enabled) datasets = ScstTrainVisProcessors(datasets, trainVis, errors, file);
         root.Finish();
 
         if (errors.Count > 0) throw new ConfigException(errors);
-        return new ScstConfig(model, datasets, run, scst, Path.GetFullPath(file));
+        return new LoadedConfig(new ScstConfig(model, datasets, run, scst, Path.GetFullPath(file)), trace, scst.Enabled ? "scst" : "ce");
     }
 
-    private static ModelOptions ReadModel(YamlSection s)
-    {
-        var arch = s.GetString("arch", "blip2_t5", "blip2_t5", "t5");
-        var modelType = s.GetString("model_type", "tiny");
-        var loadPretrained = s.GetBool("load_pretrained", false);
-        var pretrained = s.GetOptionalString("pretrained");
-        if (loadPretrained && pretrained is null)
-            s.Error("pretrained", s.Where, "load_pretrained is true, so 'pretrained' must name a Hugging Face folder or checkpoint");
-        var loadFinetuned = s.GetBool("load_finetuned", false);
-        var finetuned = s.GetOptionalString("finetuned");
-        if (loadFinetuned && finetuned is null)
-            s.Error("finetuned", s.Where, "load_finetuned is true, so 'finetuned' must name a checkpoint");
-        var freezeVit = s.GetBool("freeze_vit", true);
-        var prompt = s.GetString("prompt", "");
-        var maxTxtLen = s.GetInt("max_txt_len", 32, 1, 4096);
-        var act = s.GetString("feed_forward_activation", "gelu_new", "gelu_new", "gelu", "relu");
-        // LAVIS keys we accept for compatibility but that have no effect in this implementation.
-        s.GetBool("use_grad_checkpoint", false);
-        var vitPrecision = s.GetString("vit_precision", "fp32", "fp16", "fp32", "bf16");
-        if (vitPrecision != "fp32" && !(loadPretrained && freezeVit))
-            s.Error("vit_precision", s.Where, $"vit_precision {vitPrecision} holds a frozen pretrained ViT in half precision (LAVIS); it needs load_pretrained: true and freeze_vit: true, otherwise use fp32");
-        s.GetInt("num_query_token", 32, 1);
-        s.GetOptionalString("t5_model");
-
-        // A pretrained T5 reads ids of its own sentencepiece vocabulary: by default the folder's spiece.model.
-        var t = s.Section("tokenizer");
-        var tok = new TokenizerOptions(
-            t.GetString("type", loadPretrained ? "sentencepiece" : "word", "word", "sentencepiece"),
-            t.GetOptionalString("path") ?? (loadPretrained && pretrained is not null && !t.IsPresent ? Path.Combine(pretrained, "spiece.model") : null),
-            t.GetInt("min_freq", 1, 1));
-        if (tok.Type == "sentencepiece" && tok.Path is null)
-            t.Error("path", t.Where, "a sentencepiece tokenizer needs 'path' (the spiece.model file)");
-        if (tok.Type == "word" && loadPretrained)
-            t.Error("type", t.Where, "model.tokenizer: a word vocabulary built from the captions gives a pretrained T5 meaningless ids; use type: sentencepiece with the checkpoint's spiece.model (the default with load_pretrained)");
-        t.Finish();
-
-        var a = s.Section("architecture");
-        TinyArchitecture? archOpts = null;
-        if (a.IsPresent || !loadPretrained)
-        {
-            archOpts = new TinyArchitecture(
-                ImageSize: a.GetInt("image_size", 32, 8),
-                PatchSize: a.GetInt("patch_size", 8, 1),
-                VisionHidden: a.GetInt("vision_hidden", 64, 8),
-                VisionLayers: a.GetInt("vision_layers", 2, 1),
-                VisionHeads: a.GetInt("vision_heads", 4, 1),
-                VisionMlp: a.GetInt("vision_mlp", 128, 1),
-                NumQueryTokens: a.GetInt("num_query_tokens", 8, 1),
-                QformerHidden: a.GetInt("qformer_hidden", 64, 8),
-                QformerLayers: a.GetInt("qformer_layers", 1, 1),
-                QformerHeads: a.GetInt("qformer_heads", 4, 1),
-                QformerIntermediate: a.GetInt("qformer_intermediate", 128, 1),
-                CrossAttentionFrequency: a.GetInt("cross_attention_frequency", 1, 1),
-                DModel: a.GetInt("d_model", 64, 8),
-                DKv: a.GetInt("d_kv", 16, 1),
-                DFf: a.GetInt("d_ff", 128, 1),
-                NumHeads: a.GetInt("num_heads", 4, 1),
-                EncoderLayers: a.GetInt("encoder_layers", 1, 1),
-                DecoderLayers: a.GetInt("decoder_layers", 2, 1),
-                RelativeAttentionNumBuckets: a.GetInt("relative_attention_num_buckets", 16, 2),
-                RelativeAttentionMaxDistance: a.GetInt("relative_attention_max_distance", 32, 2),
-                DropoutRate: a.GetDouble("dropout_rate", 0.0, 0, 1));
-            if (archOpts.ImageSize % archOpts.PatchSize != 0)
-                a.Error("patch_size", a.Where, $"image_size {archOpts.ImageSize} must be a multiple of patch_size {archOpts.PatchSize}");
-        }
-        a.Finish();
-        s.Finish();
-        return new ModelOptions(arch, modelType, loadPretrained, pretrained, loadFinetuned, finetuned, freezeVit, prompt,
-            maxTxtLen, act, tok, archOpts, vitPrecision);
-    }
-
-    private static IReadOnlyDictionary<string, DatasetOptions> ReadDatasets(YamlSection s, List<ConfigError> errors, string file)
+    private static (IReadOnlyDictionary<string, DatasetOptions>, IReadOnlyDictionary<string, (string, string)>) ReadDatasets(
+        YamlSection s, List<ConfigError> errors, string file, ModelOptions model, Dictionary<string, TrainVisSource> trainVis)
     {
         var result = new Dictionary<string, DatasetOptions>(StringComparer.Ordinal);
+        var prompts = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
         foreach (var (name, d) in s.NamedSections())
         {
             var inferred = name switch
@@ -138,6 +103,7 @@ public static class ConfigLoader
             var format = d.GetOptionalString("format", DatasetFormats) ?? inferred;
             if (format is null)
                 d.Error("format", d.Where, $"cannot infer the dataset format from the name '{name}': set format to one of {string.Join(" | ", DatasetFormats)}");
+            else if (d.SourceOf("format") is null) d.Resolve("format", format, $"default from the dataset name '{name}'");
 
             var b = d.Section("build_info");
             var annotations = b.GetOptionalString("annotations");
@@ -148,31 +114,9 @@ public static class ConfigLoader
                 b.Error("images", b.Where, "the shapes dataset needs build_info.images (the folder it is generated into)");
             b.Finish();
 
-            var imageSize = 224;
-            var vp = d.Section("vis_processor");
-            foreach (var phase in new[] { "train", "eval" })
-            {
-                var p = vp.Section(phase);
-                p.GetString("name", phase == "train" ? "blip_image_train" : "blip_image_eval",
-                    "blip_image_train", "blip_image_eval", "blip2_image_train");
-                imageSize = p.GetInt("image_size", imageSize, 8);
-                p.Finish();
-            }
-            vp.Finish();
-
-            string? trainPrompt = null;
-            var maxWords = 50;
-            var tp = d.Section("text_processor");
-            foreach (var phase in new[] { "train", "eval" })
-            {
-                var p = tp.Section(phase);
-                p.GetString("name", "blip_caption", "blip_caption");
-                var prompt = p.GetOptionalString("prompt");
-                if (phase == "train") trainPrompt = prompt;
-                maxWords = p.GetInt("max_words", maxWords, 1);
-                p.Finish();
-            }
-            tp.Finish();
+            var (imageSize, trainPrompt, maxWords, prompt, vis) = ReadProcessors(d, model);
+            trainVis[name] = vis.Source;
+            foreach (var kv in prompt) prompts[name] = kv.Value;
 
             var missing = d.GetString("missing_images", "error", "error", "skip");
             d.GetString("data_type", "images", "images");
@@ -183,19 +127,79 @@ public static class ConfigLoader
                 shapes = new ShapesOptions(sh.GetInt("seed", 1234), sh.GetInt("train", 6000, 1), sh.GetInt("val", 500, 1), sh.GetInt("test", 1000, 1));
             sh.Finish();
             d.Finish();
-            result[name] = new DatasetOptions(name, format ?? "", annotations, images, imageSize, trainPrompt, maxWords, missing, shapes);
+            result[name] = new DatasetOptions(name, format ?? "", annotations, images, imageSize, trainPrompt, maxWords, missing, shapes,
+                vis.Train, vis.Eval);
         }
         if (result.Count == 0)
             errors.Add(new ConfigError(file, s.Where.Line, s.Where.Column, "datasets", "at least one dataset is required (e.g. shapes, coco_caption)"));
-        return result;
+        return (result, prompts);
     }
+
+    /// <summary>
+    /// vis_processor and text_processor of a dataset (or of a LAVIS model file's preprocess section). The image size
+    /// defaults to model.image_size (a preset's too), then 224; eval defaults to train's and is the one the data uses.
+    /// </summary>
+    private static (int ImageSize, string? TrainPrompt, int MaxWords, Dictionary<string, (string, string)> Prompt, VisProcessors Vis) ReadProcessors(
+        YamlSection d, ModelOptions model)
+    {
+        var vis = ReadVisProcessors(d.Section("vis_processor"), model.ImageSize ?? 224,
+            model.ImageSize is null ? ConfigTrace.Default : "model.image_size");
+        var imageSize = vis.Eval.ImageSize;
+
+        string? trainPrompt = null;
+        var prompts = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+        var maxWords = 50;
+        var tp = d.Section("text_processor");
+        foreach (var phase in new[] { "train", "eval" })
+        {
+            var p = tp.Section(phase);
+            p.GetString("name", "blip_caption", "blip_caption");
+            if (phase == "train")
+            {
+                trainPrompt = p.GetOptionalString("prompt");
+                if (trainPrompt is not null) prompts[d.Path] = (trainPrompt, p.SourceOf("prompt")!);
+            }
+            else p.Refuse("prompt", "LAVIS's caption eval datasets pass no text, so an eval prompt is never used; the prompt generation sees is model.prompt");
+            maxWords = p.GetInt("max_words", maxWords, 1);
+            p.Finish();
+        }
+        tp.Finish();
+        return (imageSize, trainPrompt, maxWords, prompts, vis);
+    }
+
+    public static readonly string[] Runners = ["runner_base", "runner_iter"];
+    public static readonly string[] CeSampleUnits = ["caption", "image"];
+    // The evaluator's corpus metrics (coco-caption names) and LAVIS's captioning agg_metrics (CIDEr + Bleu_4).
+    public static readonly string[] BestMetrics = ["CIDEr", "agg_metrics", "Bleu_4", "Bleu_3", "Bleu_2", "Bleu_1", "ROUGE_L"];
 
     private static RunOptions ReadRun(YamlSection s)
     {
         var maxEpoch = s.GetOptionalInt("max_epoch", 1);
         var maxIters = s.GetOptionalInt("max_iters", 1);
-        if (maxEpoch is null && maxIters is null)
-            s.Error("max_epoch", s.Where, "set max_epoch or max_iters (how long to train)");
+        var runner = s.GetOptionalString("runner", Runners);
+        var itersPerInnerEpoch = s.GetOptionalInt("iters_per_inner_epoch", 1);
+        switch (runner)
+        {
+            case null when maxEpoch is null && maxIters is null:
+                s.Error("max_epoch", s.Where, "set max_epoch or max_iters (how long to train)");
+                break;
+            case "runner_base":
+                if (maxIters is not null)
+                    s.Error("max_iters", s.Where, "runner_base trains max_epoch epochs; remove max_iters, or use runner: runner_iter");
+                if (itersPerInnerEpoch is not null)
+                    s.Error("iters_per_inner_epoch", s.Where, "runner_base has no inner epochs; remove iters_per_inner_epoch, or use runner: runner_iter");
+                if (maxEpoch is null) s.Error("max_epoch", s.Where, "runner_base needs max_epoch (how many epochs to train)");
+                break;
+            case "runner_iter":
+                if (maxEpoch is not null)
+                    s.Error("max_epoch", s.Where, "runner_iter trains max_iters iterations; remove max_epoch, or use runner: runner_base");
+                if (maxIters is null) s.Error("max_iters", s.Where, "runner_iter needs max_iters (how many iterations to train)");
+                if (itersPerInnerEpoch is null)
+                    s.Error("iters_per_inner_epoch", s.Where, "runner_iter needs iters_per_inner_epoch (iterations per inner epoch: validation and LR schedule)");
+                break;
+        }
+        var beta2 = s.GetDouble("beta2", 0.999, 0, 1);
+        if (beta2 >= 1) s.Error("beta2", s.Where, "beta2 must be below 1 (AdamW divides by 1 - beta2^t)");
         var minLen = s.GetInt("min_len", 1, 0);
         var maxLen = s.GetInt("max_len", 30, 1);
         if (minLen > maxLen) s.Error("min_len", s.Where, $"min_len ({minLen}) must not exceed max_len ({maxLen})");
@@ -213,7 +217,7 @@ public static class ConfigLoader
             LrDecayRate: s.GetDouble("lr_decay_rate", 0.9, 0, 1, minExclusive: true),
             MaxEpoch: maxEpoch,
             MaxIters: maxIters,
-            ItersPerInnerEpoch: s.GetOptionalInt("iters_per_inner_epoch", 1),
+            ItersPerInnerEpoch: itersPerInnerEpoch,
             BatchSizeTrain: s.GetInt("batch_size_train", 16, 1),
             BatchSizeEval: s.GetInt("batch_size_eval", 16, 1),
             AccumGradIters: s.GetInt("accum_grad_iters", 1, 1),
@@ -243,7 +247,13 @@ public static class ConfigLoader
             LengthPenalty: s.GetDouble("length_penalty", 1.0),
             UseNucleusSampling: s.GetBool("use_nucleus_sampling", false),
             TopP: s.GetDouble("top_p", 0.9, 0, 1, minExclusive: true),
-            Temperature: s.GetDouble("temperature", 1.0, 0, minExclusive: true));
+            Temperature: s.GetDouble("temperature", 1.0, 0, minExclusive: true),
+            NumWorkers: s.GetOptionalInt("num_workers", 0),
+            Runner: runner,
+            CeSampleUnit: s.GetString("ce_sample_unit", "caption", CeSampleUnits),
+            BestMetric: s.GetString("best_metric", "CIDEr", BestMetrics),
+            Beta2: beta2,
+            LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true));
         if (double.IsInfinity(run.RepetitionPenalty)) s.Error("repetition_penalty", s.Where, "expected a finite number > 0 (1.0 = no penalty)");
         if (double.IsInfinity(run.LengthPenalty)) s.Error("length_penalty", s.Where, "expected a finite number (1.0 = HF's default; > 0 favours longer beams, < 0 shorter)");
         if (double.IsInfinity(run.Temperature)) s.Error("temperature", s.Where, "expected a finite number > 0");
@@ -253,11 +263,7 @@ public static class ConfigLoader
         var device = run.Device.ToLowerInvariant();
         if (device is not ("cpu" or "cuda" or "auto") && !System.Text.RegularExpressions.Regex.IsMatch(device, @"^cuda:\d+$"))
             s.Error("device", s.Where, $"expected cpu | cuda | cuda:N | auto, got '{run.Device}'");
-        // LAVIS keys that only matter to its PyTorch launcher.
-        s.GetInt("num_workers", 0, 0);
-        s.GetOptionalString("dist_url");
-        s.GetBool("evaluate", false);
-        s.GetStringList("report_metric", []);
+        ReadLavisRunner(s, run);
         s.Finish();
         return run;
     }

@@ -24,14 +24,15 @@ public sealed class Blip2QFormerMultiHeadAttention : nn.Module
         register_module("query", query); register_module("key", key); register_module("value", value);
     }
 
-    public Tensor forward(Tensor x, Tensor kvSource)
+    /// <summary>Keys from <paramref name="kvSource"/>, values from <paramref name="valueSource"/> when given (the same tensor held as a second input: see <see cref="Blip2QFormerEncoder.forward"/>).</summary>
+    public Tensor forward(Tensor x, Tensor kvSource, Tensor? valueSource = null)
     {
         using var scope = NewDisposeScope();
         var (b, l) = (x.shape[0], x.shape[1]);
         var s = kvSource.shape[1];
         var q = Autocast.Linear(query, x).view(b, l, _heads, _headDim).transpose(1, 2);
         var k = Autocast.Linear(key, kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
-        var v = Autocast.Linear(value, kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
+        var v = Autocast.Linear(value, valueSource ?? kvSource).view(b, s, _heads, _headDim).transpose(1, 2);
         var ctx = F.scaled_dot_product_attention(q, k, v, p: training ? _dropout : 0.0);
         return ctx.transpose(1, 2).reshape(b, l, _heads * _headDim).MoveToOuterDisposeScope();
     }
@@ -71,10 +72,10 @@ public sealed class Blip2QFormerAttention : nn.Module
         register_module("attention", attention); register_module("output", output);
     }
 
-    public Tensor forward(Tensor h, Tensor kvSource)
+    public Tensor forward(Tensor h, Tensor kvSource, Tensor? valueSource = null)
     {
         using var scope = NewDisposeScope();
-        return output.forward(attention.forward(h, kvSource), h).MoveToOuterDisposeScope();
+        return output.forward(attention.forward(h, kvSource, valueSource), h).MoveToOuterDisposeScope();
     }
 }
 
@@ -119,11 +120,12 @@ public sealed class Blip2QFormerLayer : nn.Module
         register_module("output_query", output_query);
     }
 
-    public Tensor forward(Tensor h, Tensor imageEmbeds)
+    /// <summary>Cross-attention keys from <paramref name="imageEmbeds"/>, values from <paramref name="imageValues"/> (default: the same).</summary>
+    public Tensor forward(Tensor h, Tensor imageEmbeds, Tensor? imageValues = null)
     {
         using var scope = NewDisposeScope();
         h = attention.forward(h, h);
-        if (crossattention is not null) h = crossattention.forward(h, imageEmbeds);
+        if (crossattention is not null) h = crossattention.forward(h, imageEmbeds, imageValues);
         return output_query.forward(intermediate_query.forward(h), h).MoveToOuterDisposeScope();
     }
 }
@@ -138,10 +140,19 @@ public sealed class Blip2QFormerEncoder : nn.Module
         register_module("layer", layer);
     }
 
+    /// <summary>Checkpoint each layer's activations while training (<see cref="ActivationCheckpoint"/>; BERT's <c>gradient_checkpointing</c> in LAVIS's Q-Former).</summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>
+    /// The layers over the queries. A checkpointed layer takes the image embeddings twice, values' first, so it returns
+    /// the gradients of its value and key projections separately and the engine sums them into the image embeddings'
+    /// gradient in the order an unchecked run does (one summed gradient per layer would associate differently).
+    /// </summary>
     public Tensor forward(Tensor h, Tensor imageEmbeds)
     {
         using var scope = NewDisposeScope();
-        foreach (var l in layer) h = l.forward(h, imageEmbeds);
+        foreach (var l in layer)
+            h = ActivationCheckpoint.Call(GradientCheckpointing, l.training, l, x => l.forward(x[0], x[2], x[1]), h, imageEmbeds, imageEmbeds);
         return h.MoveToOuterDisposeScope();
     }
 }
@@ -162,6 +173,8 @@ public sealed class Blip2QFormerModel : nn.Module
         register_module("dropout", dropout);
         register_module("encoder", encoder);
     }
+
+    public Blip2QFormerEncoder Encoder => encoder;
 
     public Tensor forward(Tensor queryEmbeds, Tensor imageEmbeds)
     {

@@ -49,6 +49,25 @@ public sealed class Blip2T5 : nn.Module
     public Linear LanguageProjection => language_projection;
     public Parameter QueryTokens => query_tokens;
 
+    /// <summary>
+    /// LAVIS's <c>use_grad_checkpoint</c>: activation checkpointing of each ViT layer, Q-Former layer and T5 block
+    /// (encoder and decoder) in the passes that compute gradients (<see cref="ActivationCheckpoint"/>). Frozen parts whose
+    /// inputs need no gradient run as they are; a frozen T5 that gradients flow through is checkpointed, which is where
+    /// most of the memory is. Shared frozen parts get the setting for every sharer: it changes no result, and the
+    /// sharers that only generate run without gradients, where it does nothing.
+    /// </summary>
+    public bool UseGradCheckpoint
+    {
+        get => qformer.Encoder.GradientCheckpointing;
+        set
+        {
+            vision_model.Trunk.Encoder.GradientCheckpointing = value;
+            qformer.Encoder.GradientCheckpointing = value;
+            language_model.Encoder.GradientCheckpointing = value;
+            language_model.Decoder.GradientCheckpointing = value;
+        }
+    }
+
     /// <summary>Makes this model's frozen parts shareable under <paramref name="key"/> (see <see cref="Blip2FrozenBase"/>).</summary>
     public Blip2FrozenBase ShareFrozen(string key, bool vision, bool text)
     {

@@ -127,10 +127,14 @@ public sealed class Blip2Encoder : nn.Module
         register_module("layers", layers);
     }
 
+    /// <summary>Checkpoint each layer's activations while training (<see cref="ActivationCheckpoint"/>; LAVIS's EVA ViT <c>use_checkpoint</c>).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     public Tensor forward(Tensor h)
     {
         using var scope = NewDisposeScope();
-        foreach (var l in layers) h = l.forward(h);
+        foreach (var l in layers)
+            h = ActivationCheckpoint.Call(GradientCheckpointing, CallMode.Training(l.training), l, x => l.forward(x[0]), h);
         return h.MoveToOuterDisposeScope();
     }
 }

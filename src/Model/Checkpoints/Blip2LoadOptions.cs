@@ -20,6 +20,8 @@ public sealed record Blip2LoadOptions
     public string? ShareKey { get; init; }
     /// <summary>Called with (bytes read, total bytes) as tensors load.</summary>
     public Action<long, long>? Progress { get; init; }
+    /// <summary>The T5 feed-forward activation over the folder's (LAVIS sets FlanT5's <c>dense_act_fn = "gelu"</c>); null: the folder's.</summary>
+    public string? DenseActFn { get; init; }
 
     /// <summary>
     /// LAVIS's <c>blip2_t5</c>: T5 frozen in bf16; the ViT trunk frozen in <paramref name="vitDType"/> when

@@ -149,6 +149,7 @@ public static partial class HfCheckpoint
         var type = ModelType(config, dir);
         if (type != "blip-2") throw new InvalidDataException($"{Path.Combine(dir, ConfigFile)}: model_type is '{type}', expected 'blip-2'.");
         var cfg = Blip2Config.FromJson(config, Path.Combine(dir, ConfigFile));
+        if (o.DenseActFn is { } act) cfg = cfg with { Text = cfg.Text with { DenseActFn = act } };
         var checkpointGrid = cfg.Vision.ImageSize / cfg.Vision.PatchSize;
         if (o.ImageSize is int size)
         {

@@ -18,10 +18,16 @@ public static class CallMode
 
     public static Scope Enter(bool training) => new(training);
 
+    /// <summary>The mode a sharing model set on this thread (null: none), for re-entering it on another thread or later.</summary>
+    public static bool? Current => _training;
+
+    /// <summary>Re-enters a mode read from <see cref="Current"/> (activation checkpointing's recomputation in backward).</summary>
+    public static Scope Restore(bool? training) => new(training);
+
     public readonly struct Scope : IDisposable
     {
         private readonly bool? _previous;
-        internal Scope(bool training) { _previous = _training; _training = training; }
+        internal Scope(bool? training) { _previous = _training; _training = training; }
         public void Dispose() => _training = _previous;
     }
 }

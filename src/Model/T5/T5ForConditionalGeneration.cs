@@ -130,9 +130,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
         var causal = triu(full(t, t, Scalars.Of(MaskValue(dtype)), dtype: dtype, device: device), diagonal: 1);
         var selfBias = decoder.PositionBias(t, t, device).to(dtype).add(causal, Scalars.One);
         var crossBias = KeyMaskBias(mask, dtype);
-        var crossKV = Enumerable.Range(0, decoder.NumBlocks)
-            .Select(i => decoder.Block(i).CrossAttentionLayer!.Attention.ProjectKV(encoderHidden)).ToList();
-        var h = decoder.ForwardDecoder(shared.forward(decoderInputIds), selfBias, crossKV, crossBias);
+        var h = decoder.ForwardDecoder(shared.forward(decoderInputIds), selfBias, encoderHidden, crossBias);
         return Head(h).MoveToOuterDisposeScope();
     }
 

@@ -116,11 +116,14 @@ public sealed class T5Attention : nn.Module
     }
 
     /// <summary>Projects keys and values: [B, H, L, d_kv] each.</summary>
-    public (Tensor K, Tensor V) ProjectKV(Tensor source)
+    public (Tensor K, Tensor V) ProjectKV(Tensor source) => ProjectKV(source, source);
+
+    /// <summary>Keys from <paramref name="keySource"/>, values from <paramref name="valueSource"/> (the same tensor, held as two inputs: see <see cref="T5Block.ForwardDecoder"/>).</summary>
+    public (Tensor K, Tensor V) ProjectKV(Tensor keySource, Tensor valueSource)
     {
-        var (b, l) = (source.shape[0], source.shape[1]);
-        var key = Autocast.Linear(k, source).view(b, l, _heads, _dkv).transpose(1, 2);
-        var value = Autocast.Linear(v, source).view(b, l, _heads, _dkv).transpose(1, 2);
+        var (b, l) = (keySource.shape[0], keySource.shape[1]);
+        var key = Autocast.Linear(k, keySource).view(b, l, _heads, _dkv).transpose(1, 2);
+        var value = Autocast.Linear(v, valueSource).view(b, l, _heads, _dkv).transpose(1, 2);
         return (key, value);
     }
 
@@ -300,6 +303,27 @@ public sealed class T5Block : nn.Module
         layer = new ModuleList<nn.Module>(layers.ToArray());
         register_module("layer", layer);
     }
+
+    /// <summary>An encoder block over all positions.</summary>
+    public Tensor ForwardEncoder(Tensor h, Tensor selfBias)
+    {
+        // Its own scope: a checkpointed forward must let go of the intermediate at once.
+        using var scope = NewDisposeScope();
+        return FeedForwardLayer.forward(SelfAttentionLayer.forward(h, selfBias)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A teacher-forced decoder block, projecting its cross-attention keys and values from the encoder output given twice:
+    /// checkpointed, it returns the two projections' gradients apart (values first) and the engine sums them into the
+    /// encoder output's gradient in an unchecked run's order, bitwise also in bf16 (one sum per block would not be).
+    /// </summary>
+    public Tensor ForwardDecoder(Tensor h, Tensor selfBias, Tensor keySource, Tensor valueSource, Tensor crossBias)
+    {
+        using var scope = NewDisposeScope();
+        var (k, v) = CrossAttentionLayer!.Attention.ProjectKV(keySource, valueSource);
+        h = CrossAttentionLayer.forward(SelfAttentionLayer.forward(h, selfBias), k, v, crossBias);
+        return FeedForwardLayer.forward(h).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>
@@ -328,6 +352,9 @@ public sealed class T5Stack : nn.Module
 
     public T5Block Block(int i) => block[i];
 
+    /// <summary>Checkpoint each block in the training passes (<see cref="ActivationCheckpoint"/>; HF's <c>gradient_checkpointing</c>); never the KV-cache steps.</summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Position bias of block 0's self-attention, [1, H, q, k], for queries starting at <paramref name="offset"/>.</summary>
     public Tensor PositionBias(long qLen, long kLen, Device device, long offset = 0) =>
         block[0].SelfAttentionLayer.Attention.ComputeBias(qLen, kLen, device, offset);
@@ -337,23 +364,21 @@ public sealed class T5Stack : nn.Module
     {
         using var scope = NewDisposeScope();
         var h = dropout.forward(embeds);
-        for (var i = 0; i < block.Count; i++)
-            h = block[i].FeedForwardLayer.forward(block[i].SelfAttentionLayer.forward(h, selfBias));
+        var training = CallMode.Training(this.training);
+        foreach (var b in block)
+            h = ActivationCheckpoint.Call(GradientCheckpointing, training, b, x => b.ForwardEncoder(x[0], x[1]), h, selfBias);
         return dropout.forward(final_layer_norm.forward(h)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Teacher-forced decoder pass over all positions.</summary>
-    public Tensor ForwardDecoder(Tensor embeds, Tensor selfBias, IReadOnlyList<(Tensor K, Tensor V)> crossKV, Tensor crossBias)
+    /// <summary>Teacher-forced decoder pass over all positions, attending to <paramref name="encoderHidden"/>.</summary>
+    public Tensor ForwardDecoder(Tensor embeds, Tensor selfBias, Tensor encoderHidden, Tensor crossBias)
     {
         using var scope = NewDisposeScope();
         var h = dropout.forward(embeds);
-        for (var i = 0; i < block.Count; i++)
-        {
-            var b = block[i];
-            h = b.SelfAttentionLayer.forward(h, selfBias);
-            h = b.CrossAttentionLayer!.forward(h, crossKV[i].K, crossKV[i].V, crossBias);
-            h = b.FeedForwardLayer.forward(h);
-        }
+        var training = CallMode.Training(this.training);
+        foreach (var b in block)
+            h = ActivationCheckpoint.Call(GradientCheckpointing, training, b, x => b.ForwardDecoder(x[0], x[1], x[3], x[2], x[4]),
+                h, selfBias, encoderHidden, encoderHidden, crossBias);
         return dropout.forward(final_layer_norm.forward(h)).MoveToOuterDisposeScope();
     }
 

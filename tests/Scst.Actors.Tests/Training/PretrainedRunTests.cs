@@ -162,6 +162,42 @@ public sealed class PretrainedRunTests : IClassFixture<TinyShapes>, IDisposable
         Assert.Equal(("sentencepiece", Path.Combine("/somewhere", "spiece.model")), (ok.Model.Tokenizer.Type, ok.Model.Tokenizer.Path));
     }
 
+    [Fact]
+    public void TheFeedForwardActivationReplacesTheFoldersAndTheQueryCountIsChecked()
+    {
+        var folder = Folder("act", seed: 2);
+        var m = Config(folder, null).Model;
+        Assert.Equal("gelu", m.FeedForwardActivation);                      // LAVIS's blip2_t5 sets dense_act_fn = gelu
+        Assert.Equal("gelu_new", TinyConfig().Text.DenseActFn);              // the folder's (HF's reading of gated-gelu)
+        var (gelu, _) = PolicyModel.Build(m, 0, 42, 3, CPU, NullLogger.Instance);
+        var (geluNew, _) = PolicyModel.Build(m with { FeedForwardActivation = "gelu_new" }, 0, 42, 3, CPU, NullLogger.Instance);
+        using (gelu)
+        using (geluNew)
+        {
+            Assert.Equal(("gelu", "gelu_new"), (gelu.Config.Text.DenseActFn, geluNew.Config.Text.DenseActFn));
+            gelu.eval();
+            geluNew.eval();
+            // Same weights, so the feed-forwards differ only by the activation. Exact and tanh-approximated GELU differ
+            // by at most ~2e-4, under bf16's resolution except where GELU is near 0 (pre-activations around -3): so the
+            // input is scaled to put the pre-activations in [-4, 4].
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var ffGelu = gelu.LanguageModel.Encoder.Block(0).FeedForwardLayer.Dense;
+            var ffNew = geluNew.LanguageModel.Encoder.Block(0).FeedForwardLayer.Dense;
+            var x = randn(64, 24, generator: new TorchSharp.torch.Generator(7));
+            var w0 = ffGelu.InputProjections.First().weight!.to(float32);
+            x = x * (2.0 / x.matmul(w0.t()).std().item<float>());
+            var a = ffGelu.forward(x.to(bfloat16)).to(float32);
+            var b = ffNew.forward(x.to(bfloat16)).to(float32);
+            var diff = (a - b).abs().max().item<float>();
+            Assert.True(diff > 0, "gelu and gelu_new gave the same feed-forward output");
+            Assert.True(diff < 0.05 * a.abs().max().item<float>(), $"the activations differ by {diff}, more than GELU's tanh approximation can");
+        }
+        var e = Assert.Throws<InvalidDataException>(() => PolicyModel.Build(m with { NumQueryToken = 32 }, 0, 42, 3, CPU, NullLogger.Instance));
+        Assert.StartsWith("model.num_query_token is 32", e.Message);
+        Assert.Contains("num_query_tokens 4", e.Message);
+    }
+
     public void Dispose()
     {
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }

@@ -57,6 +57,16 @@ public sealed class TinyShapes : IDisposable
         {{extraRun}}
         """, "tiny_ce.yaml");
 
+    /// <summary>A CE config with the tiny model and data and the given run section (YAML lines indented by two).</summary>
+    public ScstConfig CeWithRun(string runLines) => ConfigLoader.Parse($$"""
+        model:
+          freeze_vit: false
+          max_txt_len: 20
+        {{ModelAndData}}
+        run:
+        {{runLines}}
+        """, "tiny_ce_run.yaml");
+
     public ScstConfig Scst(string finetuned, int iters = 4, string sampling = "sample", string baseline = "leave_one_out") => ConfigLoader.Parse($$"""
         model:
           freeze_vit: false

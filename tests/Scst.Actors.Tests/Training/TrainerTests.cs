@@ -14,7 +14,7 @@ public class TrainerTests(TinyShapes shapes) : IClassFixture<TinyShapes>
         var (_, ce) = TinyShapes.Train(shapes.Ce(), new TrainerOptions(ceDir));
         Assert.Equal("ce", ce.Mode);
         Assert.Equal(6, ce.Updates);
-        Assert.Equal(48, ce.SamplesConsumed); // 6 updates × batch 8 = one epoch of 48 images
+        Assert.Equal(48, ce.SamplesConsumed); // 6 updates × batch 8 (image, caption) annotations
         Assert.True(ce.Completed);
         Assert.Equal(CheckpointStore.Sha256Of(ce.FinalCheckpoint), ce.FinalCheckpointSha256);
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(ceDir, "summary.json")))!;

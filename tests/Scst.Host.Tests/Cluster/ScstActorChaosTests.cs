@@ -53,6 +53,28 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Role_all_sync_mode_under_runner_iter_with_carried_micro_batches_ends_with_the_plain_trainers_weights()
+    {
+        // runner_iter: 3 inner epochs of 3 iterations, accum 2: one update per inner epoch; the third micro-batch of an
+        // inner epoch joins the next update (LAVIS never zeroes it), so updates take 2, 3, 3 micro-batches of 25.
+        var dir = TinyScstRun.NewDir("sync-runner-iter");
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 9, checkpointEvery: 2, evalEvery: 3, itersPerInnerEpoch: 3);
+        var plain = Path.Combine(dir, "plain");
+        var actors = Path.Combine(dir, "actors");
+        await PlainRun(config, plain);
+        using (var p = HostProcess.Start("all", "--role", "all", "train", "--config", config, "--run-dir", actors))
+            await p.ExpectExit(0, Run, "finish the actor run");
+
+        var delta = TinyScstRun.MaxWeightDelta(plain, actors);
+        output.WriteLine($"max |Δ| plain vs --role all (runner_iter): {delta:G3}");
+        Assert.True(delta <= Tolerance, $"weights differ by {delta}");
+        var s = TinyScstRun.Summary(actors);
+        Assert.Equal(3, s.GetProperty("policy_version").GetInt64());
+        Assert.Equal((2 + 3 + 3) * 25, s.GetProperty("samples_consumed").GetInt64());
+        Assert.Equal(TinyScstRun.Summary(plain).GetProperty("samples_consumed").GetInt64(), s.GetProperty("samples_consumed").GetInt64());
+    }
+
+    [Fact]
     public async Task Sync_mode_splits_each_micro_batch_across_two_rollout_actors_with_the_plain_trainers_weights()
     {
         var dir = TinyScstRun.NewDir("sync-split");

@@ -37,8 +37,11 @@ public static class TinyScstRun
     }
 
     /// <summary>Writes the config; batch 25 × accum 2 = 50 images per update, so one epoch is 4 updates.</summary>
-    public static string WriteConfig(string dir, int maxIters, int checkpointEvery, string mode = "sync", int evalEvery = 8, int maxStaleness = 2, int rolloutSplits = 1)
+    public static string WriteConfig(string dir, int maxIters, int checkpointEvery, string mode = "sync", int evalEvery = 8, int maxStaleness = 2, int rolloutSplits = 1,
+        int? itersPerInnerEpoch = null)
     {
+        // With itersPerInnerEpoch: LAVIS's runner_iter, max_iters counting micro-batches.
+        var length = itersPerInnerEpoch is int inner ? $"runner: runner_iter\n  max_iters: {maxIters}\n  iters_per_inner_epoch: {inner}" : $"max_iters: {maxIters}";
         var yaml = $$"""
             model:
               arch: blip2_t5
@@ -85,7 +88,7 @@ public static class TinyScstRun
               warmup_lr: 1e-4
               warmup_steps: 2
               weight_decay: 0.0
-              max_iters: {{maxIters}}
+              {{length}}
               batch_size_train: 25
               batch_size_eval: 50
               accum_grad_iters: 2

@@ -36,7 +36,7 @@ public static class BenchActorsCommand
             var n = p.GetValue(Updates);
             var work = p.GetValue(Work)?.FullName ?? Path.Combine(Path.GetTempPath(), "scst-bench-actors", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             // No validation inside the timed span: evaluate only at the end.
-            var baseRun = config.Run with { MaxIters = n, ItersPerInnerEpoch = null, EvalEvery = n, CheckpointEvery = n };
+            var baseRun = config.Run with { Runner = null, MaxIters = n, ItersPerInnerEpoch = null, EvalEvery = n, CheckpointEvery = n };
             var sync = config with { Run = baseRun, Scst = config.Scst with { Mode = "sync" } };
             var async = config with { Run = baseRun, Scst = config.Scst with { Mode = "async", MaxStaleness = p.GetValue(AsyncStaleness) } };
 

@@ -147,6 +147,8 @@ public static class BenchSeedScaleCommand
           arch: blip2_t5
           model_type: caption_coco_flant5xl
           load_pretrained: true
+          load_finetuned: false
+          image_size: {2}
           pretrained: "{0}"
           freeze_vit: true
           vit_precision: bf16
