@@ -39,8 +39,11 @@ public static class StatusCommand
             var options = NodeCommand.OptionsFrom(r) with { Role = "status", RunDir = runDir };
             if (options.SeedNodes.Count == 0) throw new ArgumentException("status: give --seed-nodes, the address of any node of the cluster (e.g. akka.tcp://scst@127.0.0.1:4053)");
             // Only errors from Akka (the singleton proxy warns while it searches); this command's own messages say what failed.
-            node = await ClusterNode.StartAsync(options, l => l.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
-                .AddFilter("Scst.Host.Cluster.ClusterNode", LogLevel.Warning).AddFilter("Akka", LogLevel.Error), ct);
+            node = await ClusterNode.StartAsync(options, l =>
+            {
+                HostLogging.Configure(l, logFile: null, LogLevel.Warning);
+                l.AddFilter("Scst.Host.Cluster.ClusterNode", LogLevel.Warning).AddFilter("Akka", LogLevel.Error);
+            }, ct);
         }
         catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
         {

@@ -69,7 +69,7 @@ public partial class TerminalOutputTests(ITestOutputHelper output)
     /// <summary>Validation at updates 2 and 4 (and once more at the end when the best checkpoint is not the last), test at the end.</summary>
     static void AssertOneLinePerEvaluation(IReadOnlyCollection<string> lines)
     {
-        var validations = lines.Count(l => l.Contains("val CIDEr-D"));
+        var validations = lines.Count(l => l.Contains(": val CIDEr"));
         Assert.Equal(2, validations);
         Assert.InRange(lines.Count(l => l.Contains("eval:val: done")), validations, validations + 1);
         Assert.Equal(1, lines.Count(l => l.Contains("eval:test: done")));
