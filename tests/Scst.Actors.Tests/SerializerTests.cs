@@ -125,7 +125,7 @@ public class SerializerTests : IDisposable
         Assert.Contains("nope", e.Message);
     }
 
-    static void AssertEquivalent(object expected, object actual)
+    internal static void AssertEquivalent(object expected, object actual)
     {
         foreach (var p in expected.GetType().GetProperties())
         {
