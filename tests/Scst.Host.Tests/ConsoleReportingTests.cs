@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Training;
+using Scst.Training;
 using Scst.Host.Cluster;
 using Scst.Host.Reporting;
 

@@ -1,5 +1,5 @@
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 using Scst.Host.Configuration;
 using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;

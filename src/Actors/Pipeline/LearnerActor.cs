@@ -6,9 +6,9 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
-using Scst.Actors.Telemetry;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training.Telemetry;
+using Scst.Training;
 using Scst.Actors.Weights;
 
 namespace Scst.Actors.Pipeline;

@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Routing;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 using Scst.Reward;
 
 namespace Scst.Actors.Pipeline;

@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Scst.Actors.Messages;
-using Scst.Actors.Training;
+using Scst.Training;
 
 namespace Scst.Actors.Pipeline;
 

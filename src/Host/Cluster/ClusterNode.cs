@@ -67,7 +67,7 @@ public sealed class ClusterNode : IAsyncDisposable
         system.ActorOf(Props.Create(() => new MembershipTracker(seen, log)), "membership");
 
         var cluster = Akka.Cluster.Cluster.Get(system);
-        Scst.Actors.Telemetry.ScstMetrics.ObserveNodeCount(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up));
+        Scst.Training.Telemetry.ScstMetrics.ObserveNodeCount(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up));
         // Seeds come from HOCON (akka.cluster.seed-nodes) and join by themselves; a first learner / `all` node forms its own cluster.
         if (options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
         log.LogInformation("node started: {Address} role={Role} roles=[{Roles}]", cluster.SelfAddress, options.Role, string.Join(",", options.ClusterRoles));
@@ -121,7 +121,7 @@ public sealed class ClusterNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        Scst.Actors.Telemetry.ScstMetrics.ObserveNodeCount(null);
+        Scst.Training.Telemetry.ScstMetrics.ObserveNodeCount(null);
         // Akka's shutdown chatter (leaving, remoting stopped) is Info; its last lines bypass the logger bridge and would
         // reach stdout in Akka's own format, so below Warning they are dropped unless --verbose.
         if (!HostLogging.Verbose) System.EventStream.SetLogLevel(Akka.Event.LogLevel.WarningLevel);

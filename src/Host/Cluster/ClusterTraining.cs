@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Actors.Pipeline;
-using Scst.Actors.Training;
+using Scst.Training;
 using Scst.Actors.Weights;
 using Scst.Host.Reporting;
 

@@ -47,7 +47,7 @@ public static class ConfigCommand
     }
 
     // Paths are checked when training starts; validate only points out what is not there yet.
-    private static IEnumerable<string> MissingPaths(Scst.Actors.Configuration.ScstConfig c)
+    private static IEnumerable<string> MissingPaths(Scst.Training.Configuration.ScstConfig c)
     {
         foreach (var d in c.Datasets.Values)
         {

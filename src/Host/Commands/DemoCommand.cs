@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 using Scst.Host.Configuration;
 using Scst.Model.SafeTensors;
 using Spectre.Console;

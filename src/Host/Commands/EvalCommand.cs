@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Training;
+using Scst.Training;
 using Scst.Host.Configuration;
 using Scst.Host.Reporting;
 using Scst.Model.SafeTensors;

@@ -1,5 +1,5 @@
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 
 namespace Scst.Host.Configuration;
 

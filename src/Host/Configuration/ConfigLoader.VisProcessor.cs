@@ -1,5 +1,5 @@
 using System.Globalization;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
 

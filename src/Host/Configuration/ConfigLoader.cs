@@ -1,4 +1,4 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;

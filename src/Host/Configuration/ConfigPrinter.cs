@@ -1,5 +1,5 @@
 using System.Text;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using YamlDotNet.Serialization;
 using YamlDotNet.Serialization.NamingConventions;
 

@@ -1,4 +1,4 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 
 namespace Scst.Host.Configuration;
 

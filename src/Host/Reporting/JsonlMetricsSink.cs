@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Scst.Actors.Training;
+using Scst.Training;
 
 namespace Scst.Host.Reporting;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using Google.Protobuf;
-using Scst.Actors.Training;
+using Scst.Training;
 
 namespace Scst.Host.Reporting;
 

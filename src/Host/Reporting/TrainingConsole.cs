@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Training;
+using Scst.Training;
 using Spectre.Console;
 
 namespace Scst.Host.Reporting;

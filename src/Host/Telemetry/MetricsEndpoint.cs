@@ -1,7 +1,7 @@
 using System.CommandLine;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
-using Scst.Actors.Telemetry;
+using Scst.Training.Telemetry;
 
 namespace Scst.Host.Telemetry;
 

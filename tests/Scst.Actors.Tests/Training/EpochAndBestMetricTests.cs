@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
-using Scst.Actors.Training;
+using Scst.Training;
 
 namespace Scst.Actors.Tests.Training;
 
@@ -21,7 +21,7 @@ public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShap
           threads: 1
         """;
 
-    private Scst.Actors.Configuration.ScstConfig Ce(string run) => shapes.CeWithRun(Common + "\n" + run);
+    private Scst.Training.Configuration.ScstConfig Ce(string run) => shapes.CeWithRun(Common + "\n" + run);
 
     [Fact]
     public void A_caption_epoch_visits_every_annotation_once_and_an_image_epoch_every_image()

@@ -1,4 +1,4 @@
-using Scst.Actors.Training;
+using Scst.Training;
 
 namespace Scst.Actors.Tests.Training;
 

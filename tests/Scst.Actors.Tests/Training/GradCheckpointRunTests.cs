@@ -1,4 +1,4 @@
-using Scst.Actors.Training;
+using Scst.Training;
 using Scst.Model;
 
 namespace Scst.Actors.Tests.Training;

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging.Abstractions;
-using Scst.Actors.Telemetry;
-using Scst.Actors.Training;
+using Scst.Training.Telemetry;
+using Scst.Training;
 
 namespace Scst.Actors.Tests.Training;
 

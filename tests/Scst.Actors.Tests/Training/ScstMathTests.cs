@@ -1,4 +1,4 @@
-using Scst.Actors.Training;
+using Scst.Training;
 using static TorchSharp.torch;
 
 namespace Scst.Actors.Tests.Training;

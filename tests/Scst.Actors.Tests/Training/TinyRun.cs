@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 using Scst.Host.Configuration;
 using Scst.Model.Data.Shapes;
 using static TorchSharp.torch;

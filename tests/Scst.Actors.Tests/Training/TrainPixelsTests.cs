@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Scst.Actors.Training;
+using Scst.Training;
 using Scst.Model.Data.Transforms;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
-using Scst.Actors.Training;
+using Scst.Training;
 
 namespace Scst.Actors.Tests.Training;
 

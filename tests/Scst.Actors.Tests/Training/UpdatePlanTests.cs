@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 using Scst.Host.Configuration;
 
 namespace Scst.Actors.Tests.Training;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Scst.Actors.Telemetry;
+using Scst.Training.Telemetry;
 using Scst.Host.Telemetry;
 using Scst.Host.Tests.Cluster;
 

@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Scst.Actors.Configuration;
-using Scst.Actors.Training;
+using Scst.Training.Configuration;
+using Scst.Training;
 using Scst.Host.Cluster;
 using Scst.Host.Configuration;
 

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Scst.Actors.Pipeline;
-using Scst.Actors.Training;
+using Scst.Training;
 using Scst.Host.Configuration;
 using Scst.Host.Reporting;
 using Scst.Model;

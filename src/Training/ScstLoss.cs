@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// The self-critical policy-gradient loss (Rennie et al. 2017, eq. 9 with a baseline):

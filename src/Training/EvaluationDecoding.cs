@@ -1,8 +1,8 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Generation;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// How validation/test captions (and the SCST greedy baseline) are decoded from the run section, as LAVIS's caption task

@@ -1,4 +1,4 @@
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// Where a run's numbers go (metrics.jsonl, TensorBoard, plots). <paramref name="phase"/> groups curves:

@@ -1,6 +1,6 @@
 using Scst.Model.Data.Transforms;
 
-namespace Scst.Actors.Configuration;
+namespace Scst.Training.Configuration;
 
 // The typed, immutable form of a YAML config (LAVIS's schema: model, datasets, run; plus our scst section).
 // Host reads and validates YAML into these records; the trainer and actors only ever see these.

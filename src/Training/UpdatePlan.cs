@@ -1,7 +1,7 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Optim;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// How a run's optimizer updates map onto iterations (micro-batches of <c>batch_size_train</c>), epochs and the LR

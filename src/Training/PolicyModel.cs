@@ -1,11 +1,11 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>The pretrained folder a model sits on: where it is and its identity (<see cref="WeightFolder.Identity"/>: config, tensor names and shapes, the first 4 KB of each tensor).</summary>
 public sealed record PretrainedBase(string Path, string Identity)

@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using Scst.Model.SafeTensors;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// A run's checkpoints: each one a single safetensors file (model, optimizer and generator tensors; the trainer's

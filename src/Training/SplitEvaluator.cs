@@ -1,8 +1,8 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Reward;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>Decodes a split and scores it with coco-caption's metrics (BLEU-1..4, ROUGE-L, CIDEr-D).</summary>
 public static class SplitEvaluator

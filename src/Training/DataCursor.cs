@@ -1,4 +1,4 @@
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// Where training is in the data: epoch and position in that epoch's shuffled order of samples (images, or CE's

@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 
-namespace Scst.Actors.Telemetry;
+namespace Scst.Training.Telemetry;
 
 /// <summary>
 /// The "Scst" meter: the training figures metrics.jsonl holds, as System.Diagnostics.Metrics instruments, so an

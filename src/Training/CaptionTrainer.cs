@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model;
 using Scst.Model.Generation;
 using Scst.Model.Optim;
@@ -11,7 +11,7 @@ using Scst.Reward;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>How a run is driven: where it writes, whether it resumes, and (for tests and drills) where it stops early.</summary>
 public sealed record TrainerOptions(string RunDir, bool Resume = false, int? StopAfterUpdates = null);

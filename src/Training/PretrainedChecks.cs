@@ -1,7 +1,7 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Blip2;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// LAVIS keys that describe the pretrained model (<c>t5_model</c>, <c>num_query_token</c>) checked against the folder

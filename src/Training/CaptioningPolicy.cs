@@ -1,4 +1,4 @@
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;
 using Scst.Model.Generation;
@@ -7,7 +7,7 @@ using Scst.Model.T5;
 using Scst.Model.Tokenization;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>Captions sampled for a batch of images: K rows per image, image-major.</summary>
 public sealed record RolloutBatch(

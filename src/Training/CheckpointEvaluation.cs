@@ -1,10 +1,10 @@
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model;
 using Scst.Model.Tokenization;
 using TorchSharp;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>Scores a trained checkpoint on one split of the configured data (the <c>eval</c> command).</summary>
 public static class CheckpointEvaluation

@@ -1,11 +1,11 @@
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Configuration;
+using Scst.Training.Configuration;
 using Scst.Model.Data;
 using Scst.Model.Data.Shapes;
 using Scst.Model.Data.Transforms;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Training;
+namespace Scst.Training;
 
 /// <summary>
 /// One split of captioned images. <see cref="Pixels"/> runs the eval transform (cached in memory when it fits);
