@@ -1,3 +1,4 @@
+using Scst.Training.Configuration;
 using Scst.Host.Configuration;
 
 namespace Scst.Host.Tests;
@@ -22,7 +23,7 @@ public class ConfigLoaderTests
             Assert.Equal(1e-6, c.Run.InitLr);
             Assert.Equal(4, c.Run.BatchSizeTrain);
             Assert.Equal(5, c.Scst.BeamSize);
-            Assert.Equal("mean", c.Scst.Baseline);
+            Assert.Equal(Scst.Reward.BaselineKind.MeanOfK, c.Scst.Baseline);
             Assert.Equal(20000, c.Run.MaxIters);
             Assert.Equal(1000, c.Run.WarmupSteps);
         }
@@ -178,8 +179,8 @@ public class ConfigLoaderTests
         var r = ConfigLoader.Parse("run:\n  runner: runner_iter\n  max_iters: 2e4\n  iters_per_inner_epoch: 2000\n  ce_sample_unit: image\n" +
                                    "  best_metric: agg_metrics\n  beta2: 0.98\n  lr_layer_decay: 0.95\n" + Shapes, "x.yaml").Run;
         Assert.Equal(("runner_iter", 20000, 2000), (r.Runner, r.MaxIters, r.ItersPerInnerEpoch));
-        Assert.Equal(("image", "agg_metrics", 0.98, 0.95), (r.CeSampleUnit, r.BestMetric, r.Beta2, r.LrLayerDecay));
+        Assert.Equal((CeSampleUnit.Image, "agg_metrics", 0.98, 0.95), (r.CeSampleUnit, r.BestMetric, r.Beta2, r.LrLayerDecay));
         var d = ConfigLoader.Parse("run:\n  max_epoch: 1\n" + Shapes, "x.yaml").Run;
-        Assert.Equal((null, "caption", "CIDEr", 0.999, 1.0), (d.Runner, d.CeSampleUnit, d.BestMetric, d.Beta2, d.LrLayerDecay));
+        Assert.Equal(((string?)null, CeSampleUnit.Caption, "CIDEr", 0.999, 1.0), (d.Runner, d.CeSampleUnit, d.BestMetric, d.Beta2, d.LrLayerDecay));
     }
 }
