@@ -166,6 +166,8 @@ public class ConfigLoaderTests
     [InlineData("run:\n  max_iters: 1\n  best_metric: cider\n", "run.best_metric", "CIDEr | agg_metrics")]
     [InlineData("run:\n  max_iters: 1\n  beta2: 1\n", "run.beta2", "below 1")]
     [InlineData("run:\n  max_iters: 1\n  lr_layer_decay: 0\n", "run.lr_layer_decay", "> 0")]
+    [InlineData("run:\n  max_iters: 1\n  log_freq: -1\n", "run.log_freq", ">= 0")]
+    [InlineData("run:\n  max_iters: 1\n  log_freq: often\n", "run.log_freq", "expected an integer")]
     public void RunnerAndOptimizerKeysAreCheckedWithTheKey(string run, string key, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(run + Shapes, "x.yaml"));
@@ -183,4 +185,11 @@ public class ConfigLoaderTests
         var d = ConfigLoader.Parse("run:\n  max_epoch: 1\n" + Shapes, "x.yaml").Run;
         Assert.Equal(((string?)null, CeSampleUnit.Caption, "CIDEr", 0.999, 1.0), (d.Runner, d.CeSampleUnit, d.BestMetric, d.Beta2, d.LrLayerDecay));
     }
+
+    [Theory]
+    [InlineData("", 50)]                  // LAVIS's default
+    [InlineData("  log_freq: 10\n", 10)]
+    [InlineData("  log_freq: 0\n", 0)]    // never
+    public void LogFreqReachesTheRunOptions(string line, int expected) =>
+        Assert.Equal(expected, ConfigLoader.Parse("run:\n  max_iters: 1\n" + line + Shapes, "x.yaml").Run.LogFreq);
 }

@@ -1,3 +1,4 @@
+using Scst.Training;
 using Scst.Training.Configuration;
 using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
@@ -253,7 +254,8 @@ public static partial class ConfigLoader
             CeSampleUnit: ConfigChoices.CeSampleUnit.Parse(s.GetString("ce_sample_unit", "caption", CeSampleUnits)),
             BestMetric: s.GetString("best_metric", "CIDEr", BestMetrics),
             Beta2: beta2,
-            LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true));
+            LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true),
+            LogFreq: s.GetInt("log_freq", UpdateLog.DefaultEvery, 0));
         if (double.IsInfinity(run.RepetitionPenalty)) s.Error("repetition_penalty", s.Where, "expected a finite number > 0 (1.0 = no penalty)");
         if (double.IsInfinity(run.LengthPenalty)) s.Error("length_penalty", s.Where, "expected a finite number (1.0 = HF's default; > 0 favours longer beams, < 0 shorter)");
         if (double.IsInfinity(run.Temperature)) s.Error("temperature", s.Where, "expected a finite number > 0");

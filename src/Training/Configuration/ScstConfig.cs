@@ -119,7 +119,9 @@ public sealed record RunOptions(
     // The validation metric that picks the best checkpoint and drives early stopping (an evaluator name or agg_metrics).
     string BestMetric = "CIDEr",
     double Beta2 = 0.999,
-    double LrLayerDecay = 1.0);
+    double LrLayerDecay = 1.0,
+    // Updates between the drivers' one-line progress logs (UpdateLog); 0 = never. metrics.jsonl still gets every update.
+    int LogFreq = UpdateLog.DefaultEvery);
 
 public sealed record ScstOptions(
     bool Enabled,
