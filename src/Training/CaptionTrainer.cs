@@ -48,6 +48,7 @@ public sealed class CaptionTrainer(ScstConfig config, TrainerOptions options, IM
             var consumed = samples - p.Samples;
             p = p.After(p.Update + 1, samples, cursor);
             metrics.Log(p.Mode, p.Update, values);
+            core.LogUpdate(p.Update, values);
             Telemetry.ScstMetrics.RecordUpdate(p.Mode, consumed, p.Update, values);
             Progress?.Invoke(new TrainingProgress(p.Mode, p.Update, core.TotalUpdates, values));
             (p, stopEarly) = core.AfterUpdate(p);

@@ -18,6 +18,7 @@ public sealed class Learner : IDisposable
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private double _elapsedBefore;
+    private (long Update, double Seconds) _lastLine;
 
     public required RunSetup Setup { get; init; }
     public required string RunDir { get; init; }
@@ -30,6 +31,7 @@ public sealed class Learner : IDisposable
     public required CiderDReward? Reward { get; init; }
     public required Evaluator Evaluator { get; init; }
     public required CheckpointStore Checkpoints { get; init; }
+    public required ILogger Log { get; init; }
 
     public ScstConfig Config => Setup.Config;
     public Policy Policy => Setup.Policy;
@@ -59,6 +61,7 @@ public sealed class Learner : IDisposable
             Reward = config.IsScst ? new CiderDReward(RunSetup.TrainDocumentFrequency(config, setup.Corpus)) : null,
             Evaluator = new Evaluator(config, policy, setup.Corpus, metrics, log),
             Checkpoints = checkpoints,
+            Log = log,
         };
     }
 
@@ -68,6 +71,16 @@ public sealed class Learner : IDisposable
     public DataCursor Cursor(RunProgress p) => NewCursor(p.Epoch, p.Position);
 
     public RunProgress Start() => RunProgress.Start(Mode, SampleUnit);
+
+    /// <summary>The readable line of <see cref="UpdateLog"/> every <c>run.log_freq</c> updates and after the last, with the time per update since the previous line.</summary>
+    public void LogUpdate(long update, IReadOnlyDictionary<string, double> values)
+    {
+        if (!UpdateLog.Due(update, Config.Run.LogFreq) && !(Config.Run.LogFreq > 0 && update == TotalUpdates)) return;
+        var now = _clock.Elapsed.TotalSeconds;
+        var perUpdate = _lastLine.Update < update ? (now - _lastLine.Seconds) / (update - _lastLine.Update) : double.NaN;
+        _lastLine = (update, now);
+        Log.LogInformation("{Line}", UpdateLog.Line(Mode, update, TotalUpdates, values, perUpdate));
+    }
 
     /// <summary>
     /// After an update: validation when due (a new best is saved as "best"; patience may run out) and the periodic
@@ -146,6 +159,7 @@ public sealed class Learner : IDisposable
         var progress = RunProgress.FromJson(state, entry.File, Config.Run, Mode, SampleUnit);
         _elapsedBefore = progress.ElapsedS;
         _clock.Restart();
+        _lastLine = (progress.Update, 0);
         return (progress, state, entry.File);
     }
 

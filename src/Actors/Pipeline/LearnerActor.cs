@@ -550,6 +550,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         values["epoch"] = epoch;
         values["policy_version"] = update;
         _s.Metrics.Log("scst", update, values);
+        if (!replay) _core.LogUpdate(update, values);
         if (!replay && _rolloutsByNode.Count > 0)
             _s.Metrics.Log("rollout_nodes", update, _rolloutsByNode.ToDictionary(kv => kv.Key, kv => (double)kv.Value));
         (_best, var stop) = _core.AfterUpdate(ProgressAt(update), ExtraState(update));
