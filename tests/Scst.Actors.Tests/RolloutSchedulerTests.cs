@@ -36,13 +36,15 @@ public class RolloutSchedulerTests
     static ScoreResult Scored(long requestId) => new(requestId, [0.5], [0.1], []);
 
     [Fact]
-    public void Sync_parts_go_to_the_least_loaded_worker_in_order_with_no_cap()
+    public void Sync_parts_wait_for_a_rollout_worker_then_go_to_the_least_loaded_in_order_with_no_cap()
     {
         var h = new Harness(async: false);
+        for (var p = 0; p < 5; p++) h.S.AddSyncPart([10 * p, 10 * p + 1], 0, seed: 50 + p, micro: p / 2);
+        h.S.Pump(version: 3, T0);
+        Assert.Empty(h.Sent);
         Assert.True(h.S.AddRolloutWorker("a"));
         Assert.True(h.S.AddRolloutWorker("b"));
         Assert.False(h.S.AddRolloutWorker("a"));
-        for (var p = 0; p < 5; p++) h.S.AddSyncPart([10 * p, 10 * p + 1], 0, seed: 50 + p, micro: p / 2);
         h.S.Pump(version: 3, T0);
 
         var sent = h.Rollouts();
@@ -53,19 +55,6 @@ public class RolloutSchedulerTests
         Assert.All(sent, x => Assert.True(x.R.ExactVersion && x.R.MinVersion == 3));
         Assert.Equal((3, 2), (h.S.Load("a"), h.S.Load("b")));
         Assert.Equal((0, 5), (h.S.Queued, h.S.InFlight));
-    }
-
-    [Fact]
-    public void Sync_without_rollout_workers_keeps_the_parts_queued_until_one_registers()
-    {
-        var h = new Harness(async: false);
-        h.S.AddSyncPart([1], 0, 7, 0);
-        h.S.Pump(0, T0);
-        Assert.Empty(h.Sent);
-        Assert.Equal(1, h.S.Queued);
-        h.S.AddRolloutWorker("a");
-        h.S.Pump(0, T0);
-        Assert.Equal("a", Assert.Single(h.Rollouts()).To);
     }
 
     [Fact]
