@@ -55,27 +55,6 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     /// <summary>Cluster role of the `status` command's short-lived member; it never registers as a worker.</summary>
     public const string StatusRole = "status";
 
-    sealed record StepRecord(long Update, int Epoch, int[][] Batches);
-
-    /// <summary>
-    /// One micro-batch of training data on its way through rollout and reward, or in sync mode one part of it
-    /// (<c>scst.rollout_splits</c>: the parts of micro-batch <see cref="Micro"/> go to different rollout workers).
-    /// </summary>
-    sealed class Work(int[] ids, int epoch, long seed, int micro = 0)
-    {
-        public int[] Ids { get; } = ids;
-        public int Micro { get; } = micro;
-        public int Epoch { get; } = epoch;
-        public long Seed { get; set; } = seed;
-        public long RequestId { get; set; }
-        public IActorRef? Worker { get; set; }
-        public DateTime SentAt { get; set; }
-        public double RolloutLatencyS { get; set; }
-        public RolloutResult? Rollout { get; set; }
-        public IActorRef? Scorer { get; set; }
-        public ScoreResult? Score { get; set; }
-    }
-
     sealed record Tick { public static readonly Tick Instance = new(); }
     sealed record WaitingTick { public static readonly WaitingTick Instance = new(); }
 
@@ -85,34 +64,21 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly bool _async;
     Learner _core = null!;
     IActorRef _publisher = null!;
-    IActorRef? _localReward;
+    RolloutScheduler<IActorRef> _scheduler = null!;
 
-    // Journaled state
+    // Journaled state (the dropped-stale count lives in the scheduler)
     long _update;
     DataCursor _cursor = null!;
-    readonly List<(int Epoch, int[] Ids)> _carriedPending = [];
-    readonly Dictionary<long, StepRecord> _steps = [];
-    readonly SortedDictionary<int, HashSet<int>> _consumed = [];
-    long _duplicates, _samples, _droppedStale;
+    readonly LearnerJournalState _journal = new();
 
     // Running state
     bool _running, _finished;
-    readonly List<IActorRef> _rollouts = [];
     readonly HashSet<IActorRef> _localRollouts = []; // rollout workers in this process: weights in memory, no files
     long _weightsVersion, _publishedVersion = -1;   // version the model holds now; newest version written as a file
-    readonly List<IActorRef> _rewards = [];
-    readonly Dictionary<IActorRef, int> _inFlight = [];
-    readonly Dictionary<IActorRef, string> _workerNode = [];
-    readonly Dictionary<long, Work> _byRequest = [];
-    readonly Queue<Work> _toDispatch = new();
-    readonly List<Work> _current = []; // sync: this update's micro-batches, in order
-    readonly List<Work> _ready = [];   // async: scored rollouts waiting for an update
     readonly Dictionary<string, long> _rolloutsByNode = [];
     readonly HashSet<string> _nodesSeen = [];
     readonly List<int> _staleness = [];
     readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
-    long _nextRequestId = 1, _dispatchSerial;
-    int _rewardRr;
     RunProgress _best = null!; // best validation value, its update, evaluations since
     bool _stopEarly;
 
@@ -166,7 +132,12 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _cursor = _core.NewCursor();
         _best = _core.Start();
         _publisher = Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights");
-        if (_s.LocalReward is not null) _localReward = Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
+        var localReward = _s.LocalReward is null ? null : Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
+        _scheduler = new RolloutScheduler<IActorRef>(new RolloutSchedulerOptions(_async, _s.InFlightPerWorker, _config.Scst.MaxStaleness, _s.Timeout),
+            serial => (long)RolloutGenerator.SamplingSeed(_config.Run.Seed, 1_000_000_000L + serial, 0),
+            () => (_cursor.Next(BatchSize), _cursor.Epoch),
+            version => _core.Plan.TotalMicroBatches - _core.Plan.MicroBatchesBefore(version),
+            localReward, (worker, message) => worker.Tell(message), warning => _log.Warning("{0}", warning));
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));
         base.PreStart();
     }
@@ -183,29 +154,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     void ApplyEvent(LearnerStepApplied e)
     {
-        var batches = new int[e.BatchSizes.Length][];
-        var offset = 0;
-        for (var m = 0; m < batches.Length; m++)
-        {
-            batches[m] = e.ImageIds.AsSpan(offset, e.BatchSizes[m]).ToArray();
-            offset += e.BatchSizes[m];
-            var seen = _consumed.TryGetValue(e.BatchEpochs[m], out var set) ? set : _consumed[e.BatchEpochs[m]] = [];
-            foreach (var id in batches[m])
-                if (!seen.Add(id)) _duplicates++;
-            _samples += batches[m].Length;
-        }
-        _steps[e.Update] = new StepRecord(e.Update, e.CursorEpoch, batches);
+        _journal.Apply(e);
         _update = e.Update + 1;
         // Live, the cursor already stands where the event says; rebuilding it would only reshuffle the epoch again.
         if (IsRecovering) _cursor = _core.NewCursor(e.CursorEpoch, e.CursorPosition);
-        _droppedStale = e.RolloutsDroppedStale;
-        _carriedPending.Clear();
-        offset = 0;
-        for (var i = 0; i < e.PendingSizes.Length; i++)
-        {
-            _carriedPending.Add((e.PendingEpochs[i], e.PendingIds.AsSpan(offset, e.PendingSizes[i]).ToArray()));
-            offset += e.PendingSizes[i];
-        }
+        _scheduler.DroppedStale = e.RolloutsDroppedStale;
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
@@ -242,9 +195,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             if (_update > 0)
             {
                 _log.Info("learner: journal at update {0}, checkpoint at update {1}; replaying {2} updates", _update, fromUpdate, _update - fromUpdate);
-                for (var u = fromUpdate; u < _update; u++) Replay(_steps[u]);
+                for (var u = fromUpdate; u < _update; u++) Replay(_journal.Steps[u]);
             }
-            foreach (var (epoch, ids) in _carriedPending) _toDispatch.Enqueue(new Work(ids, epoch, NextSeed()));
+            foreach (var (epoch, ids) in _journal.CarriedPending) _scheduler.AddCarried(ids, epoch);
             _running = true;
             _weightsVersion = _update;
             Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromMilliseconds(500));
@@ -275,11 +228,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     void OnRegister(RegisterWorker r)
     {
-        var list = r.Kind == RegisterWorker.Rollout ? _rollouts : r.Kind == RegisterWorker.Reward ? _rewards : null;
-        if (list is null || list.Contains(Sender)) return;
-        list.Add(Sender);
-        _inFlight[Sender] = 0;
-        _workerNode[Sender] = r.Node;
+        var added = r.Kind == RegisterWorker.Rollout ? _scheduler.AddRolloutWorker(Sender) : r.Kind == RegisterWorker.Reward && _scheduler.AddRewardWorker(Sender);
+        if (!added) return;
         _nodesSeen.Add(r.Node);
         Context.Watch(Sender);
         var local = r.Kind == RegisterWorker.Rollout && Sender.Path.Address.HasLocalScope;
@@ -287,19 +237,17 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         else if (r.Kind == RegisterWorker.Rollout && _publishedVersion != _weightsVersion) Publish(_weightsVersion);
         Sender.Tell(new WorkerWelcome(_publisher, _update));
         if (local) ShareLocally([Sender]);
-        _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, _rollouts.Count, _rewards.Count);
+        _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, _scheduler.RolloutWorkers.Count, _scheduler.RewardWorkers.Count);
         if (_finished) { Sender.Tell(new TrainingFinished(_update)); return; }
         Pump();
     }
 
     void RemoveWorker(IActorRef w, string why)
     {
-        if (!_rollouts.Remove(w) && !_rewards.Remove(w)) return;
-        _inFlight.Remove(w);
+        if (!_scheduler.IsWorker(w)) return;
         _localRollouts.Remove(w);
         _log.Warning("learner: worker {0} left ({1}); its work goes to the others", w.Path, why);
-        foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, w) && x.Rollout is null).ToList()) Redispatch(work);
-        foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, w) && x.Score is null).ToList()) SendToReward(work);
+        _scheduler.RemoveWorker(w, DateTime.UtcNow);
         Pump();
     }
 
@@ -318,7 +266,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void OnWaitingTick()
     {
         if (!_running || _finished) return;
-        var missing = _rollouts.Count == 0 ? RegisterWorker.Rollout : _rewards.Count == 0 && _localReward is null ? RegisterWorker.Reward : null;
+        var missing = _scheduler.RolloutWorkers.Count == 0 ? RegisterWorker.Rollout : !_scheduler.CanScore ? RegisterWorker.Reward : null;
         if (missing is null) { _waitingSince = DateTime.UtcNow; return; }
         _log.Info("{0}", WaitingMessage(missing, _update, Total, DateTime.UtcNow - _waitingSince,
             missing == RegisterWorker.Rollout ? _s.RolloutCommand : null, Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString()));
@@ -328,10 +276,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         $"learner: waiting for a {kind} worker at update {update}/{total} ({waited.TotalSeconds:F0} s so far); " +
         (command is not null ? $"start one with: {command}" : $"start a node with --role {kind} --seed-nodes {learnerAddress} (train --config: the learner's config)");
 
-    void ReportQueues() => ScstMetrics.SetQueueDepths(_toDispatch.Count, _byRequest.Values.Count(w => w.Rollout is null), _ready.Count);
+    void ReportQueues() => ScstMetrics.SetQueueDepths(_scheduler.Queued, _scheduler.AtRolloutWorkers, _scheduler.Ready);
 
-    LearnerStatus CurrentStatus() => new(_update, _update, _core is null ? 0 : Total, _config.Scst.Mode.Name(), _running, _finished, _samples, _droppedStale,
-        _rollouts.Count, _rewards.Count, _toDispatch.Count, _byRequest.Count, _cursor?.Epoch ?? 0, _cursor?.Position ?? 0,
+    LearnerStatus CurrentStatus() => new(_update, _update, _core is null ? 0 : Total, _config.Scst.Mode.Name(), _running, _finished, _journal.Samples, _scheduler.DroppedStale,
+        _scheduler.RolloutWorkers.Count, _scheduler.RewardWorkers.Count, _scheduler.Queued, _scheduler.InFlight, _cursor?.Epoch ?? 0, _cursor?.Position ?? 0,
         Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString());
 
     void OnTick()
@@ -339,109 +287,27 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         ReportQueues();
         ReportProgress();
         if (!_running || _finished) return;
-        var now = DateTime.UtcNow;
-        foreach (var work in _byRequest.Values.ToList())
-        {
-            if (now - work.SentAt < _s.Timeout) continue;
-            // With no other rollout worker, "elsewhere" is the same busy worker: a queued duplicate, not a rescue (a
-            // BLIP-2 FlanT5-XL rollout on a CPU takes minutes). A worker that is gone is handled when it leaves.
-            if (work.Rollout is null && !_rollouts.Any(r => !Equals(r, work.Worker))) continue;
-            _log.Warning("learner: request {0} unanswered for {1}; sending it elsewhere", work.RequestId, _s.Timeout);
-            if (work.Rollout is null) Redispatch(work);
-            else if (work.Score is null) SendToReward(work);
-        }
+        _scheduler.ResendOverdue(DateTime.UtcNow);
         Pump();
     }
 
-    void Redispatch(Work work)
-    {
-        _byRequest.Remove(work.RequestId);
-        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
-        work.Worker = null;
-        work.Rollout = null;
-        work.Score = null;
-        _toDispatch.Enqueue(work);
-    }
-
-    long NextSeed() => (long)RolloutGenerator.SamplingSeed(_config.Run.Seed, 1_000_000_000L + _dispatchSerial++, 0);
-
-    /// <summary>Hands queued micro-batches to the least-loaded rollout workers (async: tops the pipeline up first).</summary>
     void Pump()
     {
-        if (!_running || _finished) return;
-        if (_async)
-        {
-            var window = _rollouts.Count * _s.InFlightPerWorker;
-            var outstanding = _byRequest.Count + _toDispatch.Count;
-            while (outstanding < window && _core.Plan.MicroBatchesBefore(_update) + _ready.Count + outstanding < _core.Plan.TotalMicroBatches)
-            {
-                var ids = _cursor.Next(BatchSize);
-                _toDispatch.Enqueue(new Work(ids, _cursor.Epoch, NextSeed()));
-                outstanding++;
-            }
-        }
-        while (_toDispatch.Count > 0)
-        {
-            var worker = _rollouts.Where(w => _inFlight[w] < (_async ? _s.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
-            if (worker is null) return;
-            var work = _toDispatch.Dequeue();
-            work.RequestId = _nextRequestId++;
-            work.Worker = worker;
-            work.SentAt = DateTime.UtcNow;
-            _inFlight[worker]++;
-            _byRequest[work.RequestId] = work;
-            var minVersion = _async ? Math.Max(0, _update - _config.Scst.MaxStaleness) : _update;
-            worker.Tell(new RolloutRequest(work.RequestId, [.. work.Ids], minVersion, !_async, work.Seed));
-        }
+        if (_running && !_finished) _scheduler.Pump(_update, DateTime.UtcNow);
     }
 
     void OnRollout(RolloutResult r)
     {
-        if (!_byRequest.TryGetValue(r.RequestId, out var work) || work.Rollout is not null) return; // answered twice, or re-dispatched
-        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
-        work.RolloutLatencyS = (DateTime.UtcNow - work.SentAt).TotalSeconds;
+        if (_scheduler.OnRollout(r, _update, DateTime.UtcNow) is not { } work) return; // answered twice, or re-dispatched
         ScstMetrics.RolloutLatency.Record(work.RolloutLatencyS);
         _rolloutsByNode[r.Node] = _rolloutsByNode.GetValueOrDefault(r.Node) + 1;
         _nodesSeen.Add(r.Node);
-        if (!_async && r.PolicyVersion != _update)
-        {
-            _log.Warning("learner: rollout {0} came from v{1}, not v{2}; sending it again", r.RequestId, r.PolicyVersion, _update);
-            Redispatch(work);
-        }
-        else if (_async && _update - r.PolicyVersion > _config.Scst.MaxStaleness)
-            DropStale(work);
-        else
-        {
-            work.Rollout = r;
-            SendToReward(work);
-        }
         Pump();
-    }
-
-    void DropStale(Work work)
-    {
-        _droppedStale++;
-        work.Seed = NextSeed();
-        Redispatch(work);
-    }
-
-    void SendToReward(Work work)
-    {
-        var pool = _rewards.Count > 0 ? _rewards[_rewardRr++ % _rewards.Count] : _localReward;
-        if (pool is null) { _log.Warning("learner: no reward worker yet"); return; } // the tick retries
-        var r = work.Rollout!;
-        work.Scorer = pool;
-        work.SentAt = DateTime.UtcNow;
-        pool.Tell(new ScoreRequest(work.RequestId, r.ImageIds, r.K, r.Captions, r.GreedyCaptions));
     }
 
     void OnScore(ScoreResult s)
     {
-        if (!_byRequest.TryGetValue(s.RequestId, out var work) || work.Rollout is null || work.Score is not null) return;
-        work.Score = s;
-        _byRequest.Remove(s.RequestId);
-        if (_async) _ready.Add(work);
-        TryUpdate();
+        if (_scheduler.OnScore(s)) TryUpdate();
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -450,18 +316,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void Next()
     {
         if (_update >= Total || _stopEarly || (_s.StopAfterUpdates is int stop && _update >= stop)) { Finish(); return; }
-        if (!_async && _current.Count == 0)
+        if (!_async && !_scheduler.HasSyncUpdate)
         {
             for (var m = 0; m < _core.Plan.MicroBatches(_update); m++)
             {
                 var ids = _cursor.Next(BatchSize);
                 var seed = RolloutGenerator.SamplingSeed(_config.Run.Seed, _update, m);
                 foreach (var (partIds, partSeed) in RolloutGenerator.Parts(ids, seed, _config.Scst.RolloutSplits))
-                {
-                    var w = new Work(partIds, _cursor.Epoch, unchecked((long)partSeed), m);
-                    _current.Add(w);
-                    _toDispatch.Enqueue(w);
-                }
+                    _scheduler.AddSyncPart(partIds, _cursor.Epoch, unchecked((long)partSeed), m);
             }
         }
         Pump();
@@ -470,24 +332,12 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void TryUpdate()
     {
         if (_finished) return;
-        List<Work> used;
-        if (!_async)
+        // Async: versions may have moved on while these were scored, so staleness is checked again at use.
+        var used = _scheduler.TakeUpdate(_update, _core.Plan.MicroBatches(_update));
+        if (used is null)
         {
-            if (_current.Count == 0 || _current.Any(w => w.Score is null)) return;
-            used = [.. _current];
-        }
-        else
-        {
-            // Versions may have moved on while these were scored: re-check staleness at use.
-            foreach (var w in _ready.Where(w => _update - w.Rollout!.PolicyVersion > _config.Scst.MaxStaleness).ToList())
-            {
-                _ready.Remove(w);
-                DropStale(w);
-            }
-            var need = _core.Plan.MicroBatches(_update);
-            if (_ready.Count < need) { Pump(); return; }
-            used = _ready.Take(need).ToList();
-            _ready.RemoveRange(0, need);
+            if (_async) Pump();
+            return;
         }
 
         _staleness.Clear();
@@ -511,14 +361,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         values["staleness_max"] = _staleness.Max();
         values["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS);
         values["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count();
-        values["rollouts_dropped_stale"] = _droppedStale;
+        values["rollouts_dropped_stale"] = _scheduler.DroppedStale;
 
-        var pending = _byRequest.Values.Concat(_toDispatch).Concat(_ready).Where(w => !used.Contains(w)).Distinct().ToList();
         // The journal names whole micro-batches (parts joined in order), as replay and the plain trainer see them.
-        var ev = new LearnerStepApplied(_update, _update + 1, _cursor.Epoch, _cursor.Position,
-            [.. micros.Select(p => p.Sum(w => w.Ids.Length))], [.. micros.Select(p => p[0].Epoch)], [.. micros.SelectMany(p => p.SelectMany(w => w.Ids))],
-            [.. pending.Select(w => w.Ids.Length)], [.. pending.Select(w => w.Epoch)], [.. pending.SelectMany(w => w.Ids)], _droppedStale);
-        _current.Clear();
+        var ev = LearnerJournalState.StepEvent(_update, _cursor.Epoch, _cursor.Position,
+            [.. micros.Select(p => (p[0].Epoch, p.SelectMany(w => w.Ids).ToArray()))], [.. _scheduler.Pending(used).Select(w => (w.Epoch, w.Ids))], _scheduler.DroppedStale);
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
         var publishedEarly = !_async;
@@ -528,13 +375,12 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         {
             var lag = Stopwatch.GetElapsedTime(persistStarted).TotalSeconds;
             ScstMetrics.PersistenceLag.Record(lag);
-            var carried = _carriedPending.ToList();
             ApplyEvent(e);
-            _carriedPending.Clear(); // live pending work is in the queues; only a restart needs the journaled list
-            _steps.Remove(e.Update - Math.Max(1, _config.Run.CheckpointEvery) * 2); // replay never goes further back than the last checkpoint
+            _journal.ClearCarriedPending();
+            _journal.ForgetStep(e.Update - Math.Max(1, _config.Run.CheckpointEvery) * 2);
             values["persist_lag_s"] = lag;
-            values["samples_consumed"] = _samples;
-            values["pending_rollouts"] = _toDispatch.Count + _byRequest.Count;
+            values["samples_consumed"] = _journal.Samples;
+            values["pending_rollouts"] = _scheduler.Queued + _scheduler.InFlight;
             values["nodes"] = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.Status == MemberStatus.Up && !m.HasRole(StatusRole));
             AfterUpdate(_update, epoch, values, replay: false);
             ScstMetrics.RecordUpdate(_async ? "scst-async" : "scst", used.Sum(w => w.Ids.Length), _update, values);
@@ -558,11 +404,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>The run's progress as a checkpoint at <paramref name="update"/> records it: the journaled cursor and samples, the best so far.</summary>
-    RunProgress ProgressAt(long update) => _best with { Update = update, Samples = _samples, Epoch = _cursor.Epoch, Position = _cursor.Position };
+    RunProgress ProgressAt(long update) => _best with { Update = update, Samples = _journal.Samples, Epoch = _cursor.Epoch, Position = _cursor.Position };
 
     static JsonObject ExtraState(long update) => new() { ["actor_learner"] = true, ["policy_version"] = update };
 
-    bool HasRemoteRollouts => _rollouts.Any(w => !_localRollouts.Contains(w));
+    bool HasRemoteRollouts => _scheduler.RolloutWorkers.Any(w => !_localRollouts.Contains(w));
 
     /// <summary>Hands the current weights to rollout replicas in this process, a copy each (they dispose it).</summary>
     void ShareLocally(IEnumerable<IActorRef> replicas)
@@ -593,7 +439,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _running = false;
         var stopped = _update < Total && !_stopEarly;
         var perEpoch = new JsonObject();
-        foreach (var (epoch, ids) in _consumed) perEpoch[epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)] = ids.Count;
+        foreach (var (epoch, ids) in _journal.Consumed) perEpoch[epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)] = ids.Count;
         var byNode = new JsonObject();
         foreach (var (node, n) in _rolloutsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byNode[node] = n;
         var histogram = new JsonObject();
@@ -603,15 +449,15 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             ["staleness_histogram"] = histogram,
             ["policy_version"] = _update,
             ["samples_consumed_per_epoch"] = perEpoch,
-            ["duplicate_samples"] = _duplicates,
+            ["duplicate_samples"] = _journal.Duplicates,
             ["train_images"] = _core.Corpus.Train.Count,
             ["nodes_seen"] = _nodesSeen.Count,
             ["rollouts_by_node"] = byNode,
-            ["rollouts_dropped_stale"] = _droppedStale,
+            ["rollouts_dropped_stale"] = _scheduler.DroppedStale,
             ["scst_mode"] = _config.Scst.Mode.Name(),
         });
-        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _update, _samples, _droppedStale, _nodesSeen.Count);
-        foreach (var w in _rollouts.Concat(_rewards)) w.Tell(new TrainingFinished(_update));
+        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _update, _journal.Samples, _scheduler.DroppedStale, _nodesSeen.Count);
+        foreach (var w in _scheduler.RolloutWorkers.Concat(_scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_update));
         _s.Done.TrySetResult(summary);
     }
 }

@@ -1,0 +1,267 @@
+using Scst.Actors.Messages;
+
+namespace Scst.Actors.Pipeline;
+
+/// <summary>
+/// One micro-batch of training data on its way through rollout and reward, or in sync mode one part of it
+/// (<c>scst.rollout_splits</c>: the parts of micro-batch <see cref="Micro"/> go to different rollout workers).
+/// </summary>
+public sealed class RolloutWork<TWorker>(int[] ids, int epoch, long seed, int micro = 0) where TWorker : class
+{
+    public int[] Ids { get; } = ids;
+    public int Micro { get; } = micro;
+    public int Epoch { get; } = epoch;
+    public long Seed { get; internal set; } = seed;
+    /// <summary>The id of its latest dispatch; a re-dispatch gets a new one, so a late answer to the old one is ignored.</summary>
+    public long RequestId { get; internal set; }
+    public TWorker? Worker { get; internal set; }
+    /// <summary>When it last went to a rollout worker, or to a reward worker once rolled out.</summary>
+    public DateTime SentAt { get; internal set; }
+    public double RolloutLatencyS { get; internal set; }
+    public RolloutResult? Rollout { get; internal set; }
+    public TWorker? Scorer { get; internal set; }
+    public ScoreResult? Score { get; internal set; }
+}
+
+/// <param name="Async">Async SCST: rollouts from recent policy versions are used (up to <paramref name="MaxStaleness"/> behind); sync: only the current one.</param>
+/// <param name="InFlightPerWorker">Async: requests out per rollout worker, so it never waits for the learner.</param>
+/// <param name="Timeout">A request unanswered this long goes to another worker.</param>
+public sealed record RolloutSchedulerOptions(bool Async, int InFlightPerWorker, int MaxStaleness, TimeSpan Timeout);
+
+/// <summary>
+/// Which rollout worker generates which micro-batch, which reward worker scores it, and what happens when answers come
+/// late, from the wrong policy version, or never. No actors and no clock: the driver (the learner actor) passes the time
+/// and the policy version in and delivers what <c>send</c> is handed; tests drive it with strings as workers.
+/// <para>
+/// Sync mode: the driver plans each update's parts (<see cref="AddSyncPart"/>); they go to the least-loaded rollout
+/// workers, and the update may run once every part is scored. Async mode: the scheduler keeps every rollout worker's
+/// <see cref="RolloutSchedulerOptions.InFlightPerWorker"/> requests filled with fresh micro-batches (never more than the
+/// run has left) and hands out scored ones in arrival order; a rollout too stale on arrival or at use is dropped and
+/// drawn again with a new seed.
+/// </para>
+/// </summary>
+public sealed class RolloutScheduler<TWorker> where TWorker : class
+{
+    readonly RolloutSchedulerOptions _o;
+    readonly Func<long, long> _seedForSerial;
+    readonly Func<(int[] Ids, int Epoch)> _drawBatch;
+    readonly Func<long, long> _microBatchesLeft;
+    readonly TWorker? _localRewardPool;
+    readonly Action<TWorker, IScstMessage> _send;
+    readonly Action<string> _warn;
+
+    readonly List<TWorker> _rollouts = [];
+    readonly List<TWorker> _rewards = [];
+    readonly Dictionary<TWorker, int> _inFlight = [];
+    readonly Dictionary<long, RolloutWork<TWorker>> _byRequest = [];
+    readonly Queue<RolloutWork<TWorker>> _toDispatch = new();
+    readonly List<RolloutWork<TWorker>> _current = []; // sync: this update's parts, in order
+    readonly List<RolloutWork<TWorker>> _ready = [];   // async: scored rollouts waiting for an update
+    long _nextRequestId = 1, _dispatchSerial;
+    int _rewardRr;
+
+    /// <param name="seedForSerial">The sampling seed of the n-th micro-batch drawn or redrawn here (async draws, stale redraws, carried work).</param>
+    /// <param name="drawBatch">Async: the next micro-batch from the data cursor, with the cursor's epoch after drawing it.</param>
+    /// <param name="microBatchesLeft">Micro-batches the run still consumes from the given policy version on.</param>
+    /// <param name="localRewardPool">Scores rollouts while no reward worker is registered (null: none).</param>
+    /// <param name="send">Delivers a request to a worker.</param>
+    public RolloutScheduler(RolloutSchedulerOptions options, Func<long, long> seedForSerial, Func<(int[] Ids, int Epoch)> drawBatch,
+        Func<long, long> microBatchesLeft, TWorker? localRewardPool, Action<TWorker, IScstMessage> send, Action<string> warn)
+    {
+        _o = options;
+        _seedForSerial = seedForSerial;
+        _drawBatch = drawBatch;
+        _microBatchesLeft = microBatchesLeft;
+        _localRewardPool = localRewardPool;
+        _send = send;
+        _warn = warn;
+    }
+
+    public IReadOnlyList<TWorker> RolloutWorkers => _rollouts;
+    public IReadOnlyList<TWorker> RewardWorkers => _rewards;
+    /// <summary>Some reward worker, or the learner's own pool, can score.</summary>
+    public bool CanScore => _rewards.Count > 0 || _localRewardPool is not null;
+    /// <summary>Micro-batches waiting for a rollout worker.</summary>
+    public int Queued => _toDispatch.Count;
+    /// <summary>Requests out at rollout or reward workers.</summary>
+    public int InFlight => _byRequest.Count;
+    public int AtRolloutWorkers => _byRequest.Values.Count(w => w.Rollout is null);
+    /// <summary>Async: scored rollouts waiting for an update.</summary>
+    public int Ready => _ready.Count;
+    /// <summary>Sync: the current update's parts are planned (and not yet taken by <see cref="TakeUpdate"/>).</summary>
+    public bool HasSyncUpdate => _current.Count > 0;
+    /// <summary>Rollouts dropped as too stale in the whole run; the driver restores it from the journal.</summary>
+    public long DroppedStale { get; set; }
+    /// <summary>The requests a worker is counted as holding (what dispatch balances).</summary>
+    public int Load(TWorker worker) => _inFlight.GetValueOrDefault(worker);
+    public bool IsWorker(TWorker worker) => _rollouts.Contains(worker) || _rewards.Contains(worker);
+
+    /// <summary>False if it is already registered.</summary>
+    public bool AddRolloutWorker(TWorker worker) => Add(_rollouts, worker);
+    public bool AddRewardWorker(TWorker worker) => Add(_rewards, worker);
+
+    bool Add(List<TWorker> list, TWorker worker)
+    {
+        if (list.Contains(worker)) return false;
+        list.Add(worker);
+        _inFlight[worker] = 0;
+        return true;
+    }
+
+    /// <summary>A worker left: its unanswered rollouts are queued again and its unscored ones go to another reward worker.</summary>
+    public bool RemoveWorker(TWorker worker, DateTime now)
+    {
+        if (!_rollouts.Remove(worker) && !_rewards.Remove(worker)) return false;
+        _inFlight.Remove(worker);
+        foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, worker) && x.Rollout is null).ToList()) Redispatch(work);
+        foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, worker) && x.Score is null).ToList()) SendToReward(work, now);
+        return true;
+    }
+
+    /// <summary>Sync: one part of the current update's micro-batch <paramref name="micro"/>, queued for a rollout worker.</summary>
+    public void AddSyncPart(int[] ids, int epoch, long seed, int micro)
+    {
+        var w = new RolloutWork<TWorker>(ids, epoch, seed, micro);
+        _current.Add(w);
+        _toDispatch.Enqueue(w);
+    }
+
+    /// <summary>A micro-batch drawn before a restart and not consumed: queued again with a new seed.</summary>
+    public void AddCarried(int[] ids, int epoch) => _toDispatch.Enqueue(new RolloutWork<TWorker>(ids, epoch, NextSeed()));
+
+    /// <summary>Hands queued micro-batches to the least-loaded rollout workers (async: tops the pipeline up first).</summary>
+    public void Pump(long version, DateTime now)
+    {
+        if (_o.Async)
+        {
+            var window = _rollouts.Count * _o.InFlightPerWorker;
+            var outstanding = _byRequest.Count + _toDispatch.Count;
+            while (outstanding < window && _ready.Count + outstanding < _microBatchesLeft(version))
+            {
+                var (ids, epoch) = _drawBatch();
+                _toDispatch.Enqueue(new RolloutWork<TWorker>(ids, epoch, NextSeed()));
+                outstanding++;
+            }
+        }
+        while (_toDispatch.Count > 0)
+        {
+            var worker = _rollouts.Where(w => _inFlight[w] < (_o.Async ? _o.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
+            if (worker is null) return;
+            var work = _toDispatch.Dequeue();
+            work.RequestId = _nextRequestId++;
+            work.Worker = worker;
+            work.SentAt = now;
+            _inFlight[worker]++;
+            _byRequest[work.RequestId] = work;
+            var minVersion = _o.Async ? Math.Max(0, version - _o.MaxStaleness) : version;
+            _send(worker, new RolloutRequest(work.RequestId, [.. work.Ids], minVersion, !_o.Async, work.Seed));
+        }
+    }
+
+    /// <summary>
+    /// A rollout came back: sent on to a reward worker, or (sync: from another policy version; async: too stale) queued
+    /// again. Returns its work, or null for an answer to a request already answered or re-dispatched.
+    /// </summary>
+    public RolloutWork<TWorker>? OnRollout(RolloutResult r, long version, DateTime now)
+    {
+        if (!_byRequest.TryGetValue(r.RequestId, out var work) || work.Rollout is not null) return null;
+        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        work.RolloutLatencyS = (now - work.SentAt).TotalSeconds;
+        if (!_o.Async && r.PolicyVersion != version)
+        {
+            _warn($"learner: rollout {r.RequestId} came from v{r.PolicyVersion}, not v{version}; sending it again");
+            Redispatch(work);
+        }
+        else if (_o.Async && version - r.PolicyVersion > _o.MaxStaleness)
+            DropStale(work);
+        else
+        {
+            work.Rollout = r;
+            SendToReward(work, now);
+        }
+        return work;
+    }
+
+    /// <summary>A score came back; false for one not awaited (answered twice, or its rollout was re-dispatched).</summary>
+    public bool OnScore(ScoreResult s)
+    {
+        if (!_byRequest.TryGetValue(s.RequestId, out var work) || work.Rollout is null || work.Score is not null) return false;
+        work.Score = s;
+        _byRequest.Remove(s.RequestId);
+        if (_o.Async) _ready.Add(work);
+        return true;
+    }
+
+    /// <summary>
+    /// The scored micro-batches for the update at <paramref name="version"/>, removed from the scheduler, or null while
+    /// they are not all there. Sync: the planned parts, in order, once all are scored. Async: the first
+    /// <paramref name="microBatches"/> ready ones, after dropping those that went stale while waiting.
+    /// </summary>
+    public IReadOnlyList<RolloutWork<TWorker>>? TakeUpdate(long version, int microBatches)
+    {
+        if (!_o.Async)
+        {
+            if (_current.Count == 0 || _current.Any(w => w.Score is null)) return null;
+            List<RolloutWork<TWorker>> parts = [.. _current];
+            _current.Clear();
+            return parts;
+        }
+        foreach (var w in _ready.Where(w => version - w.Rollout!.PolicyVersion > _o.MaxStaleness).ToList())
+        {
+            _ready.Remove(w);
+            DropStale(w);
+        }
+        if (_ready.Count < microBatches) return null;
+        var used = _ready.Take(microBatches).ToList();
+        _ready.RemoveRange(0, microBatches);
+        return used;
+    }
+
+    /// <summary>Drawn but not consumed by <paramref name="used"/>: what the journal carries across a restart, in a fixed order.</summary>
+    public IReadOnlyList<RolloutWork<TWorker>> Pending(IReadOnlyCollection<RolloutWork<TWorker>> used) =>
+        _byRequest.Values.Concat(_toDispatch).Concat(_ready).Where(w => !used.Contains(w)).Distinct().ToList();
+
+    /// <summary>Requests unanswered for the timeout go elsewhere; a rollout only if another rollout worker exists.</summary>
+    public void ResendOverdue(DateTime now)
+    {
+        foreach (var work in _byRequest.Values.ToList())
+        {
+            if (now - work.SentAt < _o.Timeout) continue;
+            // With no other rollout worker, "elsewhere" is the same busy worker: a queued duplicate, not a rescue (a
+            // BLIP-2 FlanT5-XL rollout on a CPU takes minutes). A worker that is gone is handled when it leaves.
+            if (work.Rollout is null && !_rollouts.Any(r => !Equals(r, work.Worker))) continue;
+            _warn($"learner: request {work.RequestId} unanswered for {_o.Timeout}; sending it elsewhere");
+            if (work.Rollout is null) Redispatch(work);
+            else if (work.Score is null) SendToReward(work, now);
+        }
+    }
+
+    void DropStale(RolloutWork<TWorker> work)
+    {
+        DroppedStale++;
+        work.Seed = NextSeed();
+        Redispatch(work);
+    }
+
+    void SendToReward(RolloutWork<TWorker> work, DateTime now)
+    {
+        var pool = _rewards.Count > 0 ? _rewards[_rewardRr++ % _rewards.Count] : _localRewardPool;
+        if (pool is null) { _warn("learner: no reward worker yet"); return; } // the next overdue check retries
+        var r = work.Rollout!;
+        work.Scorer = pool;
+        work.SentAt = now;
+        _send(pool, new ScoreRequest(work.RequestId, r.ImageIds, r.K, r.Captions, r.GreedyCaptions));
+    }
+
+    void Redispatch(RolloutWork<TWorker> work)
+    {
+        _byRequest.Remove(work.RequestId);
+        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        work.Worker = null;
+        work.Rollout = null;
+        work.Score = null;
+        _toDispatch.Enqueue(work);
+    }
+
+    long NextSeed() => _seedForSerial(_dispatchSerial++);
+}
