@@ -25,11 +25,7 @@ public static class Bleu
 
     public static BleuScores Score(IReadOnlyList<int[]> candidates, IReadOnlyList<IReadOnlyList<int[]>> references, int degreeOfParallelism = 1)
     {
-        if (candidates.Count != references.Count)
-            throw new ArgumentException($"{candidates.Count} candidates but {references.Count} reference sets");
-        var stats = new Stats[candidates.Count];
-        Parallel.For(0, candidates.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, degreeOfParallelism) },
-            i => stats[i] = ImageStats(candidates[i], references[i]));
+        var stats = PerImage.Map(candidates, references, degreeOfParallelism, ImageStats);
 
         var perImage = new double[MaxN][];
         for (int k = 0; k < MaxN; k++) perImage[k] = new double[stats.Length];
@@ -75,7 +71,7 @@ public static class Bleu
         var c = ImageCooker.ForThread();
         c.Reset();
         c.AddSentence(candidate, -1);
-        foreach (var r in references) c.AddSentence(r, -1);
+        c.AddSentences(references, -1);
         var maxRef = MaxRefBuffer(c.KeyLo.Length);
         for (int s = 1; s <= references.Count; s++)
             for (int e = c.OrderStart[5 * s]; e < c.OrderStart[5 * s + 4]; e++)

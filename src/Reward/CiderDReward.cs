@@ -40,8 +40,7 @@ public sealed class CiderDReward
             if (refs.Count == 0) throw new ArgumentException($"image #{b} has no references", nameof(references));
             cooker.Reset();
             for (int i = 0; i < k; i++) cooker.AddSentence(candidates[b * k + i], eos);
-            // Indexing, not foreach: an interface enumerator would allocate on every image.
-            for (int j = 0; j < refs.Count; j++) cooker.AddSentence(refs[j], eos);
+            cooker.AddSentences(refs, eos);
             scratch.ComputeIdf(cooker, _shards, _logDf, _refLen);
             scratch.ScoreCandidates(cooker.View, 0, k, k, refs.Count, rewards.Slice(b * k, k));
         }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Scst.Reward;
@@ -34,7 +35,7 @@ public sealed class DocumentFrequency
     {
         if (references.Count == 0) throw new ArgumentException("no training images to count document frequencies from", nameof(references));
         if (eosId >= vocabulary.Count) throw new ArgumentOutOfRangeException(nameof(eosId), $"EOS id {eosId} is not in the vocabulary ({vocabulary.Count} words)");
-        var shards = CiderD.CountDocumentFrequency(references, eosId, degreeOfParallelism);
+        var shards = Count(references, eosId, degreeOfParallelism);
         NGramCountMap map;
         if (shards.Length == 1) map = shards[0];
         else
@@ -52,6 +53,77 @@ public sealed class DocumentFrequency
         int eos = countEos ? vocab.GetOrAdd(DefaultEosToken) : -1;
         var ids = references.Select(refs => (IReadOnlyList<int[]>)refs.Select(vocab.EncodeWhitespace).ToArray()).ToArray();
         return Build(vocab, ids, eos, degreeOfParallelism);
+    }
+
+    /// <summary>
+    /// Document frequency = number of images whose reference set contains the n-gram. Images are
+    /// cooked in parallel chunks; their distinct n-grams go to buckets by key hash, and each hash
+    /// shard is then counted by one thread, so no map is ever written by two threads.
+    /// </summary>
+    private static NGramCountMap[] Count(IReadOnlyList<IReadOnlyList<int[]>> references, int eosId, int dop)
+    {
+        int images = references.Count;
+        int shardCount = dop <= 1 ? 1 : dop * 4;
+        int chunkCount = dop <= 1 ? 1 : Math.Min(images, dop * 8);
+        if (chunkCount == 0) return [new NGramCountMap()];
+        if (dop <= 1)
+        {
+            // One thread: count straight into the map, no key buckets (they cost ~24 bytes per n-gram occurrence).
+            var cooker = ImageCooker.ForThread();
+            var map = new NGramCountMap(images * 16);
+            for (int i = 0; i < images; i++)
+            {
+                cooker.Reset();
+                cooker.AddSentences(references[i], eosId);
+                for (int l = 0; l < cooker.LocalCount; l++) map.Add(cooker.KeyLo[l], cooker.KeyHi[l], cooker.KeyHash[l], 1);
+            }
+            return [map];
+        }
+        var buckets = new KeyBucket[chunkCount, shardCount];
+        Parallel.For(0, chunkCount, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, dop) }, chunk =>
+        {
+            var cooker = ImageCooker.ForThread();
+            for (int p = 0; p < shardCount; p++) buckets[chunk, p] = new KeyBucket();
+            int from = (int)((long)images * chunk / chunkCount), to = (int)((long)images * (chunk + 1) / chunkCount);
+            for (int i = from; i < to; i++)
+            {
+                cooker.Reset();
+                cooker.AddSentences(references[i], eosId);
+                for (int l = 0; l < cooker.LocalCount; l++)
+                    buckets[chunk, CiderD.ShardOf(cooker.KeyHash[l], shardCount)].Add(cooker.KeyLo[l], cooker.KeyHi[l], cooker.KeyHash[l]);
+            }
+        });
+        var shards = new NGramCountMap[shardCount];
+        Parallel.For(0, shardCount, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, dop) }, p =>
+        {
+            int total = 0;
+            for (int c = 0; c < chunkCount; c++) total += buckets[c, p].Count;
+            var map = new NGramCountMap(Math.Max(16, total / 3));
+            for (int c = 0; c < chunkCount; c++)
+            {
+                var b = buckets[c, p];
+                for (int j = 0; j < b.Count; j++) map.Add(b.Lo[j], b.Hi[j], b.Hash[j], 1);
+            }
+            shards[p] = map;
+        });
+        return shards;
+    }
+
+    private sealed class KeyBucket
+    {
+        public ulong[] Lo = new ulong[256], Hi = new ulong[256], Hash = new ulong[256];
+        public int Count;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(ulong lo, ulong hi, ulong hash)
+        {
+            if (Count == Lo.Length)
+            {
+                Array.Resize(ref Lo, Count * 2); Array.Resize(ref Hi, Count * 2); Array.Resize(ref Hash, Count * 2);
+            }
+            Lo[Count] = lo; Hi[Count] = hi; Hash[Count] = hash;
+            Count++;
+        }
     }
 
     /// <summary>Binary file: magic, N, EOS id, vocabulary (UTF-8 words), then (order, token ids, df) per n-gram.</summary>

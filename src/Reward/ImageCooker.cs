@@ -51,6 +51,13 @@ internal sealed class ImageCooker
         SentenceCount = 0;
     }
 
+    /// <summary>Adds the sentences in order (an image's references). <paramref name="eos"/> &gt;= 0 appends that token.</summary>
+    public void AddSentences(IReadOnlyList<int[]> sentences, int eos)
+    {
+        // Indexing, not foreach: an interface enumerator would allocate on every image.
+        for (int j = 0; j < sentences.Count; j++) AddSentence(sentences[j], eos);
+    }
+
     /// <summary>Adds a sentence and returns its index. <paramref name="eos"/> &gt;= 0 appends that token.</summary>
     public int AddSentence(ReadOnlySpan<int> tokens, int eos)
     {

@@ -14,11 +14,7 @@ public static class RougeL
 
     public static RougeScores Score(IReadOnlyList<int[]> candidates, IReadOnlyList<IReadOnlyList<int[]>> references, int degreeOfParallelism = 1)
     {
-        if (candidates.Count != references.Count)
-            throw new ArgumentException($"{candidates.Count} candidates but {references.Count} reference sets");
-        var perImage = new double[candidates.Count];
-        Parallel.For(0, candidates.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, degreeOfParallelism) },
-            i => perImage[i] = ImageScore(candidates[i], references[i]));
+        var perImage = PerImage.Map(candidates, references, degreeOfParallelism, (c, r) => ImageScore(c, r));
         return new RougeScores(NumpyCompat.Mean(perImage), perImage);
     }
 

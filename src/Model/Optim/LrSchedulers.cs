@@ -31,12 +31,11 @@ public static class LrSchedules
 }
 
 /// <summary>
-/// <c>linear_warmup_cosine_lr</c>: in epoch 0 a per-iteration linear warmup from <c>warmup_start_lr</c> (default
-/// <c>init_lr</c>) to <c>init_lr</c> over <c>warmup_steps</c>, then held at <c>init_lr</c> for the rest of epoch 0;
-/// from epoch 1 a per-epoch cosine from <c>init_lr</c> to <c>min_lr</c> at <c>max_epoch</c>. As in LAVIS the warmup
-/// is assumed to fit in the first epoch.
+/// LAVIS's epoch-0 warmup, which both of its schedulers share: a per-iteration linear warmup from <c>warmup_start_lr</c>
+/// (default <c>init_lr</c>) to <c>init_lr</c> over <c>warmup_steps</c>, then held at <c>init_lr</c> for the rest of
+/// epoch 0; from epoch 1 the subclass's per-epoch rule. As in LAVIS the warmup is assumed to fit in the first epoch.
 /// </summary>
-public sealed class LinearWarmupCosineLRScheduler(AdamW? optimizer, int maxEpoch, double minLr, double initLr, int warmupSteps = 0, double warmupStartLr = -1)
+public abstract class LinearWarmupLRScheduler(AdamW? optimizer, int maxEpoch, double minLr, double initLr, int warmupSteps, double warmupStartLr)
     : ILrScheduler
 {
     [JsonPropertyName("max_epoch")] public int MaxEpoch { get; } = maxEpoch;
@@ -45,9 +44,12 @@ public sealed class LinearWarmupCosineLRScheduler(AdamW? optimizer, int maxEpoch
     [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; } = warmupSteps;
     [JsonPropertyName("warmup_start_lr")] public double WarmupStartLr { get; } = warmupStartLr >= 0 ? warmupStartLr : initLr;
 
+    /// <summary>The rate of an epoch after the warmup one (<paramref name="curEpoch"/> &gt;= 1).</summary>
+    protected abstract double AfterWarmup(int curEpoch);
+
     public double LearningRate(int curEpoch, int curStep) => curEpoch == 0
         ? LrSchedules.Warmup(curStep, WarmupSteps, WarmupStartLr, InitLr)
-        : LrSchedules.Cosine(curEpoch, MaxEpoch, InitLr, MinLr);
+        : AfterWarmup(curEpoch);
 
     public double Step(int curEpoch, int curStep)
     {
@@ -57,27 +59,18 @@ public sealed class LinearWarmupCosineLRScheduler(AdamW? optimizer, int maxEpoch
     }
 }
 
-/// <summary>
-/// <c>linear_warmup_step_lr</c>: the same epoch-0 warmup, then <c>max(min_lr, init_lr·decay_rate^epoch)</c>.
-/// </summary>
-public sealed class LinearWarmupStepLRScheduler(AdamW? optimizer, int maxEpoch, double minLr, double initLr, double decayRate = 1, double warmupStartLr = -1, int warmupSteps = 0)
-    : ILrScheduler
+/// <summary><c>linear_warmup_cosine_lr</c>: the warmup, then a per-epoch cosine from <c>init_lr</c> to <c>min_lr</c> at <c>max_epoch</c>.</summary>
+public sealed class LinearWarmupCosineLRScheduler(AdamW? optimizer, int maxEpoch, double minLr, double initLr, int warmupSteps = 0, double warmupStartLr = -1)
+    : LinearWarmupLRScheduler(optimizer, maxEpoch, minLr, initLr, warmupSteps, warmupStartLr)
 {
-    [JsonPropertyName("max_epoch")] public int MaxEpoch { get; } = maxEpoch;
-    [JsonPropertyName("min_lr")] public double MinLr { get; } = minLr;
-    [JsonPropertyName("init_lr")] public double InitLr { get; } = initLr;
+    protected override double AfterWarmup(int curEpoch) => LrSchedules.Cosine(curEpoch, MaxEpoch, InitLr, MinLr);
+}
+
+/// <summary><c>linear_warmup_step_lr</c>: the warmup, then <c>max(min_lr, init_lr·decay_rate^epoch)</c>.</summary>
+public sealed class LinearWarmupStepLRScheduler(AdamW? optimizer, int maxEpoch, double minLr, double initLr, double decayRate = 1, double warmupStartLr = -1, int warmupSteps = 0)
+    : LinearWarmupLRScheduler(optimizer, maxEpoch, minLr, initLr, warmupSteps, warmupStartLr)
+{
     [JsonPropertyName("decay_rate")] public double DecayRate { get; } = decayRate;
-    [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; } = warmupSteps;
-    [JsonPropertyName("warmup_start_lr")] public double WarmupStartLr { get; } = warmupStartLr >= 0 ? warmupStartLr : initLr;
 
-    public double LearningRate(int curEpoch, int curStep) => curEpoch == 0
-        ? LrSchedules.Warmup(curStep, WarmupSteps, WarmupStartLr, InitLr)
-        : LrSchedules.StepDecay(curEpoch, InitLr, MinLr, DecayRate);
-
-    public double Step(int curEpoch, int curStep)
-    {
-        var lr = LearningRate(curEpoch, curStep);
-        if (optimizer is not null) optimizer.LearningRate = lr;
-        return lr;
-    }
+    protected override double AfterWarmup(int curEpoch) => LrSchedules.StepDecay(curEpoch, InitLr, MinLr, DecayRate);
 }

@@ -14,20 +14,13 @@ namespace Scst.Model.Precision;
 /// </summary>
 public static class Autocast
 {
-    [ThreadStatic] private static ScalarType? _dtype;
+    private static readonly ThreadScoped<ScalarType> Scoped = new();
 
     /// <summary>The matmul dtype of the current thread's scope, or null outside one.</summary>
-    public static ScalarType? DType => _dtype;
+    public static ScalarType? DType => Scoped.Value;
 
     /// <summary>Enters a scope (null: none) for this thread until the returned handle is disposed.</summary>
-    public static Scope Enter(ScalarType? dtype) => new(dtype);
-
-    public readonly struct Scope : IDisposable
-    {
-        private readonly ScalarType? _previous;
-        internal Scope(ScalarType? dtype) { _previous = _dtype; _dtype = dtype; }
-        public void Dispose() => _dtype = _previous;
-    }
+    public static ThreadScoped<ScalarType>.Scope Enter(ScalarType? dtype) => Scoped.Enter(dtype);
 
     /// <summary>
     /// The matmul dtype <c>run.amp_dtype</c> asks for: bf16 or fp32 as named; <c>auto</c> is bf16 where the hardware
@@ -57,7 +50,7 @@ public static class Autocast
     public static Tensor Linear(Linear layer, Tensor x, Tensor? bias)
     {
         var w = layer.weight!;
-        var d = _dtype is ScalarType low && w.dtype != low ? low : w.dtype;
+        var d = Scoped.Value is ScalarType low && w.dtype != low ? low : w.dtype;
         if (d == w.dtype && x.dtype == d && (bias is null || bias.dtype == d)) return F.linear(x, w, bias);
         // Gradients flow through a frozen low-precision layer computed wider: keep only its stored weight for backward,
         // not the widened copy autograd would save (an fp32 copy of a frozen bf16 T5 is 11 GB).

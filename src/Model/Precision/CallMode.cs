@@ -11,25 +11,18 @@ namespace Scst.Model.Precision;
 /// </summary>
 public static class CallMode
 {
-    [ThreadStatic] private static bool? _training;
+    private static readonly ThreadScoped<bool> Scoped = new();
 
     /// <summary>The calling model's mode, or <paramref name="own"/> when no sharing model has set one on this thread.</summary>
-    public static bool Training(bool own) => _training ?? own;
+    public static bool Training(bool own) => Scoped.Value ?? own;
 
-    public static Scope Enter(bool training) => new(training);
+    public static ThreadScoped<bool>.Scope Enter(bool training) => Scoped.Enter(training);
 
     /// <summary>The mode a sharing model set on this thread (null: none), for re-entering it on another thread or later.</summary>
-    public static bool? Current => _training;
+    public static bool? Current => Scoped.Value;
 
     /// <summary>Re-enters a mode read from <see cref="Current"/> (activation checkpointing's recomputation in backward).</summary>
-    public static Scope Restore(bool? training) => new(training);
-
-    public readonly struct Scope : IDisposable
-    {
-        private readonly bool? _previous;
-        internal Scope(bool? training) { _previous = _training; _training = training; }
-        public void Dispose() => _training = _previous;
-    }
+    public static ThreadScoped<bool>.Scope Restore(bool? training) => Scoped.Enter(training);
 }
 
 /// <summary><c>nn.Dropout</c> whose on/off follows <see cref="CallMode"/>.</summary>

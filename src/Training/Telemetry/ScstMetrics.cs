@@ -13,26 +13,17 @@ public static class ScstMetrics
 
     public static readonly Meter Meter = new(MeterName, "1.0");
 
-    public static readonly Counter<long> Updates = Meter.CreateCounter<long>("scst.updates", "{update}",
-        "Optimizer updates applied (journaled, for the actor learner); rate() gives updates/s");
+    // One instrument a line: name, unit, description (what an exporter shows next to the figures).
+    public static readonly Counter<long> Updates = Counter("scst.updates", "{update}", "Optimizer updates applied (journaled, for the actor learner); rate() gives updates/s");
+    public static readonly Counter<long> Samples = Counter("scst.samples", "{image}", "Training images consumed by applied updates; rate() gives samples/s");
+    public static readonly Histogram<double> Reward = Histogram<double>("scst.reward", "{cider_d}", "Mean reward of the sampled captions, one value per update");
+    public static readonly Histogram<double> Baseline = Histogram<double>("scst.baseline", "{cider_d}", "Mean SCST baseline (greedy or leave-one-out reward), one value per update");
+    public static readonly Histogram<long> Staleness = Histogram<long>("scst.policy.staleness", "{version}", "Policy versions between the weights a rollout was sampled with and the update that used it (0 in sync mode)");
+    public static readonly Histogram<double> RolloutLatency = Histogram<double>("scst.rollout.latency", "s", "Learner: time from sending a rollout request to receiving its captions");
+    public static readonly Histogram<double> PersistenceLag = Histogram<double>("scst.persistence.lag", "s", "Learner: time to journal an update (Persist call to its handler)");
 
-    public static readonly Counter<long> Samples = Meter.CreateCounter<long>("scst.samples", "{image}",
-        "Training images consumed by applied updates; rate() gives samples/s");
-
-    public static readonly Histogram<double> Reward = Meter.CreateHistogram<double>("scst.reward", "{cider_d}",
-        "Mean reward of the sampled captions, one value per update");
-
-    public static readonly Histogram<double> Baseline = Meter.CreateHistogram<double>("scst.baseline", "{cider_d}",
-        "Mean SCST baseline (greedy or leave-one-out reward), one value per update");
-
-    public static readonly Histogram<long> Staleness = Meter.CreateHistogram<long>("scst.policy.staleness", "{version}",
-        "Policy versions between the weights a rollout was sampled with and the update that used it (0 in sync mode)");
-
-    public static readonly Histogram<double> RolloutLatency = Meter.CreateHistogram<double>("scst.rollout.latency", "s",
-        "Learner: time from sending a rollout request to receiving its captions");
-
-    public static readonly Histogram<double> PersistenceLag = Meter.CreateHistogram<double>("scst.persistence.lag", "s",
-        "Learner: time to journal an update (Persist call to its handler)");
+    static Counter<long> Counter(string name, string unit, string description) => Meter.CreateCounter<long>(name, unit, description);
+    static Histogram<T> Histogram<T>(string name, string unit, string description) where T : struct => Meter.CreateHistogram<T>(name, unit, description);
 
     static long _policyVersion = -1, _queued = -1, _inFlight = -1, _ready = -1;
     static Func<int>? _nodes;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Scst.Model;
 using Scst.Model.T5;
@@ -25,6 +26,28 @@ internal sealed class BenchModelOptions
     public Option<int> Iters { get; } = new("--iters") { Description = "timed iterations", DefaultValueFactory = _ => 3 };
     public Option<int> Threads { get; } = new("--threads") { Description = "torch CPU threads (0: libtorch's default)", DefaultValueFactory = _ => 0 };
     public Option<string?> Out { get; } = new("--out") { Description = "also write the figures as JSON to this file" };
+
+    /// <summary>
+    /// <c>bench NAME</c> on a random-init T5 built from these options: <paramref name="measure"/> runs, and the figures
+    /// (the model and run described, <c>bench</c>: NAME, then what it measured) are printed and written to --out.
+    /// </summary>
+    public static Command CreateCommand(string name, string description, Action<ModelBench> measure)
+    {
+        var o = new BenchModelOptions();
+        var cmd = new Command(name, description);
+        o.AddTo(cmd);
+        cmd.SetAction(p => ModelCommand.Guarded(() =>
+        {
+            var (model, device, dtype) = o.RandomModel(p);
+            using var _ = model;
+            var figures = o.Describe(p, model, device, dtype);
+            figures["bench"] = name;
+            measure(new ModelBench(o, p, model, device, dtype, figures));
+            o.Report(p, figures);
+            return 0;
+        }));
+        return cmd;
+    }
 
     public void AddTo(Command cmd)
     {
@@ -69,11 +92,6 @@ internal sealed class BenchModelOptions
         return (device, dtype);
     }
 
-    public static void Synchronize(Device device)
-    {
-        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
-    }
-
     /// <summary>Prints the figures and writes them as JSON when --out is given.</summary>
     public void Report(ParseResult p, JsonObject figures)
     {
@@ -95,4 +113,49 @@ internal sealed class BenchModelOptions
         ["batch"] = p.GetValue(Batch), ["beams"] = p.GetValue(Beams), ["input_len"] = p.GetValue(InputLen),
         ["new_tokens"] = p.GetValue(NewTokens), ["iters"] = p.GetValue(Iters),
     };
+}
+
+/// <summary>One run of a model benchmark: the random model on its device, the sizes asked for, and the figures to add to.</summary>
+internal sealed class ModelBench(BenchModelOptions o, ParseResult p, T5ForConditionalGeneration model, Device device, ScalarType dtype, JsonObject figures)
+{
+    public T5ForConditionalGeneration Model => model;
+    public Device Device => device;
+    public JsonObject Figures => figures;
+    public int Batch => p.GetValue(o.Batch);
+    public int Beams => p.GetValue(o.Beams);
+    public int NewTokens => p.GetValue(o.NewTokens);
+
+    /// <summary>Random encoder inputs, --batch × --input-len embeddings (BLIP-2's projected queries and prompt), and their all-ones mask.</summary>
+    public (Tensor Embeds, Tensor Mask) EncoderInputs()
+    {
+        int b = Batch, s = p.GetValue(o.InputLen);
+        return (randn(b, s, model.Config.DModel, dtype: dtype, device: device), ones(b, s, dtype: ScalarType.Int64, device: device));
+    }
+
+    /// <summary>
+    /// --warmup untimed, then --iters timed iterations, each in its own dispose scope: <paramref name="prepare"/> builds the
+    /// iteration's inputs off the clock and returns the step to time; what the step returns is disposed after the clock stops.
+    /// Returns the timed iterations' milliseconds.
+    /// </summary>
+    public List<double> TimeSteps(Func<Func<IDisposable?>> prepare)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < p.GetValue(o.Warmup) + p.GetValue(o.Iters); i++)
+        {
+            using var scope = NewDisposeScope();
+            var step = prepare();
+            Synchronize();
+            var sw = Stopwatch.StartNew();
+            using var result = step();
+            Synchronize();
+            sw.Stop();
+            if (i >= p.GetValue(o.Warmup)) times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        return times;
+    }
+
+    private void Synchronize()
+    {
+        if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+    }
 }
