@@ -13,33 +13,6 @@ using Scst.Actors.Weights;
 
 namespace Scst.Actors.Pipeline;
 
-/// <param name="RunDir">Checkpoints, weights/ (published versions), summary.json.</param>
-/// <param name="PublishEvery">Async mode: publish weights every N updates (sync always publishes every update).</param>
-/// <param name="RequestTimeout">A rollout or score request unanswered this long goes to another worker.</param>
-/// <param name="InFlightPerWorker">Async mode: requests queued per rollout worker, so it never waits for the learner.</param>
-/// <param name="RolloutCommand">The command line that starts a rollout node for this learner, logged while it has none.</param>
-/// <param name="Progress">Called (on the learner's thread) as updates and evaluations advance, for the console.</param>
-public sealed record LearnerSettings(
-    ScstConfig Config,
-    string RunDir,
-    IMetricsSink Metrics,
-    ILogger Log,
-    TaskCompletionSource<TrainSummary?> Done,
-    RewardContext? LocalReward = null,
-    int RewardPoolSize = 2,
-    int ChunkSize = 65536,
-    int KeepVersions = 2,
-    int PublishEvery = 1,
-    TimeSpan? RequestTimeout = null,
-    int InFlightPerWorker = 2,
-    int? StopAfterUpdates = null,
-    string? RolloutCommand = null,
-    TimeSpan? WaitingReportEvery = null,
-    Action<TrainingProgress>? Progress = null)
-{
-    public TimeSpan Timeout => RequestTimeout ?? TimeSpan.FromSeconds(60);
-}
-
 /// <summary>
 /// The SCST learner as a persistent cluster singleton. It owns the data cursor (the plain trainer's
 /// <see cref="DataCursor"/> order), hands micro-batches to whichever rollout workers are registered, sends their
@@ -63,7 +36,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly ILoggingAdapter _log = Context.GetLogger();
     readonly bool _async;
     Learner _core = null!;
-    IActorRef _publisher = null!;
+    WeightSharing _weights = null!;
     RolloutScheduler<IActorRef> _scheduler = null!;
 
     // Journaled state (the dropped-stale count lives in the scheduler)
@@ -73,12 +46,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     // Running state
     bool _running, _finished;
-    readonly HashSet<IActorRef> _localRollouts = []; // rollout workers in this process: weights in memory, no files
-    long _weightsVersion, _publishedVersion = -1;   // version the model holds now; newest version written as a file
-    readonly Dictionary<string, long> _rolloutsByNode = [];
-    readonly HashSet<string> _nodesSeen = [];
-    readonly List<int> _staleness = [];
-    readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
+    long _weightsVersion; // the version the model holds now
+    readonly LearnerRunStats _stats = new();
     RunProgress _best = null!; // best validation value, its update, evaluations since
     bool _stopEarly;
 
@@ -110,7 +79,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Command<WeightsAvailable>(_ => { });
         Command<GetLearnerStatus>(_ => Sender.Tell(CurrentStatus()));
         // A `status` client joins as a member for a moment; it is not a node of the run.
-        Command<ClusterEvent.MemberUp>(m => { if (!m.Member.HasRole(StatusRole)) _nodesSeen.Add(m.Member.Address.ToString()); });
+        Command<ClusterEvent.MemberUp>(m => { if (!m.Member.HasRole(StatusRole)) _stats.NodeSeen(m.Member.Address.ToString()); });
         Command<ClusterEvent.IMemberEvent>(_ => { });
         Command<Status.Failure>(f => _log.Error(f.Cause, "learner: a child failed"));
     }
@@ -131,7 +100,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         }
         _cursor = _core.NewCursor();
         _best = _core.Start();
-        _publisher = Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights");
+        _weights = new WeightSharing(_core, Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights"), _s.RunDir, _s.KeepVersions);
         var localReward = _s.LocalReward is null ? null : Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
         _scheduler = new RolloutScheduler<IActorRef>(new RolloutSchedulerOptions(_async, _s.InFlightPerWorker, _config.Scst.MaxStaleness, _s.Timeout),
             serial => (long)RolloutGenerator.SamplingSeed(_config.Run.Seed, 1_000_000_000L + serial, 0),
@@ -230,13 +199,12 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         var added = r.Kind == RegisterWorker.Rollout ? _scheduler.AddRolloutWorker(Sender) : r.Kind == RegisterWorker.Reward && _scheduler.AddRewardWorker(Sender);
         if (!added) return;
-        _nodesSeen.Add(r.Node);
+        _stats.NodeSeen(r.Node);
         Context.Watch(Sender);
-        var local = r.Kind == RegisterWorker.Rollout && Sender.Path.Address.HasLocalScope;
-        if (local) _localRollouts.Add(Sender);
-        else if (r.Kind == RegisterWorker.Rollout && _publishedVersion != _weightsVersion) Publish(_weightsVersion);
-        Sender.Tell(new WorkerWelcome(_publisher, _update));
-        if (local) ShareLocally([Sender]);
+        var local = r.Kind == RegisterWorker.Rollout && _weights.Join(Sender);
+        if (r.Kind == RegisterWorker.Rollout && !local && _weights.PublishedVersion != _weightsVersion) _weights.Publish(_weightsVersion);
+        Sender.Tell(new WorkerWelcome(_weights.Publisher, _update));
+        if (local) _weights.ShareLocally(_weightsVersion, Sender);
         _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, _scheduler.RolloutWorkers.Count, _scheduler.RewardWorkers.Count);
         if (_finished) { Sender.Tell(new TrainingFinished(_update)); return; }
         Pump();
@@ -245,7 +213,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void RemoveWorker(IActorRef w, string why)
     {
         if (!_scheduler.IsWorker(w)) return;
-        _localRollouts.Remove(w);
+        _weights.Leave(w);
         _log.Warning("learner: worker {0} left ({1}); its work goes to the others", w.Path, why);
         _scheduler.RemoveWorker(w, DateTime.UtcNow);
         Pump();
@@ -300,8 +268,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         if (_scheduler.OnRollout(r, _update, DateTime.UtcNow) is not { } work) return; // answered twice, or re-dispatched
         ScstMetrics.RolloutLatency.Record(work.RolloutLatencyS);
-        _rolloutsByNode[r.Node] = _rolloutsByNode.GetValueOrDefault(r.Node) + 1;
-        _nodesSeen.Add(r.Node);
+        _stats.RolloutFrom(r.Node);
         Pump();
     }
 
@@ -340,27 +307,12 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             return;
         }
 
-        _staleness.Clear();
-        var micros = _async ? used.Select(w => new[] { w }).ToList() : used.GroupBy(w => w.Micro).Select(g => g.ToArray()).ToList();
-        var scored = new List<ScoredRollout>(micros.Count);
-        foreach (var parts in micros)
-        {
-            var rollout = RolloutBatch.Concat([.. parts.Select(w => w.Rollout!.ToBatch())], _core.Policy.Tokenizer.PadId);
-            var greedy = parts.Any(w => w.Score!.GreedyRewards.IsDefaultOrEmpty) ? null : parts.SelectMany(w => w.Score!.GreedyRewards).ToArray();
-            scored.Add(new ScoredRollout(rollout, [.. parts.SelectMany(w => w.Score!.Rewards)], [.. parts.SelectMany(w => w.Score!.Advantages)], greedy));
-            var staleness = _update - rollout.PolicyVersion;
-            _staleness.Add((int)staleness);
-            ScstMetrics.Staleness.Record(staleness);
-            _stalenessHistogram[staleness] = _stalenessHistogram.GetValueOrDefault(staleness) + 1;
-        }
+        var (micros, scored, figures) = _stats.Join(used, _async, _update, _core.Policy.Tokenizer.PadId);
         var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
         var values = _core.Scst!.Apply(_update, epoch, scored, offPolicy: _async);
         _weightsVersion = _update + 1;
-        ShareLocally(_localRollouts);
-        values["staleness_mean"] = _staleness.Average();
-        values["staleness_max"] = _staleness.Max();
-        values["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS);
-        values["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count();
+        _weights.ShareLocally(_weightsVersion);
+        foreach (var (k, v) in figures) values[k] = v;
         values["rollouts_dropped_stale"] = _scheduler.DroppedStale;
 
         // The journal names whole micro-batches (parts joined in order), as replay and the plain trainer see them.
@@ -369,7 +321,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
         var publishedEarly = !_async;
-        if (publishedEarly && HasRemoteRollouts) Publish(_update + 1);
+        if (publishedEarly && HasRemoteRollouts) _weights.Publish(_update + 1);
         var persistStarted = Stopwatch.GetTimestamp();
         Persist(ev, e =>
         {
@@ -385,7 +337,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             AfterUpdate(_update, epoch, values, replay: false);
             ScstMetrics.RecordUpdate(_async ? "scst-async" : "scst", used.Sum(w => w.Ids.Length), _update, values);
             ReportQueues();
-            if (!publishedEarly && HasRemoteRollouts && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
+            if (!publishedEarly && HasRemoteRollouts && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) _weights.Publish(_update);
             Next();
         });
     }
@@ -397,8 +349,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         values["policy_version"] = update;
         _s.Metrics.Log("scst", update, values);
         if (!replay) _core.LogUpdate(update, values);
-        if (!replay && _rolloutsByNode.Count > 0)
-            _s.Metrics.Log("rollout_nodes", update, _rolloutsByNode.ToDictionary(kv => kv.Key, kv => (double)kv.Value));
+        if (!replay && _stats.RolloutNodesRow() is { } byNode) _s.Metrics.Log("rollout_nodes", update, byNode);
         (_best, var stop) = _core.AfterUpdate(ProgressAt(update), ExtraState(update));
         _stopEarly |= stop;
     }
@@ -408,28 +359,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     static JsonObject ExtraState(long update) => new() { ["actor_learner"] = true, ["policy_version"] = update };
 
-    bool HasRemoteRollouts => _scheduler.RolloutWorkers.Any(w => !_localRollouts.Contains(w));
-
-    /// <summary>Hands the current weights to rollout replicas in this process, a copy each (they dispose it).</summary>
-    void ShareLocally(IEnumerable<IActorRef> replicas)
-    {
-        foreach (var r in replicas) r.Tell(new LocalPolicyWeights(_weightsVersion, PolicyWeights.Snapshot(_core.Policy.Model, _core.Setup.Base)));
-    }
-
-    /// <summary>Writes the weights as a file for remote replicas; done only while some are registered (or join).</summary>
-    void Publish(long version)
-    {
-        _publishedVersion = version;
-        var dir = Path.Combine(_s.RunDir, "weights");
-        Directory.CreateDirectory(dir);
-        var file = Path.Combine(dir, $"policy-v{version}.safetensors");
-        PolicyWeights.Export(_core.Policy.Model, _core.Setup.Base, file);
-        _publisher.Tell(new PublishWeights(version, file));
-        // The publisher keeps its newest versions open, so older files can go (an open handle outlives the name).
-        foreach (var f in Directory.EnumerateFiles(dir, "policy-v*.safetensors"))
-            if (long.TryParse(Path.GetFileNameWithoutExtension(f)["policy-v".Length..], out var v) && v <= version - _s.KeepVersions)
-                File.Delete(f);
-    }
+    bool HasRemoteRollouts => _weights.AnyRemote(_scheduler.RolloutWorkers);
 
     void Finish()
     {
@@ -438,25 +368,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _finished = true;
         _running = false;
         var stopped = _update < Total && !_stopEarly;
-        var perEpoch = new JsonObject();
-        foreach (var (epoch, ids) in _journal.Consumed) perEpoch[epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)] = ids.Count;
-        var byNode = new JsonObject();
-        foreach (var (node, n) in _rolloutsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byNode[node] = n;
-        var histogram = new JsonObject();
-        foreach (var (k, n) in _stalenessHistogram) histogram[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = n;
-        var summary = _core.Finish(ProgressAt(_update), completed: !stopped, ExtraState(_update), new JsonObject
-        {
-            ["staleness_histogram"] = histogram,
-            ["policy_version"] = _update,
-            ["samples_consumed_per_epoch"] = perEpoch,
-            ["duplicate_samples"] = _journal.Duplicates,
-            ["train_images"] = _core.Corpus.Train.Count,
-            ["nodes_seen"] = _nodesSeen.Count,
-            ["rollouts_by_node"] = byNode,
-            ["rollouts_dropped_stale"] = _scheduler.DroppedStale,
-            ["scst_mode"] = _config.Scst.Mode.Name(),
-        });
-        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _update, _journal.Samples, _scheduler.DroppedStale, _nodesSeen.Count);
+        var summary = _core.Finish(ProgressAt(_update), completed: !stopped, ExtraState(_update),
+            _stats.Summary(_journal, _update, _scheduler.DroppedStale, _core.Corpus.Train.Count, _config.Scst.Mode.Name()));
+        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _update, _journal.Samples, _scheduler.DroppedStale, _stats.NodesSeen);
         foreach (var w in _scheduler.RolloutWorkers.Concat(_scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_update));
         _s.Done.TrySetResult(summary);
     }
