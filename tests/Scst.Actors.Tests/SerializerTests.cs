@@ -14,10 +14,10 @@ namespace Scst.Actors.Tests;
 
 public class SerializerTests : IDisposable
 {
-    readonly ActorSystem _system = ActorSystem.Create("scst", HoconLoader.Load(new NodeOptions { RunDir = TestNodes.NewRunDir() })
-        .WithFallback("akka.actor.provider = local"));
+    // Serializers come from Akka.Hosting (WithCustomSerializer), so the system is a node started as the Host starts one.
+    readonly ActorSystem _system = TestNodes.Start(TestNodes.NewRunDir());
 
-    public void Dispose() => _system.Terminate().Wait();
+    public void Dispose() => TestNodes.Stop(_system);
 
     static readonly ImmutableSortedDictionary<string, string> Map =
         new Dictionary<string, string> { ["data.shard-count"] = "4", ["data.seed"] = "-7", ["ünïcode"] = "" }.ToImmutableSortedDictionary(StringComparer.Ordinal);
