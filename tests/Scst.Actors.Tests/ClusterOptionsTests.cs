@@ -100,7 +100,7 @@ public class ClusterOptionsTests
     {
         // Stacking the user layer over itself once made Akka's HOCON merge recurse until the stack overflowed.
         var run = TestNodes.NewRunDir();
-        var extra = Write(run, "subst.conf", "scst.test.host = node-7.example\nakka.remote.dot-netty.tcp.public-hostname = ${scst.test.host}\nscst.test.maybe = ${?scst.test.unset}\n");
+        var extra = Write(run, "subst.conf", "site.host = node-7.example\nakka.remote.dot-netty.tcp.public-hostname = ${site.host}\nsite.maybe = ${?site.unset}\n");
         var o = Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [extra] });
         Assert.Equal("node-7.example", o.PublicHostname);
         var c = ScstAkka.BuildConfig(o);
@@ -151,6 +151,12 @@ public class ClusterOptionsTests
         Assert.Contains("--role 'boss'", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, Role = "boss" })).Message);
         var broken = Write(run, "broken.conf", "akka.loglevel = ${does-not-exist}");
         Assert.Contains("broken.conf", Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [broken] })).Message);
+        var tuned = Write(run, "tuned.conf", "scst.rollout-dispatcher.throughput = 5");
+        Assert.Equal(5, ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [tuned] })).GetInt("scst.rollout-dispatcher.throughput"));
+        var typo = Write(run, "typo.conf", "scst.weights.chunk_size = 32768");
+        var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [typo] }));
+        Assert.Contains("typo.conf", e.Message);
+        Assert.Contains("'scst.weights.chunk_size' is not a setting", e.Message);
         var big = Write(run, "big.conf", "scst.weights.chunk-size = 200000");
         Assert.Contains("scst.weights.chunk-size 200000", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [big] })).Message);
     }

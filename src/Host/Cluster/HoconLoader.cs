@@ -22,14 +22,16 @@ public static class HoconLoader
         return merged;
     }
 
-    /// <summary>The --hocon files merged in order (later wins).</summary>
-    public static Config LoadUserFiles(IEnumerable<string> files)
+    /// <summary>The --hocon files merged in order (later wins); <paramref name="check"/> sees each file's own keys first.</summary>
+    public static Config LoadUserFiles(IEnumerable<string> files, Action<string, Config>? check = null)
     {
         Config user = ConfigurationFactory.Empty;
         foreach (var f in files)
         {
             if (!File.Exists(f)) throw new FileNotFoundException($"--hocon file '{f}' does not exist", f);
-            user = ParseFile(f).WithFallback(user);
+            var file = ParseFile(f);
+            check?.Invoke(f, file);
+            user = file.WithFallback(user);
         }
         return user;
     }

@@ -70,7 +70,7 @@ public sealed record ScstClusterOptions
     public static ScstClusterOptions From(NodeOptions node)
     {
         var roles = node.ClusterRoles;
-        var user = HoconLoader.LoadUserFiles(node.ExtraHoconFiles);
+        var user = HoconLoader.LoadUserFiles(node.ExtraHoconFiles, RefuseUnknownKeys);
         var d = new ScstClusterOptions();
         var backendName = user.GetString("scst.persistence.backend", "sqlite").Trim().ToLowerInvariant();
         var backend = backendName switch
@@ -121,6 +121,29 @@ public sealed record ScstClusterOptions
         if (roles.Contains("learner")) ValidateWeights(o);
         return o;
     }
+
+    /// <summary>Every scst.* key a --hocon file may set; anything else under scst would silently do nothing.</summary>
+    public static readonly IReadOnlySet<string> Keys = new SortedSet<string>(StringComparer.Ordinal)
+    {
+        "scst.persistence.backend", "scst.persistence.connection-string", "scst.tls.certificate", "scst.tls.ca", "scst.tls.password-env",
+        "scst.rollout.actors", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
+        "scst.learner.async-publish-every", "scst.weights.chunk-size", "scst.weights.max-chunks-in-flight", "scst.weights.chunk-timeout",
+        "scst.weights.max-fetch-attempts", "scst.weights.keep-versions",
+    };
+
+    /// <summary>The pinned dispatchers (hocon/base.conf) may be tuned as Akka dispatchers.</summary>
+    static readonly string[] FreeSections = ["scst.rollout-dispatcher", "scst.learner-dispatcher"];
+
+    static void RefuseUnknownKeys(string file, Config config)
+    {
+        if (!config.HasPath("scst") || !config.GetValue("scst").IsObject()) return;
+        foreach (var key in Flatten(config.GetValue("scst"), "scst"))
+            if (!Keys.Contains(key) && !FreeSections.Any(f => key.StartsWith(f + ".", StringComparison.Ordinal)))
+                throw new ConfigurationException($"--hocon file '{file}': '{key}' is not a setting; the scst.* keys are: {string.Join(", ", Keys)} (docs/cluster.md)");
+    }
+
+    static IEnumerable<string> Flatten(Akka.Configuration.Hocon.HoconValue v, string prefix) =>
+        v.IsObject() ? v.GetObject().Items.SelectMany(kv => Flatten(kv.Value, $"{prefix}.{kv.Key}")) : [prefix];
 
     static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s;
 
