@@ -109,6 +109,19 @@ public class ClusterOptionsTests
     }
 
     [Fact]
+    public void Every_scst_key_a_hocon_file_may_set_is_documented_with_its_default()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Scst.Actors.sln"))) root = root.Parent;
+        var doc = File.ReadAllText(Path.Combine(root!.FullName, "docs", "cluster.md"));
+        foreach (var key in ScstClusterOptions.Keys)
+            Assert.True(doc.Contains($"`{key}`", StringComparison.Ordinal), $"docs/cluster.md does not document {key}");
+        var d = new ScstClusterOptions();
+        Assert.Contains($"| `scst.weights.chunk-size` | | `{d.WeightChunkSize}` |", doc);
+        Assert.Contains($"| `scst.learner.request-timeout` | | `{d.RequestTimeout.TotalSeconds}s` |", doc);
+    }
+
+    [Fact]
     public void Fast_failure_shortens_stable_after_to_seconds()
     {
         var c = ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = TestNodes.NewRunDir(), FastFailure = true }));
