@@ -26,9 +26,9 @@ public static class CheckpointEvaluation
             ? SentencePieceTokenizer.Load(config.Model.Tokenizer.Path!)
             : WordTokenizer.Load(TokenizerBeside(checkpoint));
         var (model, pretrained) = PolicyModel.Build(config.Model, tokenizer.VocabSize, corpus.ImageSize, config.Run.Seed, device, log);
-        CaptionTrainer.LoadModelWeights(model, checkpoint, pretrained);
+        PolicyWeights.LoadFromCheckpoint(model, checkpoint, pretrained);
         model.to(device);
-        using var policy = new CaptioningPolicy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, PolicyModel.AmpDType(config.Run, device, log));
+        using var policy = new Policy(model, tokenizer, config.Model.Prompt, config.Model.MaxTxtLen, device, PolicyModel.AmpDType(config.Run, device, log));
         log.LogInformation("Evaluating {Checkpoint} on {Split} ({Count} images)", checkpoint, split, data.Count);
         return SplitEvaluator.Evaluate(policy, data, config.Run, progress: progress);
     }

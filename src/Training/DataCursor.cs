@@ -35,7 +35,7 @@ public sealed class DataCursor(int size, long seed, int epoch = 0, int position 
     public static int[] EpochOrder(int size, long seed, int epoch) =>
         Shuffle(Enumerable.Range(0, size).ToArray(), (ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)(epoch + 1) * 0xD1B54A32D192ED03UL);
 
-    /// <summary>Fisher–Yates in place, driven by SplitMix64 from <paramref name="state"/> (also used by the data shards).</summary>
+    /// <summary>Fisher–Yates in place, driven by SplitMix64 from <paramref name="state"/>: the same order on every machine.</summary>
     public static int[] Shuffle(int[] items, ulong state)
     {
         for (var i = items.Length - 1; i > 0; i--)

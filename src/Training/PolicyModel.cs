@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Scst.Training.Configuration;
 using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;
+using Scst.Model.T5;
 using static TorchSharp.torch;
 
 namespace Scst.Training;
@@ -49,7 +50,7 @@ public static class PolicyModel
     {
         if (!m.LoadPretrained)
         {
-            var model = CaptioningPolicy.BuildModel(m, vocabSize, imageSize, seed);
+            var model = BuildModel(m, vocabSize, imageSize, seed);
             if (m.FreezeVit)
                 foreach (var p in model.VisionModel.parameters()) p.requires_grad = false;
             return (model, null);
@@ -78,6 +79,41 @@ public static class PolicyModel
         log.LogInformation("Loaded {Dir} in {Seconds:F1} s{Shared}", dir, clock.Elapsed.TotalSeconds,
             Blip2FrozenBase.Users(options.ShareKey!) > 1 ? " (frozen ViT and T5 shared with a model already loaded in this process)" : "");
         return (loaded, new PretrainedBase(Path.GetFullPath(dir), identity));
+    }
+
+    /// <summary>A freshly initialised BLIP2-T5 of the config's architecture (the demo); pretrained folders load through <see cref="Build"/>.</summary>
+    public static Blip2T5 BuildModel(ModelOptions m, int vocabSize, int imageSize, int seed)
+    {
+        var a = m.Architecture ?? throw new InvalidOperationException("model.architecture is required when load_pretrained is false");
+        var cfg = new Blip2Config
+        {
+            Vision = new Blip2VisionConfig
+            {
+                HiddenSize = a.VisionHidden, IntermediateSize = a.VisionMlp, NumHiddenLayers = a.VisionLayers,
+                NumAttentionHeads = a.VisionHeads, ImageSize = imageSize, PatchSize = a.PatchSize,
+            },
+            QFormer = new Blip2QFormerConfig
+            {
+                HiddenSize = a.QformerHidden, IntermediateSize = a.QformerIntermediate, NumHiddenLayers = a.QformerLayers,
+                NumAttentionHeads = a.QformerHeads, CrossAttentionFrequency = a.CrossAttentionFrequency,
+                EncoderHiddenSize = a.VisionHidden, HiddenDropoutProb = a.DropoutRate, AttentionProbsDropoutProb = a.DropoutRate,
+            },
+            Text = new T5Config
+            {
+                VocabSize = vocabSize, DModel = a.DModel, DKv = a.DKv, DFf = a.DFf, NumLayers = a.EncoderLayers,
+                NumDecoderLayers = a.DecoderLayers, NumHeads = a.NumHeads,
+                RelativeAttentionNumBuckets = a.RelativeAttentionNumBuckets, RelativeAttentionMaxDistance = a.RelativeAttentionMaxDistance,
+                DropoutRate = a.DropoutRate, FeedForwardProj = "gated-gelu",
+                // LAVIS computes the gated FFN with exact gelu, HF with gelu_new: the config chooses.
+                DenseActFn = m.FeedForwardActivation, IsGatedAct = true,
+                TieWordEmbeddings = false, ScaleDecoderOutputs = false,
+            },
+            NumQueryTokens = a.NumQueryTokens,
+        };
+        var model = new Blip2T5(cfg);
+        using var g = new Generator((ulong)seed);
+        model.InitWeights(g);
+        return model;
     }
 
     /// <summary><c>run.amp</c> and <c>run.amp_dtype</c>: the autocast matmul dtype (null without amp), logged with the reason.</summary>

@@ -1,3 +1,4 @@
+using Scst.Training.Configuration;
 using static TorchSharp.torch;
 
 namespace Scst.Training;
@@ -16,7 +17,7 @@ public static class ScstLoss
     /// <c>sum</c>: the plain sequence log-prob of the paper; <c>token_mean</c>: Σ A·log p over all tokens / all tokens.
     /// </param>
     /// <param name="importanceWeights">[N] truncated π_new/π_behaviour for stale rollouts (async SCST), or null.</param>
-    public static Tensor Compute(Tensor tokenLogProbs, Tensor mask, Tensor advantages, string normalization, Tensor? importanceWeights = null)
+    public static Tensor Compute(Tensor tokenLogProbs, Tensor mask, Tensor advantages, LossNormalization normalization, Tensor? importanceWeights = null)
     {
         var m = mask.to(tokenLogProbs.dtype);
         var seqLogProb = (tokenLogProbs * m).sum(1);
@@ -24,10 +25,10 @@ public static class ScstLoss
         var weight = importanceWeights is null ? advantages : advantages * importanceWeights;
         return normalization switch
         {
-            "length_mean" => -(seqLogProb / lengths * weight).mean(),
-            "sum" => -(seqLogProb * weight).mean(),
-            "token_mean" => -(seqLogProb * weight).sum() / lengths.sum(),
-            _ => throw new ArgumentException($"unknown loss normalization '{normalization}' (length_mean | sum | token_mean)"),
+            LossNormalization.LengthMean => -(seqLogProb / lengths * weight).mean(),
+            LossNormalization.Sum => -(seqLogProb * weight).mean(),
+            LossNormalization.TokenMean => -(seqLogProb * weight).sum() / lengths.sum(),
+            _ => throw new ArgumentOutOfRangeException(nameof(normalization), normalization, "unknown loss normalization"),
         };
     }
 }

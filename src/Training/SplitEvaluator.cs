@@ -10,7 +10,7 @@ public static class SplitEvaluator
     public sealed record Result(IReadOnlyDictionary<string, double> Metrics, IReadOnlyList<(string ImageId, string Caption)> Captions);
 
     /// <summary>Decodes with the run section's evaluation settings (<see cref="EvaluationDecoding"/>); nucleus sampling restarts from the run's seed each call.</summary>
-    public static Result Evaluate(CaptioningPolicy policy, CaptionSplit split, RunOptions run, int? maxImages = null, Action<int, int>? progress = null)
+    public static Result Evaluate(Policy policy, CaptionSplit split, RunOptions run, int? maxImages = null, Action<int, int>? progress = null)
     {
         var n = Math.Min(split.Count, maxImages ?? int.MaxValue);
         var batchSize = run.BatchSizeEval;

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Scst.Actors.Persistence;
+using Scst.Actors.Pipeline;
 
 namespace Scst.Actors.Tests;
 
@@ -22,9 +23,11 @@ public class JournalPreflightTests
         var sys = TestNodes.Start(run);
         try
         {
-            var region = Scst.Actors.Data.DataShards.StartRegion(sys, new(4, 5000, 1, TimeSpan.FromMinutes(1)));
-            for (int i = 0; i < 200; i++)
-                await region.Ask<Scst.Actors.Data.Batch>(new Scst.Actors.Data.RequestBatch(i % 4, 5), TimeSpan.FromSeconds(20));
+            // 200 learner steps, each with a batch of image ids: a journal of several pages to cut in half.
+            var steps = Enumerable.Range(1, 200)
+                .Select(u => (object)new LearnerStepApplied(u, u, 0, 5 * u, [5], [0], [.. Enumerable.Range(5 * u, 5)], [], [], [], 0)).ToArray();
+            var probe = sys.ActorOf(JournalV1.JournalV1Content.EventProbe.Props(LearnerActor.PersistenceIdValue, steps));
+            Assert.Equal("done", await probe.Ask<string>("persist", TimeSpan.FromSeconds(60)));
         }
         finally { TestNodes.Stop(sys); }
         var f = Path.Combine(run, "journal.db");

@@ -1,12 +1,11 @@
 using Akka.Actor;
 using Npgsql;
-using Scst.Actors.Data;
-using Scst.Actors.Persistence;
+using Scst.Actors.Pipeline;
 
 namespace Scst.Actors.Tests;
 
 /// <summary>
-/// The same journal guarantees on PostgreSQL. Needs env SCST_TEST_POSTGRES (an admin connection string, e.g.
+/// The learner's journal on PostgreSQL. Needs env SCST_TEST_POSTGRES (an admin connection string, e.g.
 /// "Host=127.0.0.1;Port=5433;Username=postgres;Database=postgres"); each test creates and drops its own database.
 /// </summary>
 public class PostgresJournalTests
@@ -33,42 +32,28 @@ public class PostgresJournalTests
     static string Hocon(string cs) => $"scst.persistence {{ backend = postgresql, connection-string = \"{cs}\" }}";
 
     [SkippableFact]
-    public async Task Data_shards_resume_from_a_postgres_journal_exactly_once()
+    public async Task Learner_events_replay_from_a_postgres_journal_after_a_restart()
     {
         var (cs, drop) = CreateDatabase();
         try
         {
-            var settings = new DataShardSettings(3, 40, 9, TimeSpan.FromMinutes(5));
-            var consumed = new List<int>();
-            Batch unacked;
+            var steps = JournalV1.JournalV1Content.LearnerSteps;
             var sys = TestNodes.Start(TestNodes.NewRunDir(), extraHocon: Hocon(cs));
             try
             {
-                await RunManifest.VerifyAsync(sys, new Dictionary<string, string> { ["data.shard-count"] = "3" }, "postgres journal", Ask);
-                var region = DataShards.StartRegion(sys, settings);
-                var a = await region.Ask<Batch>(new RequestBatch(0, 4), Ask);
-                await region.Ask<BatchAcked>(new AckBatch(0, a.Seq), Ask);
-                consumed.AddRange(a.ImageIds);
-                unacked = await region.Ask<Batch>(new RequestBatch(0, 4), Ask);
+                var writer = sys.ActorOf(JournalV1.JournalV1Content.EventProbe.Props(LearnerActor.PersistenceIdValue, steps));
+                Assert.Equal("done", await writer.Ask<string>("persist", Ask));
             }
             finally { TestNodes.Stop(sys); }
 
+            // A fresh node with an empty run folder: everything it recovers comes from PostgreSQL.
             var sys2 = TestNodes.Start(TestNodes.NewRunDir(), extraHocon: Hocon(cs));
             try
             {
-                await Assert.ThrowsAsync<RunConfigMismatchException>(() =>
-                    RunManifest.VerifyAsync(sys2, new Dictionary<string, string> { ["data.shard-count"] = "5" }, "postgres journal", Ask));
-                var region = DataShards.StartRegion(sys2, settings);
-                var again = await region.Ask<Batch>(new RequestBatch(0, 4), Ask);
-                Assert.Equal(unacked.Seq, again.Seq);
-                Assert.Equal(unacked.ImageIds.ToArray(), again.ImageIds.ToArray());
-                for (var b = again; ; b = await region.Ask<Batch>(new RequestBatch(0, 4), Ask))
-                {
-                    await region.Ask<BatchAcked>(new AckBatch(0, b.Seq), Ask);
-                    consumed.AddRange(b.ImageIds);
-                    if ((await region.Ask<ShardStatus>(new GetShardStatus(0), Ask)).Epoch > 0) break;
-                }
-                Assert.Equal(ShardOrder.Members(0, 3, 40), consumed.Order());
+                var reader = sys2.ActorOf(JournalV1.JournalV1Content.EventProbe.Props(LearnerActor.PersistenceIdValue));
+                var replayed = await reader.Ask<object[]>("replayed", Ask);
+                Assert.Equal(steps.Length, replayed.Length);
+                for (int i = 0; i < steps.Length; i++) SerializerTests.AssertEquivalent(steps[i], replayed[i]);
             }
             finally { TestNodes.Stop(sys2); }
         }

@@ -1,3 +1,4 @@
+using Scst.Training.Configuration;
 using Scst.Host.Configuration;
 
 namespace Scst.Host.Tests;
@@ -22,7 +23,7 @@ public class ConfigLoaderTests
             Assert.Equal(1e-6, c.Run.InitLr);
             Assert.Equal(4, c.Run.BatchSizeTrain);
             Assert.Equal(5, c.Scst.BeamSize);
-            Assert.Equal("mean", c.Scst.Baseline);
+            Assert.Equal(Scst.Reward.BaselineKind.MeanOfK, c.Scst.Baseline);
             Assert.Equal(20000, c.Run.MaxIters);
             Assert.Equal(1000, c.Run.WarmupSteps);
         }
@@ -165,6 +166,8 @@ public class ConfigLoaderTests
     [InlineData("run:\n  max_iters: 1\n  best_metric: cider\n", "run.best_metric", "CIDEr | agg_metrics")]
     [InlineData("run:\n  max_iters: 1\n  beta2: 1\n", "run.beta2", "below 1")]
     [InlineData("run:\n  max_iters: 1\n  lr_layer_decay: 0\n", "run.lr_layer_decay", "> 0")]
+    [InlineData("run:\n  max_iters: 1\n  log_freq: -1\n", "run.log_freq", ">= 0")]
+    [InlineData("run:\n  max_iters: 1\n  log_freq: often\n", "run.log_freq", "expected an integer")]
     public void RunnerAndOptimizerKeysAreCheckedWithTheKey(string run, string key, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(run + Shapes, "x.yaml"));
@@ -178,8 +181,15 @@ public class ConfigLoaderTests
         var r = ConfigLoader.Parse("run:\n  runner: runner_iter\n  max_iters: 2e4\n  iters_per_inner_epoch: 2000\n  ce_sample_unit: image\n" +
                                    "  best_metric: agg_metrics\n  beta2: 0.98\n  lr_layer_decay: 0.95\n" + Shapes, "x.yaml").Run;
         Assert.Equal(("runner_iter", 20000, 2000), (r.Runner, r.MaxIters, r.ItersPerInnerEpoch));
-        Assert.Equal(("image", "agg_metrics", 0.98, 0.95), (r.CeSampleUnit, r.BestMetric, r.Beta2, r.LrLayerDecay));
+        Assert.Equal((CeSampleUnit.Image, "agg_metrics", 0.98, 0.95), (r.CeSampleUnit, r.BestMetric, r.Beta2, r.LrLayerDecay));
         var d = ConfigLoader.Parse("run:\n  max_epoch: 1\n" + Shapes, "x.yaml").Run;
-        Assert.Equal((null, "caption", "CIDEr", 0.999, 1.0), (d.Runner, d.CeSampleUnit, d.BestMetric, d.Beta2, d.LrLayerDecay));
+        Assert.Equal(((string?)null, CeSampleUnit.Caption, "CIDEr", 0.999, 1.0), (d.Runner, d.CeSampleUnit, d.BestMetric, d.Beta2, d.LrLayerDecay));
     }
+
+    [Theory]
+    [InlineData("", 50)]                  // LAVIS's default
+    [InlineData("  log_freq: 10\n", 10)]
+    [InlineData("  log_freq: 0\n", 0)]    // never
+    public void LogFreqReachesTheRunOptions(string line, int expected) =>
+        Assert.Equal(expected, ConfigLoader.Parse("run:\n  max_iters: 1\n" + line + Shapes, "x.yaml").Run.LogFreq);
 }

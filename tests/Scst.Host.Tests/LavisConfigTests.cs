@@ -179,7 +179,6 @@ public class LavisConfigTests
     [InlineData("model: {architecture: {image_size: 32}}\ndatasets: {shapes: {build_info: {images: x}, vis_processor: {eval: {image_size: 64}}}}\nrun: {max_iters: 1}\n", "model.architecture.image_size", "64")]
     [InlineData("datasets: {shapes: {build_info: {images: x}}}\nrun: {max_iters: 1, val_freq: 1}\n", "run.val_freq", "run.eval_every")]
     [InlineData("datasets: {shapes: {build_info: {images: x}}}\nrun: {max_iters: 1, save_freq: 5}\n", "run.save_freq", "run.checkpoint_every")]
-    [InlineData("datasets: {shapes: {build_info: {images: x}}}\nrun: {max_iters: 1, log_freq: 50}\n", "run.log_freq", "metrics.jsonl")]
     [InlineData("datasets: {shapes: {build_info: {images: x}}}\nrun: {max_iters: 1, save_last: false}\n", "run.save_last", "always written")]
     [InlineData("datasets: {shapes: {build_info: {images: x}}}\nrun: {max_iters: 1, use_dist_eval_sampler: true}\n", "run.use_dist_eval_sampler", "remove it")]
     [InlineData("datasets: {shapes: {build_info: {images: x}}}\nrun: {max_iters: 1, world_size: 8}\n", "run.world_size", "--role rollout")]

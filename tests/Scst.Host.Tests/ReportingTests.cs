@@ -72,6 +72,45 @@ public class ReportingTests : IDisposable
     }
 
     [Fact]
+    public void EmaIsTheDebiasedExponentialWeightedMean()
+    {
+        // β = 0.5 on 1, 2, 3, by hand: 1; (0.5·1 + 2) / (0.5 + 1) = 1.6667; (0.25·1 + 0.5·2 + 3) / (0.25 + 0.5 + 1) = 4.25 / 1.75 = 2.428571.
+        var s = Ema.Smooth([1, 2, 3], 0.5);
+        Assert.Equal(3, s.Length);
+        Assert.Equal(1.0, s[0], 12);
+        Assert.Equal(1.666666666667, s[1], 12);
+        Assert.Equal(2.428571428571, s[2], 12);
+        // β = 0.9, a step from 0 to 10: (0.9·0 + 10) / 1.9 = 5.263158; a constant stays put; β = 0 is the raw series.
+        Assert.Equal(5.263157894737, Ema.Smooth([0, 10], 0.9)[1], 12);
+        Assert.Equal([4.0, 4.0, 4.0], Ema.Smooth([4, 4, 4], 0.9));
+        Assert.Equal([1.0, 2.0, 3.0], Ema.Smooth([1, 2, 3], 0));
+        Assert.Empty(Ema.Smooth([], 0.9));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Ema.Smooth([1], 1));
+    }
+
+    [Fact]
+    public void RewardPlotShowsRawRewardFaintlyItsEmaAndOnlyAGreedyBaseline()
+    {
+        static List<PlotWriter.Row> Rows(bool greedy) => Enumerable.Range(1, 20).Select(i =>
+        {
+            var v = new Dictionary<string, double> { ["loss"] = 0.1, ["reward_mean"] = i % 3, ["baseline_mean"] = greedy ? 0.5 : i % 3 };
+            if (greedy) v["greedy_reward_mean"] = 0.5;
+            return new PlotWriter.Row("scst", i, v);
+        }).ToList();
+        static ScottPlot.Plottables.Scatter[] Lines(ScottPlot.Plot p) => p.GetPlottables().OfType<ScottPlot.Plottables.Scatter>().ToArray();
+
+        var loo = Lines(PlotWriter.RewardPlot(Rows(greedy: false))!);
+        Assert.Equal(["reward (per update)", "reward (EMA 0.9)"], loo.Select(l => l.LegendText));
+        Assert.True(loo[0].Color.A < loo[1].Color.A && loo[0].LineWidth < loo[1].LineWidth, "raw reward must be fainter than its EMA");
+        var ema = Ema.Smooth([.. Rows(false).Select(r => r.Values["reward_mean"])], PlotWriter.RewardSmoothing);
+        Assert.Equal(ema, loo[1].Data.GetScatterPoints().Select(p => p.Y));
+
+        var greedy = Lines(PlotWriter.RewardPlot(Rows(greedy: true))!);
+        Assert.Equal(["reward (per update)", "reward (EMA 0.9)", "greedy baseline (EMA 0.9)"], greedy.Select(l => l.LegendText));
+        Assert.Null(PlotWriter.RewardPlot([new PlotWriter.Row("ce", 1, new() { ["loss"] = 1 })]));
+    }
+
+    [Fact]
     public void CorruptMetricsLineIsNamed()
     {
         var jsonl = Path.Combine(_dir, "m.jsonl");

@@ -43,8 +43,8 @@ public sealed record LearnerSettings(
 /// <summary>
 /// The SCST learner as a persistent cluster singleton. It owns the data cursor (the plain trainer's
 /// <see cref="DataCursor"/> order), hands micro-batches to whichever rollout workers are registered, sends their
-/// captions to reward workers, and applies the update with the trainer's own steps (<see cref="CaptionTrainer.ScstStep"/>,
-/// <see cref="CaptionTrainer.ApplyUpdate"/>). Each applied update is one journal event naming the batches it consumed,
+/// captions to reward workers, and applies the update with the training core's own <see cref="ScstUpdate"/> (the
+/// <see cref="Learner"/> does validation and checkpoints, as for the plain trainer). Each applied update is one journal event naming the batches it consumed,
 /// so consumption and update are atomic. A restart loads the last checkpoint and re-runs the journaled updates after it
 /// (rollouts regenerated locally from their seeds): in sync mode that reproduces the uninterrupted run's weights exactly.
 /// </summary>
@@ -83,7 +83,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly ScstConfig _config;
     readonly ILoggingAdapter _log = Context.GetLogger();
     readonly bool _async;
-    CaptionTrainer _trainer = null!;
+    Learner _core = null!;
     IActorRef _publisher = null!;
     IActorRef? _localReward;
 
@@ -113,10 +113,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
     long _nextRequestId = 1, _dispatchSerial;
     int _rewardRr;
-    double _bestValue = double.NegativeInfinity, _elapsedBefore;
-    long _bestStep = -1, _sinceBest;
+    RunProgress _best = null!; // best validation value, its update, evaluations since
     bool _stopEarly;
-    readonly Stopwatch _clock = Stopwatch.StartNew();
 
     public ITimerScheduler Timers { get; set; } = null!;
     public override string PersistenceId => PersistenceIdValue;
@@ -125,14 +123,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     int Accum => _config.Run.AccumGradIters;
     int BatchSize => _config.Run.BatchSizeTrain;
-    long Total => _trainer.TotalUpdates;
+    long Total => _core.TotalUpdates;
 
     public LearnerActor(LearnerSettings s)
     {
         _s = s;
         _config = s.Config;
         if (!_config.IsScst) throw new ArgumentException("the actor learner runs SCST: the config needs an scst section (CE pre-training runs with the plain trainer)");
-        _async = _config.Scst.Mode == "async";
+        _async = _config.Scst.Mode == ScstMode.Async;
 
         Recover<LearnerStepApplied>(ApplyEvent);
         Recover<RecoveryCompleted>(_ => Start());
@@ -154,14 +152,19 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     protected override void PreStart()
     {
         Directory.CreateDirectory(_s.RunDir);
-        try { _trainer = new CaptionTrainer(_config, new TrainerOptions(_s.RunDir), _s.Metrics, _s.Log, _s.Progress); }
+        try
+        {
+            _core = Learner.Create(_config, _s.RunDir, _s.Metrics, _s.Log);
+            _core.Evaluator.Progress = _s.Progress;
+        }
         catch (Exception e)
         {
             // The singleton manager would restart us forever; the host must hear why and exit.
             _s.Done.TrySetException(e);
             throw;
         }
-        _cursor = _trainer.NewCursor();
+        _cursor = _core.NewCursor();
+        _best = _core.Start();
         _publisher = Context.ActorOf(WeightPublisher.Props(_s.ChunkSize, _s.KeepVersions), "weights");
         if (_s.LocalReward is not null) _localReward = Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));
@@ -171,7 +174,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     protected override void PostStop()
     {
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
-        _trainer?.Dispose();
+        _core?.Dispose();
         base.PostStop();
     }
 
@@ -194,7 +197,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _steps[e.Update] = new StepRecord(e.Update, e.CursorEpoch, batches);
         _update = e.Update + 1;
         // Live, the cursor already stands where the event says; rebuilding it would only reshuffle the epoch again.
-        if (IsRecovering) _cursor = _trainer.NewCursor(e.CursorEpoch, e.CursorPosition);
+        if (IsRecovering) _cursor = _core.NewCursor(e.CursorEpoch, e.CursorPosition);
         _droppedStale = e.RolloutsDroppedStale;
         _carriedPending.Clear();
         offset = 0;
@@ -224,22 +227,17 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         try
         {
-            var latest = _trainer.Checkpoints.Find("latest");
             long fromUpdate = 0;
-            if (latest is not null)
+            if (_core.Checkpoints.Find("latest") is not null)
             {
-                var (state, file) = _trainer.RestoreCheckpoint("latest");
-                fromUpdate = state["step"]!.GetValue<long>();
-                if (state["mode"]?.GetValue<string>() is { } m && m != "scst")
-                    throw new InvalidDataException($"{file}: the run directory holds a {m} run; the actor learner runs SCST. Use another --run-dir");
+                // Refuses a CE run, another sample unit, runner or best metric; the journal places the cursor.
+                (_best, var state, var file) = _core.Restore("latest");
+                fromUpdate = _best.Update;
                 if (state["actor_learner"] is null)
                     throw new InvalidDataException($"{file}: the run directory holds a plain-trainer run (train without --role); use another --run-dir");
                 if (fromUpdate > _update)
                     throw new InvalidDataException($"{file} is at update {fromUpdate} but the learner journal ends at update {_update}: the journal belongs to another run. " +
                                                    "Use the journal of this run folder (or a new --run-dir / database)");
-                _trainer.ResumeCursor(state, file); // refuses a checkpoint of another runner; the journal places the cursor
-                (_bestValue, _bestStep, _sinceBest) = _trainer.ReadBest(state, file);
-                _elapsedBefore = state["elapsed_s"]?.GetValue<double>() ?? 0;
             }
             if (_update > 0)
             {
@@ -267,24 +265,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     /// <summary>A journaled update re-run on the learner itself: same batches, same sampling seeds, same step.</summary>
     void Replay(StepRecord step)
     {
-        var values = new Dictionary<string, double>();
-        for (var m = 0; m < step.Batches.Length; m++)
-        {
-            var seed = CaptionTrainer.SamplingSeed(_config.Run.Seed, step.Update, m);
-            var rollout = _trainer.Rollout(step.Batches[m], step.Update, seed);
-            var (rewards, adv, greedy) = _trainer.ScoreRollout(rollout);
-            var (loss, _) = _trainer.ScstStep(rollout, adv);
-            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy), step.Batches.Length);
-            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss }, step.Batches.Length);
-        }
-        var (lr, norm) = _trainer.ApplyUpdate(step.Update, step.Epoch);
+        var values = _core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, _core.Rollouts!, _core.Reward!);
         _weightsVersion = step.Update + 1;
-        AfterUpdate(step.Update + 1, step.Epoch, values, lr, norm, replay: true);
-    }
-
-    static void Accumulate(Dictionary<string, double> acc, IReadOnlyDictionary<string, double> v, int microBatches)
-    {
-        foreach (var (k, x) in v) acc[k] = acc.GetValueOrDefault(k) + x / microBatches;
+        AfterUpdate(step.Update + 1, step.Epoch, values, replay: true);
     }
 
     // ------------------------------------------------------------------------------------------------------
@@ -326,7 +309,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     /// <summary>The update count to the console, once per change (a finished phase reported again would read as a new one).</summary>
     void ReportProgress()
     {
-        if (_s.Progress is null || _trainer is null || !_running || _update == _progressReported) return;
+        if (_s.Progress is null || _core is null || !_running || _update == _progressReported) return;
         _progressReported = _update;
         _s.Progress(new TrainingProgress("scst", _update, Total, new Dictionary<string, double>()));
     }
@@ -347,7 +330,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
     void ReportQueues() => ScstMetrics.SetQueueDepths(_toDispatch.Count, _byRequest.Values.Count(w => w.Rollout is null), _ready.Count);
 
-    LearnerStatus CurrentStatus() => new(_update, _update, _trainer is null ? 0 : Total, _config.Scst.Mode, _running, _finished, _samples, _droppedStale,
+    LearnerStatus CurrentStatus() => new(_update, _update, _core is null ? 0 : Total, _config.Scst.Mode.Name(), _running, _finished, _samples, _droppedStale,
         _rollouts.Count, _rewards.Count, _toDispatch.Count, _byRequest.Count, _cursor?.Epoch ?? 0, _cursor?.Position ?? 0,
         Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString());
 
@@ -380,7 +363,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _toDispatch.Enqueue(work);
     }
 
-    long NextSeed() => (long)CaptionTrainer.SamplingSeed(_config.Run.Seed, 1_000_000_000L + _dispatchSerial++, 0);
+    long NextSeed() => (long)RolloutGenerator.SamplingSeed(_config.Run.Seed, 1_000_000_000L + _dispatchSerial++, 0);
 
     /// <summary>Hands queued micro-batches to the least-loaded rollout workers (async: tops the pipeline up first).</summary>
     void Pump()
@@ -390,7 +373,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         {
             var window = _rollouts.Count * _s.InFlightPerWorker;
             var outstanding = _byRequest.Count + _toDispatch.Count;
-            while (outstanding < window && _trainer.Plan.MicroBatchesBefore(_update) + _ready.Count + outstanding < _trainer.Plan.TotalMicroBatches)
+            while (outstanding < window && _core.Plan.MicroBatchesBefore(_update) + _ready.Count + outstanding < _core.Plan.TotalMicroBatches)
             {
                 var ids = _cursor.Next(BatchSize);
                 _toDispatch.Enqueue(new Work(ids, _cursor.Epoch, NextSeed()));
@@ -469,11 +452,11 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         if (_update >= Total || _stopEarly || (_s.StopAfterUpdates is int stop && _update >= stop)) { Finish(); return; }
         if (!_async && _current.Count == 0)
         {
-            for (var m = 0; m < _trainer.Plan.MicroBatches(_update); m++)
+            for (var m = 0; m < _core.Plan.MicroBatches(_update); m++)
             {
                 var ids = _cursor.Next(BatchSize);
-                var seed = CaptionTrainer.SamplingSeed(_config.Run.Seed, _update, m);
-                foreach (var (partIds, partSeed) in CaptionTrainer.RolloutParts(ids, seed, _config.Scst.RolloutSplits))
+                var seed = RolloutGenerator.SamplingSeed(_config.Run.Seed, _update, m);
+                foreach (var (partIds, partSeed) in RolloutGenerator.Parts(ids, seed, _config.Scst.RolloutSplits))
                 {
                     var w = new Work(partIds, _cursor.Epoch, unchecked((long)partSeed), m);
                     _current.Add(w);
@@ -501,51 +484,33 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
                 _ready.Remove(w);
                 DropStale(w);
             }
-            var need = _trainer.Plan.MicroBatches(_update);
+            var need = _core.Plan.MicroBatches(_update);
             if (_ready.Count < need) { Pump(); return; }
             used = _ready.Take(need).ToList();
             _ready.RemoveRange(0, need);
         }
 
-        var values = new Dictionary<string, double>();
-        var isStats = new List<double>();
         _staleness.Clear();
         var micros = _async ? used.Select(w => new[] { w }).ToList() : used.GroupBy(w => w.Micro).Select(g => g.ToArray()).ToList();
+        var scored = new List<ScoredRollout>(micros.Count);
         foreach (var parts in micros)
         {
-            var rollout = RolloutBatch.Concat([.. parts.Select(w => w.Rollout!.ToBatch())], _trainer.Policy.Tokenizer.PadId);
-            var adv = parts.SelectMany(w => w.Score!.Advantages).ToArray();
-            var rewards = parts.SelectMany(w => w.Score!.Rewards).ToArray();
+            var rollout = RolloutBatch.Concat([.. parts.Select(w => w.Rollout!.ToBatch())], _core.Policy.Tokenizer.PadId);
             var greedy = parts.Any(w => w.Score!.GreedyRewards.IsDefaultOrEmpty) ? null : parts.SelectMany(w => w.Score!.GreedyRewards).ToArray();
-            double loss;
+            scored.Add(new ScoredRollout(rollout, [.. parts.SelectMany(w => w.Score!.Rewards)], [.. parts.SelectMany(w => w.Score!.Advantages)], greedy));
             var staleness = _update - rollout.PolicyVersion;
             _staleness.Add((int)staleness);
             ScstMetrics.Staleness.Record(staleness);
             _stalenessHistogram[staleness] = _stalenessHistogram.GetValueOrDefault(staleness) + 1;
-            if (_async)
-            {
-                (loss, _, var isw) = _trainer.ScstStepOffPolicy(rollout, adv, _config.Scst.IsClip);
-                isStats.AddRange(isw);
-            }
-            else (loss, _) = _trainer.ScstStep(rollout, adv);
-            Accumulate(values, CaptionTrainer.RolloutStats(rollout, rewards, adv, greedy), micros.Count);
-            Accumulate(values, new Dictionary<string, double> { ["loss"] = loss }, micros.Count);
         }
         var epoch = _async ? used.Max(w => w.Epoch) : _cursor.Epoch;
-        var (lr, norm) = _trainer.ApplyUpdate(_update, epoch);
+        var values = _core.Scst!.Apply(_update, epoch, scored, offPolicy: _async);
         _weightsVersion = _update + 1;
         ShareLocally(_localRollouts);
         values["staleness_mean"] = _staleness.Average();
         values["staleness_max"] = _staleness.Max();
         values["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS);
         values["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count();
-        if (_async)
-        {
-            values["is_weight_mean"] = isStats.Average();
-            values["is_weight_min"] = isStats.Min();
-            values["is_weight_max"] = isStats.Max();
-            values["is_clipped_frac"] = isStats.Count(x => x >= _config.Scst.IsClip - 1e-6) / (double)isStats.Count;
-        }
         values["rollouts_dropped_stale"] = _droppedStale;
 
         var pending = _byRequest.Values.Concat(_toDispatch).Concat(_ready).Where(w => !used.Contains(w)).Distinct().ToList();
@@ -571,7 +536,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             values["samples_consumed"] = _samples;
             values["pending_rollouts"] = _toDispatch.Count + _byRequest.Count;
             values["nodes"] = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.Status == MemberStatus.Up && !m.HasRole(StatusRole));
-            AfterUpdate(_update, epoch, values, lr, norm, replay: false);
+            AfterUpdate(_update, epoch, values, replay: false);
             ScstMetrics.RecordUpdate(_async ? "scst-async" : "scst", used.Sum(w => w.Ids.Length), _update, values);
             ReportQueues();
             if (!publishedEarly && HasRemoteRollouts && (_update % Math.Max(1, _s.PublishEvery) == 0 || _update >= Total)) Publish(_update);
@@ -579,45 +544,30 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>What follows an update in the plain trainer too: metrics, validation (best checkpoint), periodic checkpoint.</summary>
-    void AfterUpdate(long update, int epoch, Dictionary<string, double> values, double lr, double norm, bool replay)
+    /// <summary>Metrics, then what follows an update in the plain trainer too (<see cref="Learner.AfterUpdate"/>: validation, checkpoints).</summary>
+    void AfterUpdate(long update, int epoch, Dictionary<string, double> values, bool replay)
     {
-        var run = _config.Run;
-        values["lr"] = lr;
-        if (!double.IsNaN(norm)) values["grad_norm"] = norm;
         values["epoch"] = epoch;
         values["policy_version"] = update;
         _s.Metrics.Log("scst", update, values);
+        if (!replay) _core.LogUpdate(update, values);
         if (!replay && _rolloutsByNode.Count > 0)
             _s.Metrics.Log("rollout_nodes", update, _rolloutsByNode.ToDictionary(kv => kv.Key, kv => (double)kv.Value));
-        if (update % run.EvalEvery == 0 || update == Total)
-        {
-            var val = _trainer.EvaluateSplit(_trainer.Corpus.Val, run.EvalMaxImages);
-            _s.Metrics.Log("val", update, val);
-            var value = val[run.BestMetric];
-            if (value > _bestValue)
-            {
-                (_bestValue, _bestStep, _sinceBest) = (value, update, 0);
-                Save(update, "best");
-            }
-            else if (run.EarlyStopPatience > 0 && ++_sinceBest >= run.EarlyStopPatience) _stopEarly = true;
-            _log.Info("update {0}: val {1} {2:F4} (best {3:F4} at {4})", update, run.BestMetric, value, _bestValue, _bestStep);
-        }
-        if (update % run.CheckpointEvery == 0) Save(update, "latest");
+        (_best, var stop) = _core.AfterUpdate(ProgressAt(update), ExtraState(update));
+        _stopEarly |= stop;
     }
 
-    double Elapsed() => _elapsedBefore + _clock.Elapsed.TotalSeconds;
+    /// <summary>The run's progress as a checkpoint at <paramref name="update"/> records it: the journaled cursor and samples, the best so far.</summary>
+    RunProgress ProgressAt(long update) => _best with { Update = update, Samples = _samples, Epoch = _cursor.Epoch, Position = _cursor.Position };
 
-    CheckpointStore.Entry Save(long update, params string[] tags) =>
-        _trainer.SaveCheckpoint(update, _samples, _cursor.Epoch, _cursor.Position, _bestValue, _bestStep, _sinceBest, Elapsed(),
-            new JsonObject { ["actor_learner"] = true, ["policy_version"] = update }, tags);
+    static JsonObject ExtraState(long update) => new() { ["actor_learner"] = true, ["policy_version"] = update };
 
     bool HasRemoteRollouts => _rollouts.Any(w => !_localRollouts.Contains(w));
 
     /// <summary>Hands the current weights to rollout replicas in this process, a copy each (they dispose it).</summary>
     void ShareLocally(IEnumerable<IActorRef> replicas)
     {
-        foreach (var r in replicas) r.Tell(new LocalPolicyWeights(_weightsVersion, _trainer.SnapshotPolicy()));
+        foreach (var r in replicas) r.Tell(new LocalPolicyWeights(_weightsVersion, PolicyWeights.Snapshot(_core.Policy.Model, _core.Setup.Base)));
     }
 
     /// <summary>Writes the weights as a file for remote replicas; done only while some are registered (or join).</summary>
@@ -627,7 +577,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         var dir = Path.Combine(_s.RunDir, "weights");
         Directory.CreateDirectory(dir);
         var file = Path.Combine(dir, $"policy-v{version}.safetensors");
-        _trainer.ExportPolicyWeights(file);
+        PolicyWeights.Export(_core.Policy.Model, _core.Setup.Base, file);
         _publisher.Tell(new PublishWeights(version, file));
         // The publisher keeps its newest versions open, so older files can go (an open handle outlives the name).
         foreach (var f in Directory.EnumerateFiles(dir, "policy-v*.safetensors"))
@@ -642,29 +592,23 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _finished = true;
         _running = false;
         var stopped = _update < Total && !_stopEarly;
-        var last = Save(_update, "latest");
-        var metrics = new Dictionary<string, IReadOnlyDictionary<string, double>>();
-        string? bestFile = null;
-        if (!stopped) bestFile = _trainer.FinalEvaluation(_update, metrics);
-        var summary = new TrainSummary("scst", _update, _samples, Elapsed(), last.Sha256, Path.Combine(_trainer.Checkpoints.Directory, last.File), bestFile,
-            _bestStep >= 0 ? _bestStep : null, !stopped, metrics, _trainer.SummarySettings());
         var perEpoch = new JsonObject();
         foreach (var (epoch, ids) in _consumed) perEpoch[epoch.ToString(System.Globalization.CultureInfo.InvariantCulture)] = ids.Count;
         var byNode = new JsonObject();
         foreach (var (node, n) in _rolloutsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byNode[node] = n;
         var histogram = new JsonObject();
         foreach (var (k, n) in _stalenessHistogram) histogram[k.ToString(System.Globalization.CultureInfo.InvariantCulture)] = n;
-        _trainer.WriteSummary(summary, new JsonObject
+        var summary = _core.Finish(ProgressAt(_update), completed: !stopped, ExtraState(_update), new JsonObject
         {
             ["staleness_histogram"] = histogram,
             ["policy_version"] = _update,
             ["samples_consumed_per_epoch"] = perEpoch,
             ["duplicate_samples"] = _duplicates,
-            ["train_images"] = _trainer.Corpus.Train.Count,
+            ["train_images"] = _core.Corpus.Train.Count,
             ["nodes_seen"] = _nodesSeen.Count,
             ["rollouts_by_node"] = byNode,
             ["rollouts_dropped_stale"] = _droppedStale,
-            ["scst_mode"] = _config.Scst.Mode,
+            ["scst_mode"] = _config.Scst.Mode.Name(),
         });
         _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _update, _samples, _droppedStale, _nodesSeen.Count);
         foreach (var w in _rollouts.Concat(_rewards)) w.Tell(new TrainingFinished(_update));

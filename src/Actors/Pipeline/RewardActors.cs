@@ -18,17 +18,14 @@ public sealed class RewardContext(IReadOnlyList<IReadOnlyList<string>> reference
     public static RewardContext Load(ScstConfig config, ILogger log)
     {
         var corpus = CaptionCorpus.Load(config, log);
-        var kind = config.Scst.Baseline switch
-        {
-            "greedy" => BaselineKind.Greedy,
-            "leave_one_out" => BaselineKind.LeaveOneOut,
-            _ => BaselineKind.MeanOfK,
-        };
-        return new RewardContext(corpus.Train.References, CaptionTrainer.TrainDocumentFrequency(config, corpus), kind);
+        return new RewardContext(corpus.Train.References, RunSetup.TrainDocumentFrequency(config, corpus), config.Scst.Baseline);
     }
 }
 
-/// <summary>Scores one rollout at a time with the trainer's scoring function; each actor owns its CIDEr-D scratch buffers.</summary>
+/// <summary>
+/// Scores one rollout at a time: CIDEr-D rewards against all references of each image and the self-critical
+/// advantages (steps 2–3 of <see cref="ScstUpdate"/>); each actor owns its CIDEr-D scratch buffers.
+/// </summary>
 public sealed class RewardActor : ReceiveActor
 {
     public static Props Props(RewardContext ctx) => Akka.Actor.Props.Create(() => new RewardActor(ctx));
@@ -38,9 +35,10 @@ public sealed class RewardActor : ReceiveActor
         var reward = new CiderDReward(ctx.Df);
         Receive<ScoreRequest>(r =>
         {
-            var rollout = new RolloutBatch([.. r.ImageIds], r.K, [], [.. r.Captions], [], [], 0);
-            var (rewards, adv, greedy) = CaptionTrainer.ScoreCaptions(reward, ctx.References, ctx.Baseline, rollout,
-                r.GreedyCaptions.IsDefaultOrEmpty ? null : [.. r.GreedyCaptions]);
+            var refs = r.ImageIds.Select(i => ctx.References[i]).ToList();
+            var rewards = reward.Score(refs, [.. r.Captions]);
+            var greedy = r.GreedyCaptions.IsDefaultOrEmpty ? null : reward.Score(refs, [.. r.GreedyCaptions]);
+            var adv = SelfCritical.Advantages(ctx.Baseline, rewards, r.K, greedy);
             Sender.Tell(new ScoreResult(r.RequestId, [.. rewards], [.. adv], greedy is null ? [] : [.. greedy]));
         });
     }

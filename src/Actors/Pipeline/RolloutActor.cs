@@ -17,8 +17,8 @@ public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRe
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
 /// scopes and grad mode are thread-static. Loads each version from the verified safetensors file its
 /// <see cref="WeightFetcher"/> delivers (or, in the learner's process, from the learner's in-memory snapshot), and
-/// answers <see cref="RolloutRequest"/>s with the trainer's own <see cref="CaptionTrainer.RolloutPart"/> (and greedy
-/// captions for the greedy baseline), stamped with the version.
+/// answers <see cref="RolloutRequest"/>s with the training core's <see cref="RolloutGenerator.GeneratePart"/> (and greedy
+/// captions for the greedy baseline), stamped with the version. It holds a policy and a sampler, never an optimizer or a reward.
 /// </summary>
 public sealed class RolloutActor : ReceiveActor, IWithTimers
 {
@@ -26,7 +26,8 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
 
     readonly RolloutSettings _s;
     readonly ILoggingAdapter _log = Context.GetLogger();
-    readonly CaptionTrainer _replica;
+    readonly RunSetup _setup;
+    readonly RolloutGenerator _rollouts;
     readonly string _node;
     readonly Queue<(RolloutRequest Request, IActorRef ReplyTo)> _queue = new();
     IActorRef? _publisher;
@@ -50,8 +51,8 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         _s = s;
         _node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Directory.CreateDirectory(s.WorkDir);
-        // The replica never trains: its optimizer stays empty; metrics go nowhere.
-        _replica = new CaptionTrainer(s.Config, new TrainerOptions(s.WorkDir), NullMetricsSink.Instance, s.Log);
+        _setup = RunSetup.Load(s.Config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        _rollouts = new RolloutGenerator(_setup.Policy, _setup.Corpus.Train, s.Config);
 
         Receive<Register>(_ =>
         {
@@ -84,7 +85,11 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         // Re-registering on a timer is how a restarted (or moved) learner singleton finds its workers again.
         Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
 
-    protected override void PostStop() => _replica.Dispose();
+    protected override void PostStop()
+    {
+        _rollouts.Dispose();
+        _setup.Dispose();
+    }
 
     void OnWelcome(WorkerWelcome w)
     {
@@ -102,7 +107,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     void OnLocalWeights(LocalPolicyWeights w)
     {
         if (w.Version <= _version) { w.Snapshot.Dispose(); return; }
-        _replica.LoadPolicySnapshot(w.Snapshot, $"in-process weights v{w.Version}");
+        PolicyWeights.LoadSnapshot(_setup.Policy.Model, _setup.Base, w.Snapshot, $"in-process weights v{w.Version}");
         _version = w.Version;
         Serve();
     }
@@ -116,7 +121,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     void OnWeights(WeightsReady w)
     {
         if (!Equals(Sender, _fetcher)) return; // a fetcher of a previous learner
-        _replica.LoadPolicyWeights(w.Path, w.Sha256);
+        PolicyWeights.Load(_setup.Policy.Model, _setup.Base, w.Path, w.Sha256);
         if (_weightsFile is not null && _weightsFile != w.Path) TryDelete(_weightsFile);
         _weightsFile = w.Path;
         _version = w.Version;
@@ -132,8 +137,8 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             _queue.Dequeue();
             if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
             // The learner already cut the micro-batch into parts (scst.rollout_splits): one request is one generation call.
-            var batch = _replica.RolloutPart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
-            var greedy = _replica.Baseline == BaselineKind.Greedy ? _replica.GreedyCaptions([.. r.ImageIds]) : null;
+            var batch = _rollouts.GeneratePart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
+            var greedy = _rollouts.GreedyCaptions([.. r.ImageIds]);
             replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));
             _served++;
         }
@@ -143,12 +148,4 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     {
         try { File.Delete(f); } catch (IOException) { }
     }
-}
-
-/// <summary>Metrics of a component that reports nothing (rollout replicas).</summary>
-public sealed class NullMetricsSink : IMetricsSink
-{
-    public static readonly NullMetricsSink Instance = new();
-    public void Log(string phase, long step, IReadOnlyDictionary<string, double> values) { }
-    public void Dispose() { }
 }

@@ -1,10 +1,6 @@
-using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Serialization;
 using Google.Protobuf;
-using Google.Protobuf.Collections;
-using Scst.Actors.Data;
-using Scst.Actors.Persistence;
 using Scst.Actors.Pipeline;
 using Scst.Actors.Weights;
 using P = Scst.Actors.Serialization.Proto;
@@ -25,36 +21,6 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
 
     static readonly Codec[] Codecs =
     [
-        // Data shards: commands and replies
-        C<RequestBatch, P.RequestBatch>("d.req", m => new() { Shard = m.Shard, MaxImages = m.MaxImages }, p => new(p.Shard, p.MaxImages)),
-        C<Batch, P.Batch>("d.batch", m => new() { Shard = m.Shard, Epoch = m.Epoch, Seq = m.Seq, ImageIds = { m.ImageIds } },
-            p => new(p.Shard, p.Epoch, p.Seq, [.. p.ImageIds])),
-        C<NoBatchAvailable, P.NoBatchAvailable>("d.none", m => new() { Shard = m.Shard, Epoch = m.Epoch, Outstanding = m.Outstanding },
-            p => new(p.Shard, p.Epoch, p.Outstanding)),
-        C<AckBatch, P.AckBatch>("d.ack", m => new() { Shard = m.Shard, Seq = m.Seq }, p => new(p.Shard, p.Seq)),
-        C<BatchAcked, P.BatchAcked>("d.acked", m => new() { Shard = m.Shard, Seq = m.Seq, Duplicate = m.Duplicate }, p => new(p.Shard, p.Seq, p.Duplicate)),
-        C<GetShardStatus, P.GetShardStatus>("d.getstatus", m => new() { Shard = m.Shard }, p => new(p.Shard)),
-        C<ShardStatus, P.ShardStatus>("d.status",
-            m => new()
-            {
-                Shard = m.Shard, Epoch = m.Epoch, Size = m.Size, Cursor = m.Cursor, Outstanding = m.Outstanding,
-                ConsumedThisEpoch = m.ConsumedThisEpoch, EpochsCompleted = m.EpochsCompleted,
-            },
-            p => new(p.Shard, p.Epoch, p.Size, p.Cursor, p.Outstanding, p.ConsumedThisEpoch, p.EpochsCompleted)),
-        C<ShardError, P.ShardError>("d.error", m => new() { Shard = m.Shard, Message = m.Message ?? "" }, p => new(p.Shard, p.Message)),
-        // Data shards: journal events
-        C<ShardInitialized, P.ShardInitialized>("d.ev.init", m => new() { ShardCount = m.ShardCount, DatasetSize = m.DatasetSize, Seed = m.Seed },
-            p => new(p.ShardCount, p.DatasetSize, p.Seed)),
-        C<BatchIssued, P.BatchIssued>("d.ev.issued", m => new() { Seq = m.Seq, Epoch = m.Epoch, Offset = m.Offset, Count = m.Count },
-            p => new(p.Seq, p.Epoch, p.Offset, p.Count)),
-        C<BatchConsumed, P.BatchConsumed>("d.ev.consumed", m => new() { Seq = m.Seq }, p => new(p.Seq)),
-        C<EpochStarted, P.EpochStarted>("d.ev.epoch", m => new() { Epoch = m.Epoch }, p => new(p.Epoch)),
-        // Run manifest
-        C<VerifyRunManifest, P.VerifyRunManifest>("m.verify", m => AddSorted(new P.VerifyRunManifest(), p => p.Expected, m.Expected), p => new(ToSorted(p.Expected))),
-        C<RunManifestOk, P.RunManifestOk>("m.ok", m => AddSorted(new P.RunManifestOk(), p => p.Journaled, m.Journaled), p => new(ToSorted(p.Journaled))),
-        C<RunManifestMismatch, P.RunManifestMismatch>("m.mismatch",
-            m => new() { Key = m.Key ?? "", Journaled = m.Journaled ?? "", Configured = m.Configured ?? "" }, p => new(p.Key, p.Journaled, p.Configured)),
-        C<RunManifestRecorded, P.RunManifestRecorded>("m.ev.recorded", m => AddSorted(new P.RunManifestRecorded(), p => p.Entries, m.Entries), p => new(ToSorted(p.Entries))),
         // Weight sync
         C<WeightsAvailable, P.WeightsAvailable>("w.avail",
             m => new() { Version = m.Version, Sha256 = m.Sha256 ?? "", SizeBytes = m.SizeBytes, ChunkSize = m.ChunkSize },
@@ -120,6 +86,16 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
                 [.. p.PendingSizes], [.. p.PendingEpochs], [.. p.PendingIds], p.RolloutsDroppedStale)),
     ];
 
+    /// <summary>
+    /// Manifests of the removed data-shard (d.*) and run-manifest (m.*) messages. Older journals may hold them under
+    /// their own persistence ids, which nothing replays now; they stay reserved so a new message never reads old bytes.
+    /// </summary>
+    public static readonly IReadOnlySet<string> RetiredManifests = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "d.req", "d.batch", "d.none", "d.ack", "d.acked", "d.getstatus", "d.status", "d.error",
+        "d.ev.init", "d.ev.issued", "d.ev.consumed", "d.ev.epoch", "m.verify", "m.ok", "m.mismatch", "m.ev.recorded",
+    };
+
     static readonly Dictionary<Type, Codec> ByType = Codecs.ToDictionary(c => c.Type);
     static readonly Dictionary<string, Codec> ByManifest = Codecs.ToDictionary(c => c.Manifest);
 
@@ -133,23 +109,15 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
         return new(manifest, typeof(T), o => toProto((T)o), (b, _) => fromProto(parser.ParseFrom(b)));
     }
 
-    /// <summary>Map entries go out in ordinal key order (as the journal's first writer did), so equal maps give equal bytes.</summary>
-    static TProto AddSorted<TProto>(TProto proto, Func<TProto, MapField<string, string>> field, IReadOnlyDictionary<string, string> map)
-    {
-        var into = field(proto);
-        foreach (var (k, v) in map.OrderBy(p => p.Key, StringComparer.Ordinal)) into.Add(k, v);
-        return proto;
-    }
-
-    static ImmutableSortedDictionary<string, string> ToSorted(MapField<string, string> map) => map.ToImmutableSortedDictionary(StringComparer.Ordinal);
-
     public override string Manifest(object o) => Find(o).Manifest;
 
     public override byte[] ToBinary(object obj) => Find(obj).ToProto(obj).ToByteArray();
 
     public override object FromBinary(byte[] bytes, string manifest) =>
         ByManifest.TryGetValue(manifest, out var c) ? c.FromBytes(bytes, system)
-            : throw new System.Runtime.Serialization.SerializationException($"unknown Scst message manifest '{manifest}' (journal written by a newer version?)");
+            : throw new System.Runtime.Serialization.SerializationException(RetiredManifests.Contains(manifest)
+                ? $"Scst message manifest '{manifest}' belonged to the data shards or run manifest, removed as never on the training path; no actor of this version reads it"
+                : $"unknown Scst message manifest '{manifest}' (journal written by a newer version?)");
 
     static Codec Find(object o) =>
         ByType.TryGetValue(o.GetType(), out var c) ? c

@@ -75,8 +75,8 @@ public static class StatusCommand
                 Console.WriteLine($"learner: {s.Node} {state}, step {s.Step}/{s.TotalUpdates}, policy v{s.PolicyVersion}, mode {s.Mode}, " +
                                   $"samples {s.SamplesConsumed}, rollouts dropped stale {s.RolloutsDroppedStale}");
                 Console.WriteLine($"workers: {s.RolloutWorkers} rollout, {s.RewardWorkers} reward; batches queued {s.QueuedBatches}, at workers {s.InFlightBatches}");
-                // Data shards (DataShardEntity) are not started by the SCST pipeline: see docs/cluster.md, "The learner owns the data order".
-                Console.WriteLine($"data: no data shards; the learner owns the data cursor (epoch {s.CursorEpoch}, position {s.CursorPosition})");
+                // See docs/cluster.md, "The learner owns the data order".
+                Console.WriteLine($"data: the learner owns the data cursor (epoch {s.CursorEpoch}, position {s.CursorPosition})");
             }
             catch (AskTimeoutException)
             {

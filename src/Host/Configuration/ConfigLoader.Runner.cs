@@ -22,7 +22,6 @@ public static partial class ConfigLoader
             s.Error("resume_ckpt_path", "resume with train --resume (continues from checkpoints/latest.json in --run-dir, data order and RNG included)");
         if (!s.GetBool("save_last", true))
             s.Error("save_last", "the last checkpoint is always written (latest.json: --resume and summary.json's final_checkpoint_sha256 need it): remove save_last: false");
-        s.Refuse("log_freq", "every update is logged here (metrics.jsonl, TensorBoard): remove log_freq");
         s.Refuse("save_freq", "LAVIS counts it in epochs; set run.checkpoint_every (updates between latest checkpoints)");
         s.Refuse("val_freq", "LAVIS counts it in epochs; set run.eval_every (updates between validations)");
         s.Refuse("use_dist_eval_sampler", "it splits evaluation over LAVIS's data-parallel ranks; evaluation runs whole in the learner here (world_size 1): remove it");

@@ -1,3 +1,4 @@
+using Scst.Training;
 using Scst.Training.Configuration;
 using Scst.Model.Data.Transforms;
 using YamlDotNet.Core;
@@ -16,9 +17,9 @@ namespace Scst.Host.Configuration;
 /// </summary>
 public static partial class ConfigLoader
 {
-    public static readonly string[] Baselines = ["mean", "leave_one_out", "greedy"];
-    public static readonly string[] Samplings = ["beam", "sample"];
-    public static readonly string[] Modes = ["sync", "async"];
+    public static readonly string[] Baselines = ConfigChoices.Baseline.Names;
+    public static readonly string[] Samplings = ConfigChoices.Sampling.Names;
+    public static readonly string[] Modes = ConfigChoices.Mode.Names;
     public static readonly string[] LrScheds = ["linear_warmup_cosine_lr", "linear_warmup_step_lr", "constant_lr"];
     public static readonly string[] DatasetFormats = ["karpathy", "lavis", "flickr", "shapes"];
 
@@ -168,7 +169,7 @@ public static partial class ConfigLoader
     }
 
     public static readonly string[] Runners = ["runner_base", "runner_iter"];
-    public static readonly string[] CeSampleUnits = ["caption", "image"];
+    public static readonly string[] CeSampleUnits = ConfigChoices.CeSampleUnit.Names;
     // The evaluator's corpus metrics (coco-caption names) and LAVIS's captioning agg_metrics (CIDEr + Bleu_4).
     public static readonly string[] BestMetrics = ["CIDEr", "agg_metrics", "Bleu_4", "Bleu_3", "Bleu_2", "Bleu_1", "ROUGE_L"];
 
@@ -250,10 +251,11 @@ public static partial class ConfigLoader
             Temperature: s.GetDouble("temperature", 1.0, 0, minExclusive: true),
             NumWorkers: s.GetOptionalInt("num_workers", 0),
             Runner: runner,
-            CeSampleUnit: s.GetString("ce_sample_unit", "caption", CeSampleUnits),
+            CeSampleUnit: ConfigChoices.CeSampleUnit.Parse(s.GetString("ce_sample_unit", "caption", CeSampleUnits)),
             BestMetric: s.GetString("best_metric", "CIDEr", BestMetrics),
             Beta2: beta2,
-            LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true));
+            LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true),
+            LogFreq: s.GetInt("log_freq", UpdateLog.DefaultEvery, 0));
         if (double.IsInfinity(run.RepetitionPenalty)) s.Error("repetition_penalty", s.Where, "expected a finite number > 0 (1.0 = no penalty)");
         if (double.IsInfinity(run.LengthPenalty)) s.Error("length_penalty", s.Where, "expected a finite number (1.0 = HF's default; > 0 favours longer beams, < 0 shorter)");
         if (double.IsInfinity(run.Temperature)) s.Error("temperature", s.Where, "expected a finite number > 0");
@@ -287,16 +289,16 @@ public static partial class ConfigLoader
             s.Error("baseline", s.Where, "the leave_one_out baseline needs at least 2 captions per image (beam_size / sample_n >= 2)");
         var opts = new ScstOptions(
             Enabled: s.IsPresent && s.GetBool("enabled", true),
-            Baseline: baseline,
-            Sampling: sampling,
+            Baseline: ConfigChoices.Baseline.Parse(baseline),
+            Sampling: ConfigChoices.Sampling.Parse(sampling),
             BeamSize: beamSize,
             SampleN: sampleN,
             Temperature: s.GetDouble("temperature", 1.0, 0, minExclusive: true),
             TopK: s.GetInt("top_k", 0, 0),
             TopP: s.GetDouble("top_p", 1.0, 0, 1, minExclusive: true),
-            LossNormalization: s.GetString("loss_normalization", "length_mean", "length_mean", "sum", "token_mean"),
+            LossNormalization: ConfigChoices.LossNormalization.Parse(s.GetString("loss_normalization", "length_mean", ConfigChoices.LossNormalization.Names)),
             Reward: reward,
-            Mode: s.GetString("mode", "sync", Modes),
+            Mode: ConfigChoices.Mode.Parse(s.GetString("mode", "sync", Modes)),
             MaxStaleness: s.GetInt("max_staleness", 0, 0),
             IsClip: s.GetDouble("is_clip", 1.0, 0, minExclusive: true),
             RolloutSplits: s.GetInt("rollout_splits", 1, 1));

@@ -1,4 +1,5 @@
 using Scst.Model.Data.Transforms;
+using Scst.Reward;
 
 namespace Scst.Training.Configuration;
 
@@ -114,26 +115,32 @@ public sealed record RunOptions(
     // LAVIS's runner (runner_base: epochs, runner_iter: iterations); null = this project's update-counted loop.
     string? Runner = null,
     // What a CE epoch visits: "caption" (every (image, caption) annotation once, as LAVIS) or "image".
-    string CeSampleUnit = "caption",
+    CeSampleUnit CeSampleUnit = CeSampleUnit.Caption,
     // The validation metric that picks the best checkpoint and drives early stopping (an evaluator name or agg_metrics).
     string BestMetric = "CIDEr",
     double Beta2 = 0.999,
-    double LrLayerDecay = 1.0);
+    double LrLayerDecay = 1.0,
+    // Updates between the drivers' one-line progress logs (UpdateLog); 0 = never. metrics.jsonl still gets every update.
+    int LogFreq = UpdateLog.DefaultEvery);
 
 public sealed record ScstOptions(
     bool Enabled,
-    string Baseline,
-    string Sampling,
+    BaselineKind Baseline,
+    RolloutSampling Sampling,
     int BeamSize,
     int SampleN,
     double Temperature,
     int TopK,
     double TopP,
-    string LossNormalization,
+    LossNormalization LossNormalization,
     RewardOptions Reward,
-    string Mode,
+    ScstMode Mode,
     int MaxStaleness,
     double IsClip,
-    int RolloutSplits = 1);
+    int RolloutSplits = 1)
+{
+    /// <summary>Captions per image: beams or samples.</summary>
+    public int K => Sampling == RolloutSampling.Beam ? BeamSize : SampleN;
+}
 
 public sealed record RewardOptions(string Metric, double Sigma, int N, string Df, string? DfFile, bool EosToken);

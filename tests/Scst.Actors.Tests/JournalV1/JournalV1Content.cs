@@ -1,15 +1,12 @@
-using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Persistence;
-using Scst.Actors.Data;
-using Scst.Actors.Persistence;
 using Scst.Actors.Pipeline;
 
 namespace Scst.Actors.Tests.JournalV1;
 
 /// <summary>
-/// What tests/data/journal-v1/journal.db holds: the same calls made it (see <see cref="JournalV1Writer"/>) and the
-/// replay test checks the journal against them, so writer and reader cannot drift apart.
+/// What tests/data/journal-v1/journal.db holds of today's actors: the learner events its writer persisted
+/// (JournalV1Writer, removed with the data shards after main 3c375b5; see tests/data/journal-v1/README.md).
 /// </summary>
 public static class JournalV1Content
 {
@@ -21,15 +18,6 @@ public static class JournalV1Content
             if (File.Exists(Path.Combine(d.FullName, "Directory.Packages.props"))) return Path.Combine(d.FullName, "tests", "data", "journal-v1");
         throw new DirectoryNotFoundException("repository root (Directory.Packages.props) not found above " + AppContext.BaseDirectory);
     }
-
-    public static readonly DataShardSettings Shards = new(4, 40, 1, TimeSpan.FromMinutes(10));
-
-    /// <summary>Per shard: batches requested, then how many of them are acked (10 images a shard, 5 a batch: shard 0 finishes its epoch).</summary>
-    public static readonly (int Shard, int Requests, int Acks)[] ShardTraffic = [(0, 2, 2), (1, 2, 1), (2, 1, 0), (3, 0, 0)];
-
-    public static readonly ImmutableSortedDictionary<string, string> Manifest =
-        new Dictionary<string, string> { ["data.shard-count"] = "4", ["data.dataset-size"] = "40", ["data.seed"] = "1" }
-            .ToImmutableSortedDictionary(StringComparer.Ordinal);
 
     /// <summary>Learner events as the learner persists them (<see cref="LearnerActor.PersistenceIdValue"/>).</summary>
     public static readonly LearnerStepApplied[] LearnerSteps =

@@ -27,26 +27,26 @@ public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShap
     public void A_caption_epoch_visits_every_annotation_once_and_an_image_epoch_every_image()
     {
         using var byCaption = TinyShapes.Trainer(Ce("  max_epoch: 1\n  batch_size_train: 7"), new TrainerOptions(shapes.RunDir("unit-caption")));
-        var refs = byCaption.Corpus.Train.References;
+        var refs = byCaption.Learner.Corpus.Train.References;
         var all = refs.SelectMany((r, i) => r.Select(c => (i, c))).OrderBy(x => x).ToList();
-        Assert.Equal(all.Count, byCaption.TrainSamples);
+        Assert.Equal(all.Count, byCaption.Learner.TrainSamples);
         Assert.True(all.Count > refs.Count);
-        var cursor = byCaption.NewCursor();
+        var cursor = byCaption.Learner.NewCursor();
         var seen = new List<(int, string)>();
         while (cursor.Epoch == 0 && cursor.Position < cursor.Size)
         {
             var batch = cursor.Next(7);
-            var (images, captions) = byCaption.CeSamples(batch, cursor.Epoch);
+            var (images, captions) = byCaption.Learner.Ce!.Samples(batch, cursor.Epoch);
             seen.AddRange(images.Zip(captions));
         }
         Assert.Equal(all, seen.OrderBy(x => x).ToList());
 
         using var byImage = TinyShapes.Trainer(Ce("  max_epoch: 1\n  batch_size_train: 7\n  ce_sample_unit: image"), new TrainerOptions(shapes.RunDir("unit-image")));
-        Assert.Equal(refs.Count, byImage.TrainSamples);
-        Assert.False(byImage.CeByCaption);
-        var c2 = byImage.NewCursor();
+        Assert.Equal(refs.Count, byImage.Learner.TrainSamples);
+        Assert.False(byImage.Learner.Ce!.ByCaption);
+        var c2 = byImage.Learner.NewCursor();
         var images2 = new List<int>();
-        while (c2.Position < c2.Size) images2.AddRange(byImage.CeSamples(c2.Next(7), 0).Images);
+        while (c2.Position < c2.Size) images2.AddRange(byImage.Learner.Ce!.Samples(c2.Next(7), 0).Images);
         Assert.Equal(Enumerable.Range(0, refs.Count), images2.Order());
     }
 
@@ -59,7 +59,7 @@ public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShap
         var c = Ce("  max_iters: 1\n  batch_size_train: 8\n  lr_layer_decay: 0.5\n  beta2: 0.98");
         c = c with { Model = c.Model with { FreezeVit = freezeVit } };
         using var t = TinyShapes.Trainer(c, new TrainerOptions(shapes.RunDir($"layer-decay-{freezeVit}")));
-        var groups = t.OptimizerGroups;
+        var groups = t.Learner.Optimization.Groups;
         var vit = groups.Where(g => g.Name.StartsWith("vit_layer_", StringComparison.Ordinal)).ToList();
         if (freezeVit)
         {
@@ -70,7 +70,7 @@ public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShap
         Assert.Equal([("vit_layer_0_decay", 0.25), ("vit_layer_0_no_decay", 0.25), ("vit_layer_1_decay", 0.5), ("vit_layer_1_no_decay", 0.5)],
             vit.Select(g => (g.Name, g.LrScale)).OrderBy(x => x.Name, StringComparer.Ordinal).ToList());
         var vitNames = vit.SelectMany(g => g.Parameters.Select(p => p.Name)).ToHashSet();
-        var trunk = t.Policy.Model.named_parameters().Select(p => p.name)
+        var trunk = t.Learner.Policy.Model.named_parameters().Select(p => p.name)
             .Where(n => n.StartsWith("vision_model.", StringComparison.Ordinal) && !n.StartsWith("vision_model.post_layernorm.", StringComparison.Ordinal));
         Assert.Equal(trunk.Order(), vitNames.Order());
         Assert.Contains(groups, g => g.LrScale == 1.0 && g.Parameters.Any(p => p.Name == "vision_model.post_layernorm.weight"));
@@ -84,12 +84,12 @@ public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShap
         var sink = new TinyShapes.NullSink();
         using (var t = new CaptionTrainer(config, new TrainerOptions(shapes.RunDir("runner-base")), sink, NullLogger.Instance))
         {
-            Assert.Equal(15, t.Plan.IterationsPerEpoch);
-            Assert.Equal(6, t.TotalUpdates);
+            Assert.Equal(15, t.Learner.Plan.IterationsPerEpoch);
+            Assert.Equal(6, t.Learner.TotalUpdates);
             var s = t.Run();
             // Updates of 4, 4, 4, then 4 + 3 carried, 4, 4 micro-batches of 16.
             Assert.Equal((4 * 6 + 3) * 16, s.SamplesConsumed);
-            var sched = t.Plan.Scheduler(config.Run, null);
+            var sched = t.Learner.Plan.Scheduler(config.Run, null);
             var lrs = sink.Rows.Where(r => r.Phase == "ce").Select(r => r.Values["lr"]).ToList();
             // Epoch 0: warm-up at iterations 3, 7, 11 (steps of 4 micro-batches); epoch 1: the cosine at epoch 1.
             double[] expected = [sched.LearningRate(0, 3), sched.LearningRate(0, 7), sched.LearningRate(0, 11), sched.LearningRate(1, 3), sched.LearningRate(1, 7), sched.LearningRate(1, 11)];

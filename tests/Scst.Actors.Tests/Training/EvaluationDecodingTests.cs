@@ -49,11 +49,11 @@ public class EvaluationDecodingTests : IClassFixture<TinyShapes>
     {
         var ce = _data.Ce(extraRun: "  use_nucleus_sampling: true\n  top_p: 0.95\n  temperature: 1.5");
         using var t = TinyShapes.Trainer(ce, new TrainerOptions(_data.RunDir("nucleus-eval")));
-        var a = SplitEvaluator.Evaluate(t.Policy, t.Corpus.Val, ce.Run).Captions;
-        var b = SplitEvaluator.Evaluate(t.Policy, t.Corpus.Val, ce.Run).Captions;
+        var a = SplitEvaluator.Evaluate(t.Learner.Policy, t.Learner.Corpus.Val, ce.Run).Captions;
+        var b = SplitEvaluator.Evaluate(t.Learner.Policy, t.Learner.Corpus.Val, ce.Run).Captions;
         Assert.Equal(a, b);
-        var otherSeed = SplitEvaluator.Evaluate(t.Policy, t.Corpus.Val, ce.Run with { Seed = ce.Run.Seed + 1 }).Captions;
-        var greedy = SplitEvaluator.Evaluate(t.Policy, t.Corpus.Val, ce.Run with { UseNucleusSampling = false }).Captions;
+        var otherSeed = SplitEvaluator.Evaluate(t.Learner.Policy, t.Learner.Corpus.Val, ce.Run with { Seed = ce.Run.Seed + 1 }).Captions;
+        var greedy = SplitEvaluator.Evaluate(t.Learner.Policy, t.Learner.Corpus.Val, ce.Run with { UseNucleusSampling = false }).Captions;
         // An untrained model at temperature 1.5: sampled captions differ across seeds and from greedy ones.
         Assert.NotEqual(a, otherSeed);
         Assert.NotEqual(a, greedy);

@@ -12,7 +12,7 @@ public class GradCheckpointRunTests(TinyShapes shapes) : IClassFixture<TinyShape
         var plain = shapes.Ce(iters: 4);
         var ckpt = plain with { Model = plain.Model with { UseGradCheckpoint = true } };
         using (var t = TinyShapes.Trainer(ckpt, new TrainerOptions(shapes.RunDir("gc-probe"))))
-            Assert.True(t.Policy.Model.UseGradCheckpoint);
+            Assert.True(t.Learner.Policy.Model.UseGradCheckpoint);
         var (a, _) = TinyShapes.Train(plain, new TrainerOptions(shapes.RunDir("gc-off")));
         var before = ActivationCheckpoint.Recomputed;
         var (b, _) = TinyShapes.Train(ckpt, new TrainerOptions(shapes.RunDir("gc-on")));

@@ -94,11 +94,11 @@ public sealed class PretrainedRunTests : IClassFixture<TinyShapes>, IDisposable
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(ceDir, "summary.json")))!;
         using (var probe = TinyShapes.Trainer(Config(folder, null), new TrainerOptions(Path.Combine(_root, "probe"))))
         {
-            var trainable = probe.Policy.Model.named_parameters().Where(p => p.name.StartsWith("qformer.", StringComparison.Ordinal)
+            var trainable = probe.Learner.Policy.Model.named_parameters().Where(p => p.name.StartsWith("qformer.", StringComparison.Ordinal)
                 || p.name is "query_tokens" || p.name.StartsWith("language_projection.", StringComparison.Ordinal)
                 || p.name.StartsWith("vision_model.post_layernorm.", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
             Assert.Equal(trainable, summary["parameters"]!["trainable"]!.GetValue<long>());
-            Assert.Equal(probe.Policy.Model.parameters().Sum(p => p.numel()), summary["parameters"]!["total"]!.GetValue<long>());
+            Assert.Equal(probe.Learner.Policy.Model.parameters().Sum(p => p.numel()), summary["parameters"]!["total"]!.GetValue<long>());
         }
 
         // The checkpoint holds the trainable tensors (and their optimizer moments) only, and its base.
@@ -115,10 +115,10 @@ public sealed class PretrainedRunTests : IClassFixture<TinyShapes>, IDisposable
         using (var reference = TinyShapes.Trainer(Config(folder, null), new TrainerOptions(Path.Combine(_root, "reference"))))
         {
             var (ckpt, _) = CheckpointStore.LoadFile(Path.Combine(ceDir, "checkpoints", "best.safetensors"));
-            foreach (var (name, p) in scst.Policy.Model.named_parameters())
+            foreach (var (name, p) in scst.Learner.Policy.Model.named_parameters())
             {
                 var expected = ckpt.TryGetValue("model." + name, out var c) ? c
-                    : reference.Policy.Model.named_parameters().Single(r => r.name == name).parameter;
+                    : reference.Learner.Policy.Model.named_parameters().Single(r => r.name == name).parameter;
                 Assert.True((p.detach().cpu().to(ScalarType.Float32) - expected.cpu().to(ScalarType.Float32)).abs().max().item<float>() == 0, name);
             }
             foreach (var t in ckpt.Values) t.Dispose();
@@ -126,10 +126,10 @@ public sealed class PretrainedRunTests : IClassFixture<TinyShapes>, IDisposable
             Assert.Equal(2, s.Updates);
             // A weight update for rollout replicas carries what trains, stamped with the base.
             var weights = Path.Combine(_root, "policy.safetensors");
-            scst.ExportPolicyWeights(weights);
+            PolicyWeights.Export(scst.Learner.Policy.Model, scst.Learner.Setup.Base, weights);
             using var reader = SafeTensorsReader.Open(weights);
             Assert.Equal(models.Order(), reader.Entries.Select(e => e.Name).Order());
-            Assert.Equal(scst.Base!.Identity, reader.Metadata[PretrainedBase.MetadataKey]);
+            Assert.Equal(scst.Learner.Setup.Base!.Identity, reader.Metadata[PretrainedBase.MetadataKey]);
         }
 
         // A folder of the same architecture with other values is another base: the checkpoint is refused, naming both.

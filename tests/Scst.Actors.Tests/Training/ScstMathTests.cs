@@ -1,3 +1,4 @@
+using Scst.Training.Configuration;
 using Scst.Training;
 using static TorchSharp.torch;
 
@@ -15,12 +16,11 @@ public class ScstMathTests
         var mask = tensor(new float[] { 1, 1, 1, 1, 1, 0 }, [2, 3]);
         var adv = tensor(new float[] { 2f, -1f });
         // sequence log-probs: -6 (3 tokens) and -1 (2 tokens)
-        Assert.Equal(-(-6.0 / 3 * 2 + -1.0 / 2 * -1) / 2, ScstLoss.Compute(lp, mask, adv, "length_mean").item<float>(), 5);
-        Assert.Equal(-(-6.0 * 2 + -1.0 * -1) / 2, ScstLoss.Compute(lp, mask, adv, "sum").item<float>(), 5);
-        Assert.Equal(-(-6.0 * 2 + -1.0 * -1) / 5, ScstLoss.Compute(lp, mask, adv, "token_mean").item<float>(), 5);
+        Assert.Equal(-(-6.0 / 3 * 2 + -1.0 / 2 * -1) / 2, ScstLoss.Compute(lp, mask, adv, LossNormalization.LengthMean).item<float>(), 5);
+        Assert.Equal(-(-6.0 * 2 + -1.0 * -1) / 2, ScstLoss.Compute(lp, mask, adv, LossNormalization.Sum).item<float>(), 5);
+        Assert.Equal(-(-6.0 * 2 + -1.0 * -1) / 5, ScstLoss.Compute(lp, mask, adv, LossNormalization.TokenMean).item<float>(), 5);
         var isw = tensor(new float[] { 0.5f, 1f });
-        Assert.Equal(-(-6.0 * 2 * 0.5 + -1.0 * -1) / 2, ScstLoss.Compute(lp, mask, adv, "sum", isw).item<float>(), 5);
-        Assert.Throws<ArgumentException>(() => ScstLoss.Compute(lp, mask, adv, "mean"));
+        Assert.Equal(-(-6.0 * 2 * 0.5 + -1.0 * -1) / 2, ScstLoss.Compute(lp, mask, adv, LossNormalization.Sum, isw).item<float>(), 5);
     }
 
     [Theory]
@@ -30,7 +30,7 @@ public class ScstMathTests
     public void RolloutPartsCoverTheMicroBatchInOrderWithTheirOwnSeeds(int images, int splits)
     {
         var batch = Enumerable.Range(100, images).ToArray();
-        var parts = CaptionTrainer.RolloutParts(batch, 12345UL, splits);
+        var parts = RolloutGenerator.Parts(batch, 12345UL, splits);
         Assert.Equal(Math.Min(images, splits), parts.Count);
         Assert.Equal(batch, parts.SelectMany(p => p.Ids));
         Assert.All(parts, p => Assert.NotEmpty(p.Ids));
@@ -62,7 +62,7 @@ public class ScstMathTests
         var logits = zeros(2, 4, requires_grad: true); // two captions of one token each, 4-word vocabulary
         var chosen = tensor(new long[] { 1, 2 });
         var lp = nn.functional.log_softmax(logits, 1).gather(1, chosen.unsqueeze(1));
-        var loss = ScstLoss.Compute(lp, ones(2, 1), tensor(new float[] { 1f, -1f }), "sum");
+        var loss = ScstLoss.Compute(lp, ones(2, 1), tensor(new float[] { 1f, -1f }), LossNormalization.Sum);
         loss.backward();
         var g = logits.grad!;
         Assert.True(g[0, 1].item<float>() < 0); // descent increases the logit of the rewarded caption's token

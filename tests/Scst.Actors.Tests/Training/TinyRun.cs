@@ -99,7 +99,7 @@ public sealed class TinyShapes : IDisposable
     {
         using var t = Trainer(c, o);
         var s = t.Run();
-        var w = t.Policy.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().clone());
+        var w = t.Learner.Policy.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().cpu().clone());
         return (w, s);
     }
 

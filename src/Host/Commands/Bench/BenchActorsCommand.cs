@@ -37,8 +37,8 @@ public static class BenchActorsCommand
             var work = p.GetValue(Work)?.FullName ?? Path.Combine(Path.GetTempPath(), "scst-bench-actors", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             // No validation inside the timed span: evaluate only at the end.
             var baseRun = config.Run with { Runner = null, MaxIters = n, ItersPerInnerEpoch = null, EvalEvery = n, CheckpointEvery = n };
-            var sync = config with { Run = baseRun, Scst = config.Scst with { Mode = "sync" } };
-            var async = config with { Run = baseRun, Scst = config.Scst with { Mode = "async", MaxStaleness = p.GetValue(AsyncStaleness) } };
+            var sync = config with { Run = baseRun, Scst = config.Scst with { Mode = ScstMode.Sync } };
+            var async = config with { Run = baseRun, Scst = config.Scst with { Mode = ScstMode.Async, MaxStaleness = p.GetValue(AsyncStaleness) } };
 
             var result = new JsonObject { ["bench"] = "actors", ["updates"] = n, ["images_per_update"] = baseRun.BatchSizeTrain * baseRun.AccumGradIters, ["work_dir"] = work };
             var plainDir = Path.Combine(work, "plain");

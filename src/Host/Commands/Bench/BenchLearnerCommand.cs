@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using Scst.Model.Generation;
 using Scst.Model.T5;
+using Scst.Training;
+using Scst.Training.Configuration;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,8 +11,8 @@ namespace Scst.Host.Commands.Bench;
 
 /// <summary>
 /// <c>bench learner</c>: one SCST learner step on a random-init T5 — teacher-forced log-probs of batch × beams
-/// sequences (encoder on input embeddings that carry gradients, as BLIP-2's projected queries do), a
-/// policy-gradient loss, backward and an AdamW step.
+/// sequences (encoder on input embeddings that carry gradients, as BLIP-2's projected queries do), the SCST loss
+/// (<see cref="ScstLoss"/>, token_mean), backward and an AdamW step.
 /// </summary>
 public static class BenchLearnerCommand
 {
@@ -41,7 +43,7 @@ public static class BenchLearnerCommand
                 opt.zero_grad();
                 var enc = model.Encode(null, embeds, mask);
                 var (lp, valid) = Seq2SeqGeneration.SequenceLogProbs(model, enc, mask, seqs);
-                var loss = -(advantage * lp.sum(1)).sum() / valid.sum();
+                var loss = ScstLoss.Compute(lp, valid, advantage, LossNormalization.TokenMean);
                 loss.backward();
                 opt.step();
                 BenchModelOptions.Synchronize(device);

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Scst.Actors.Pipeline;
 using Scst.Training;
+using Scst.Training.Configuration;
 using Scst.Host.Configuration;
 using Scst.Host.Reporting;
 using Scst.Model;
@@ -59,41 +60,43 @@ public static class BenchSeedScaleCommand
             if (Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
 
             clock.Restart();
-            using var trainer = new CaptionTrainer(config, new TrainerOptions(runDir), NullMetricsSink.Instance, log);
+            using var core = Learner.Create(config, runDir, NullMetricsSink.Instance, log);
+            // The CE phases on the same model: one caption per image, so a batch is the same images as the SCST phases.
+            var ce = new CeUpdate(config with { Run = config.Run with { CeSampleUnit = CeSampleUnit.Image } }, core.Policy, core.Corpus.Train);
             figures["load_s"] = Round(clock.Elapsed.TotalSeconds);
             figures["rss_after_load_gb"] = Round(ProcessMemory.RssBytes() / 1e9);
-            figures["parameters"] = trainer.Parameters.ToJson();
-            figures["bytes_by_dtype"] = new JsonObject(trainer.Parameters.BytesByDType.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key, kv.Value)));
+            figures["parameters"] = core.Setup.Parameters.ToJson();
+            figures["bytes_by_dtype"] = new JsonObject(core.Setup.Parameters.BytesByDType.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key, kv.Value)));
             figures["settings"] = new JsonObject
             {
-                ["device"] = trainer.Policy.Device.ToString(), ["image_size"] = p.GetValue(imageSize), ["batch"] = p.GetValue(batch),
+                ["device"] = core.Policy.Device.ToString(), ["image_size"] = p.GetValue(imageSize), ["batch"] = p.GetValue(batch),
                 ["beams"] = p.GetValue(beams), ["max_len"] = p.GetValue(maxLen), ["amp"] = !p.GetValue(noAmp), ["threads"] = get_num_threads(),
             };
 
             var phases = new Dictionary<string, List<double>>();
             double Time(string phase, Action body)
             {
-                Synchronize(trainer.Policy.Device);
+                Synchronize(core.Policy.Device);
                 var sw = Stopwatch.StartNew();
                 body();
-                Synchronize(trainer.Policy.Device);
+                Synchronize(core.Policy.Device);
                 var ms = sw.Elapsed.TotalMilliseconds;
                 (phases.TryGetValue(phase, out var l) ? l : phases[phase] = []).Add(ms);
                 log.LogInformation("{Phase}: {Ms:F0} ms", phase, ms);
                 return ms;
             }
 
-            var images = Enumerable.Range(0, p.GetValue(batch)).Select(i => i % trainer.Corpus.Train.Count).ToArray();
-            var model = trainer.Policy.Model;
+            var images = Enumerable.Range(0, p.GetValue(batch)).Select(i => i % core.Corpus.Train.Count).ToArray();
+            var model = core.Policy.Model;
             for (var u = 0; u < n; u++)
             {
                 // The forward pieces alone, without gradients, as generation runs them: ViT, then + Q-Former, then + T5 encoder.
                 using (no_grad())
-                using (Autocast.Enter(trainer.Policy.AmpDType))
+                using (Autocast.Enter(core.Policy.AmpDType))
                 using (NewDisposeScope())
                 {
                     model.eval();
-                    var pixels = trainer.Corpus.Train.Pixels(images, trainer.Policy.Device);
+                    var pixels = core.Corpus.Train.Pixels(images, core.Policy.Device);
                     // One untimed pass first: the first call of each piece pays allocation and kernel set-up, which
                     // would make the derived Q-Former and T5-encoder times (differences of the timed calls) meaningless.
                     if (u == 0) model.Encode(pixels, null, null);
@@ -103,28 +106,28 @@ public static class BenchSeedScaleCommand
                     (phases.TryGetValue("qformer_forward", out var q) ? q : phases["qformer_forward"] = []).Add(img - vit);
                     (phases.TryGetValue("t5_encoder_forward", out var t) ? t : phases["t5_encoder_forward"] = []).Add(enc - img);
                 }
-                Time("ce_forward_backward", () => trainer.CeStep(images, 0));
-                Time("ce_optimizer", () => trainer.ApplyUpdate(u, 0));
+                Time("ce_forward_backward", () => ce.Step(images, 0));
+                Time("ce_optimizer", () => core.Optimization.Step(u, 0));
             }
             for (var u = 0; u < n; u++)
             {
                 RolloutBatch rollout = null!;
-                double[] adv = [];
-                Time("scst_generate", () => rollout = trainer.Rollout(images, u, CaptionTrainer.SamplingSeed(config.Run.Seed, u, 0)));
-                Time("scst_reward", () => adv = trainer.ScoreRollout(rollout).Advantages);
-                Time("scst_learner_forward_backward", () => trainer.ScstStep(rollout, adv));
-                Time("scst_optimizer", () => trainer.ApplyUpdate(n + u, 0));
+                ScoredRollout scored = null!;
+                Time("scst_generate", () => rollout = core.Rollouts!.Generate(images, u, RolloutGenerator.SamplingSeed(config.Run.Seed, u, 0)));
+                Time("scst_reward", () => scored = core.Scst!.Score(core.Reward!, rollout, core.Rollouts!.GreedyCaptions(images)));
+                Time("scst_learner_forward_backward", () => core.Scst!.Backward(scored, offPolicy: false));
+                Time("scst_optimizer", () => core.Optimization.Step(n + u, 0));
                 var weights = Path.Combine(workDir, "policy.safetensors");
-                Time("weight_publish", () => trainer.ExportPolicyWeights(weights));
+                Time("weight_publish", () => PolicyWeights.Export(core.Policy.Model, core.Setup.Base, weights));
                 figures["published_bytes_per_update"] = new FileInfo(weights).Length;
                 File.Delete(weights);
             }
             CheckpointStore.Entry entry = null!;
-            Time("checkpoint_write", () => entry = trainer.SaveCheckpoint(2 * n, 2L * n * images.Length, 0, 0, double.NaN, -1, 0, 0, null, "latest"));
+            Time("checkpoint_write", () => entry = core.Save(core.Start() with { Update = 2 * n, Samples = 2L * n * images.Length }, null, "latest"));
             figures["checkpoint_bytes"] = new FileInfo(Path.Combine(runDir, "checkpoints", entry.File)).Length;
             figures["phases_ms"] = new JsonObject(phases.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key, Round(kv.Value.Average()))));
             figures["peak_rss_gb"] = Round(ProcessMemory.PeakRssBytes() / 1e9);
-            figures["gpu_memory"] = trainer.Policy.Device.type == TorchSharp.DeviceType.CUDA
+            figures["gpu_memory"] = core.Policy.Device.type == TorchSharp.DeviceType.CUDA
                 ? "not exposed by TorchSharp 0.107; read nvidia-smi while it runs" : null;
             Console.WriteLine(figures.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (p.GetValue(outFile) is { } o) File.WriteAllText(o, figures.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));

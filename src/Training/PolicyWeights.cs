@@ -1,0 +1,80 @@
+using System.Text.Json.Nodes;
+using Scst.Model.Blip2;
+using Scst.Model.SafeTensors;
+using static TorchSharp.torch;
+
+namespace Scst.Training;
+
+/// <summary>Copies of the policy's parameters ("model."-prefixed names), owned by one receiver, which disposes them after loading.</summary>
+public sealed record PolicySnapshot(IReadOnlyList<(string Name, Tensor Tensor)> Parameters) : IDisposable
+{
+    public void Dispose()
+    {
+        foreach (var (_, t) in Parameters) t.Dispose();
+    }
+}
+
+/// <summary>
+/// The policy's weights on their way between a learner and its replicas: as a safetensors file (other processes) or as
+/// an in-memory snapshot (replicas in the learner's process). On a pretrained base only what trains travels, stamped
+/// with the base's identity; the frozen base stays where it is.
+/// </summary>
+public static class PolicyWeights
+{
+    /// <summary>The policy's weights alone (no optimizer), as one safetensors file; returns its SHA-256.</summary>
+    public static string Export(Blip2T5 model, PretrainedBase? pretrained, string path)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = PolicyModel.Carried(model, pretrained).ToDictionary(p => p.Name, p => p.Parameter.detach().cpu(), StringComparer.Ordinal);
+        var meta = pretrained is null ? null : new Dictionary<string, string> { [PretrainedBase.MetadataKey] = pretrained.Identity };
+        return SafeTensorsFile.Write(path, tensors, meta);
+    }
+
+    /// <summary>Loads weights written by <see cref="Export"/>, refusing a file whose SHA-256 differs.</summary>
+    public static void Load(Blip2T5 model, PretrainedBase? pretrained, string path, string sha256)
+    {
+        var (tensors, _, meta) = CheckpointStore.LoadFileWithMetadata(path, sha256);
+        try { PolicyModel.Apply(model, tensors, pretrained, meta.GetValueOrDefault(PretrainedBase.MetadataKey), path); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
+    /// <summary>
+    /// A copy of the policy's parameters on its device, for a replica in this process (no file, no chunks). The tensors
+    /// belong to no dispose scope: whoever receives the snapshot owns them (<see cref="LoadSnapshot"/> disposes them).
+    /// </summary>
+    public static PolicySnapshot Snapshot(Blip2T5 model, PretrainedBase? pretrained)
+    {
+        using var _ = no_grad();
+        var parameters = new List<(string, Tensor)>();
+        foreach (var (name, p) in PolicyModel.Carried(model, pretrained)) parameters.Add((name, p.detach().clone().DetachFromDisposeScope()));
+        return new PolicySnapshot(parameters);
+    }
+
+    /// <summary>Loads a <see cref="PolicySnapshot"/> of the same architecture (every parameter, by name and shape), then disposes it.</summary>
+    public static void LoadSnapshot(Blip2T5 model, PretrainedBase? pretrained, PolicySnapshot snapshot, string source)
+    {
+        using (snapshot)
+            PolicyModel.Apply(model, snapshot.Parameters.ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal), pretrained, pretrained?.Identity, source);
+    }
+
+    /// <summary>
+    /// Model weights from one of our checkpoints: a pointer (<c>best.json</c>) or a <c>.safetensors</c> file with its
+    /// <c>.sha256</c>. Its optimizer moments (twice the model) are not read.
+    /// </summary>
+    public static void LoadFromCheckpoint(Blip2T5 model, string path, PretrainedBase? pretrained)
+    {
+        Dictionary<string, Tensor> tensors;
+        JsonObject state;
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            var store = new CheckpointStore(Path.GetDirectoryName(Path.GetFullPath(path))!);
+            (tensors, state, _) = store.Load(Path.GetFileNameWithoutExtension(path), ModelTensor);
+        }
+        else (tensors, state) = CheckpointStore.LoadFile(path, CheckpointStore.ReadSidecar(path), ModelTensor);
+        try { PolicyModel.Apply(model, tensors, pretrained, PretrainedBase.Recorded(state), path); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
+    /// <summary>The model's tensors of a checkpoint (not its "optim." moments).</summary>
+    public static bool ModelTensor(string name) => name.StartsWith("model.", StringComparison.Ordinal);
+}
