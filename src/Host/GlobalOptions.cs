@@ -57,7 +57,7 @@ public static class GlobalOptions
 
     public static readonly Option<FileInfo?> TlsCert = new("--tls-cert")
     {
-        Description = "PKCS#12 (.pfx) certificate + key of this node: Akka.Remote speaks mutual TLS only (hocon/tls.conf; seeds become akka.ssl.tcp://)",
+        Description = "PKCS#12 (.pfx) certificate + key of this node: Akka.Remote speaks mutual TLS only (seeds become akka.ssl.tcp://)",
     };
 
     public static readonly Option<FileInfo?> TlsCa = new("--tls-ca")

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
+using Scst.Host.Cluster;
 using Scst.Host.Reporting;
 
 namespace Scst.Host;
@@ -74,8 +75,9 @@ public static partial class HostLogging
             if (user >= 0)
             {
                 var path = src[(user + 6)..].Split('/');
-                // /user/learner is Akka's singleton manager and /user/learner-proxy its proxy; the learner itself is /user/learner/singleton.
-                if (path[0] is "learner" or "learner-proxy" && (path.Length < 2 || path[1] != "singleton")) return ("singleton", text, true);
+                // /user/learner is Akka's singleton manager and /user/learner-proxy its proxy; the learner itself is /user/learner/learner
+                // (Akka.Hosting's WithSingleton names the singleton like its manager).
+                if (path[0] is "learner" or "learner-proxy" && (path.Length < 2 || path[1] != ScstActorHosting.LearnerName)) return ("singleton", text, true);
                 return (path[0] == "membership" ? "cluster" : path[0], text, false);
             }
             return (AkkaSource(src), text, true);

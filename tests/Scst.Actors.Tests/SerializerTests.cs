@@ -12,10 +12,10 @@ namespace Scst.Actors.Tests;
 
 public class SerializerTests : IDisposable
 {
-    readonly ActorSystem _system = ActorSystem.Create("scst", HoconLoader.Load(new NodeOptions { RunDir = TestNodes.NewRunDir() })
-        .WithFallback("akka.actor.provider = local"));
+    // Serializers come from Akka.Hosting (WithCustomSerializer), so the system is a node started as the Host starts one.
+    readonly ActorSystem _system = TestNodes.Start(TestNodes.NewRunDir());
 
-    public void Dispose() => _system.Terminate().Wait();
+    public void Dispose() => TestNodes.Stop(_system);
 
     /// <summary>One sample per message type, with non-default values in every field (negative and large where allowed).</summary>
     public static readonly IScstMessage[] Samples =

@@ -54,7 +54,7 @@ public class WeightSyncTests(ITestOutputHelper output)
         var rollout = TestNodes.Start(rolloutDir, "rollout", join: Akka.Cluster.Cluster.Get(learner).SelfAddress);
         try
         {
-            learner.ActorOf(WeightPublisher.Props(chunkSize: 65536), "weights");
+            learner.ActorOf(WeightPublisher.Props(chunkSize: 65536, keepVersions: 2), "weights");
             var remotePublisher = await rollout.ActorSelection(new RootActorPath(Akka.Cluster.Cluster.Get(learner).SelfAddress) / "user" / "weights").ResolveOne(Wait);
             var link = damageIndex >= 0 ? rollout.ActorOf(Props.Create(() => new DamagingRelay(remotePublisher, damageIndex, fixUpChunkHash, times))) : remotePublisher;
 

@@ -104,7 +104,7 @@ public class ConsoleReportingTests
     }
 
     [Theory]
-    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka.tcp://scst@127.0.0.1:4053/user/learner/singleton] learner: sync SCST at update 0/40",
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka.tcp://scst@127.0.0.1:4053/user/learner/learner] learner: sync SCST at update 0/40",
         "learner", "learner: sync SCST at update 0/40", false)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/rollout-0] rollout-0: learner at x", "rollout-0", "rollout-0: learner at x", false)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/learner] Singleton manager started singleton actor", "singleton", "Singleton manager started singleton actor", true)]

@@ -68,18 +68,3 @@ public static class JournalPreflight
 
 public sealed class JournalCorruptException(string message, Exception? inner = null) : Exception(message, inner);
 public sealed class JournalUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
-
-public static class JournalPreflightConfig
-{
-    /// <summary>Runs the preflight for whatever backend the merged Akka config selects (scst.persistence.backend).</summary>
-    public static void Run(Akka.Configuration.Config config)
-    {
-        var backend = config.GetString("scst.persistence.backend", "sqlite");
-        if (backend == "sqlite")
-        {
-            JournalPreflight.PrepareSqlite(config.GetString("scst.persistence.sqlite-journal-file"));
-            JournalPreflight.PrepareSqlite(config.GetString("scst.persistence.sqlite-snapshot-file"));
-        }
-        else JournalPreflight.CheckPostgres(config.GetString("akka.persistence.journal.sql.connection-string"));
-    }
-}

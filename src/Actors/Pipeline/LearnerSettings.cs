@@ -5,6 +5,8 @@ using Scst.Training.Configuration;
 namespace Scst.Actors.Pipeline;
 
 /// <param name="RunDir">Checkpoints, weights/ (published versions), summary.json.</param>
+/// <param name="RewardPoolSize">The pool size, chunk size, versions kept, publish interval, timeout and in-flight count
+/// have their defaults in Scst.Host.Cluster.ScstClusterOptions (scst.* keys, docs/cluster.md).</param>
 /// <param name="PublishEvery">Async mode: publish weights every N updates (sync always publishes every update).</param>
 /// <param name="RequestTimeout">A rollout or score request unanswered this long goes to another worker.</param>
 /// <param name="InFlightPerWorker">Async mode: requests queued per rollout worker, so it never waits for the learner.</param>
@@ -16,17 +18,17 @@ public sealed record LearnerSettings(
     IMetricsSink Metrics,
     ILogger Log,
     TaskCompletionSource<TrainSummary?> Done,
+    int RewardPoolSize,
+    int ChunkSize,
+    int KeepVersions,
+    int PublishEvery,
+    TimeSpan RequestTimeout,
+    int InFlightPerWorker,
     RewardContext? LocalReward = null,
-    int RewardPoolSize = 2,
-    int ChunkSize = 65536,
-    int KeepVersions = 2,
-    int PublishEvery = 1,
-    TimeSpan? RequestTimeout = null,
-    int InFlightPerWorker = 2,
     int? StopAfterUpdates = null,
     string? RolloutCommand = null,
     TimeSpan? WaitingReportEvery = null,
     Action<TrainingProgress>? Progress = null)
 {
-    public TimeSpan Timeout => RequestTimeout ?? TimeSpan.FromSeconds(60);
+    public TimeSpan Timeout => RequestTimeout;
 }

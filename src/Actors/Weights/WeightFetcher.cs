@@ -17,9 +17,10 @@ public sealed record GetFetcherStats
 
 public sealed record FetcherStats(long ChunksReceived, long ChunksRefused, long ChunkTimeouts, long WholeFileRetries, long VersionsReady);
 
-public sealed record WeightFetcherSettings(int MaxChunksInFlight = 8, TimeSpan? ChunkTimeout = null, int MaxAttempts = 5)
+/// <remarks>The defaults live in Scst.Host.Cluster.ScstClusterOptions (scst.weights.*).</remarks>
+public sealed record WeightFetcherSettings(int MaxChunksInFlight, TimeSpan ChunkTimeout, int MaxAttempts)
 {
-    public TimeSpan Timeout => ChunkTimeout ?? TimeSpan.FromSeconds(5);
+    public TimeSpan Timeout => ChunkTimeout;
 }
 
 /// <summary>
@@ -54,8 +55,8 @@ public sealed class WeightFetcher : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(IActorRef publisher, string cacheDir, IActorRef owner, WeightFetcherSettings? settings = null) =>
-        Akka.Actor.Props.Create(() => new WeightFetcher(publisher, cacheDir, owner, settings ?? new WeightFetcherSettings(8, null, 5)));
+    public static Props Props(IActorRef publisher, string cacheDir, IActorRef owner, WeightFetcherSettings settings) =>
+        Akka.Actor.Props.Create(() => new WeightFetcher(publisher, cacheDir, owner, settings));
 
     public WeightFetcher(IActorRef publisher, string cacheDir, IActorRef owner, WeightFetcherSettings settings)
     {

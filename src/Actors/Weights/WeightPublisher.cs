@@ -30,7 +30,7 @@ public sealed class WeightPublisher : ReceiveActor
     readonly HashSet<IActorRef> _subscribers = [];
     readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public static Props Props(int chunkSize = 65536, int keepVersions = 2) =>
+    public static Props Props(int chunkSize, int keepVersions) =>
         Akka.Actor.Props.Create(() => new WeightPublisher(chunkSize, keepVersions));
 
     public WeightPublisher(int chunkSize, int keepVersions)

@@ -5,12 +5,11 @@ using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Scst.Actors.Persistence;
 
 namespace Scst.Host.Cluster;
 
 /// <summary>
-/// One Scst process in the cluster: the ActorSystem started through Akka.Hosting with the merged HOCON,
+/// One Scst process in the cluster: the ActorSystem started through Akka.Hosting from one <see cref="ScstClusterOptions"/>,
 /// Akka's logs routed into Microsoft.Extensions.Logging, joined to the seeds (or to itself), and a record of
 /// every member seen Up (<see cref="NodesSeen"/>, the summary's nodes_seen).
 /// </summary>
@@ -19,31 +18,42 @@ public sealed class ClusterNode : IAsyncDisposable
     readonly IHost _host;
     readonly ConcurrentDictionary<string, string> _seen;
 
-    public ActorSystem System { get; }
+    /// <summary>The started ActorSystem (after <see cref="StartAsync(CancellationToken)"/>).</summary>
+    public ActorSystem System => _system ?? throw new InvalidOperationException("the node has not been started");
     public Address SelfAddress => Akka.Cluster.Cluster.Get(System).SelfAddress;
     public IReadOnlyCollection<string> NodesSeen => _seen.Keys.ToArray();
     public ILoggerFactory LoggerFactory { get; }
+    public ScstClusterOptions Options { get; }
+
+    /// <summary>The actors Akka.Hosting started, by key (the learner proxy under <c>LearnerActor</c>).</summary>
+    public IReadOnlyActorRegistry Registry => _host.Services.GetRequiredService<ActorRegistry>();
 
     /// <summary>Fires when the host stops: SIGINT/SIGTERM (the generic host owns those) or the ActorSystem ending, e.g. after being downed.</summary>
     public CancellationToken Stopping { get; }
 
-    ClusterNode(IHost host, ActorSystem system, ConcurrentDictionary<string, string> seen)
+    ActorSystem? _system;
+
+    ClusterNode(IHost host, ScstClusterOptions options)
     {
         _host = host;
-        System = system;
-        _seen = seen;
+        Options = options;
+        _seen = new ConcurrentDictionary<string, string>();
         LoggerFactory = host.Services.GetRequiredService<ILoggerFactory>();
         Stopping = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
     }
 
-    public static async Task<ClusterNode> StartAsync(NodeOptions options, Action<ILoggingBuilder>? logging = null, CancellationToken ct = default)
+    /// <summary>
+    /// Builds the node's host without starting it: Akka configured from <paramref name="options"/> through Akka.Hosting,
+    /// plus whatever <paramref name="actors"/> registers (its factories run when the node starts).
+    /// </summary>
+    public static ClusterNode Create(ScstClusterOptions options, Action<ILoggingBuilder>? logging = null, Action<AkkaConfigurationBuilder>? actors = null)
     {
         if (options.SeedNodes.Count == 0 && options.Role is "rollout" or "reward" or "status")
             throw new ArgumentException($"--role {options.Role} joins an existing cluster: give --seed-nodes (the learner's address, e.g. akka.tcp://scst@127.0.0.1:4053)");
-        var config = HoconLoader.Load(options);
         // A status client persists nothing; it must not create or lock journal files.
-        if (options.Role != "status") JournalPreflightConfig.Run(config);
-        var tls = TlsSetup.FromConfig(config);
+        if (options.Role != "status") ScstAkka.PreflightJournal(options);
+        // Parsed here so a bad file or certificate is reported before the host exists.
+        ScstAkka.BuildConfig(options);
 
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder([]);
         builder.Logging.ClearProviders();
@@ -51,29 +61,43 @@ public sealed class ClusterNode : IAsyncDisposable
         else HostLogging.Configure(builder.Logging, HostLogging.RunLogFile(options.RunDir, options.Role));
         builder.Services.AddAkka(NodeOptions.SystemName, (akka, _) =>
         {
-            akka.AddHocon(config, HoconAddMode.Prepend);
-            if (tls is not null) akka.AddSetup(tls);
+            ScstAkka.Configure(akka, options);
             akka.ConfigureLoggers(l =>
             {
                 l.ClearLoggers();
                 l.AddLoggerFactory();
             });
+            actors?.Invoke(akka);
         });
-        var host = builder.Build();
-        await host.StartAsync(ct);
-        var system = host.Services.GetRequiredService<ActorSystem>();
-        var seen = new ConcurrentDictionary<string, string>();
-        var log = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger<ClusterNode>();
-        system.ActorOf(Props.Create(() => new MembershipTracker(seen, log)), "membership");
+        return new ClusterNode(builder.Build(), options);
+    }
+
+    public static async Task<ClusterNode> StartAsync(ScstClusterOptions options, Action<ILoggingBuilder>? logging = null,
+        Action<AkkaConfigurationBuilder>? actors = null, CancellationToken ct = default)
+    {
+        var node = Create(options, logging, actors);
+        try { await node.StartAsync(ct); }
+        catch
+        {
+            node._host.Dispose();
+            throw;
+        }
+        return node;
+    }
+
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        await _host.StartAsync(ct);
+        var system = _system = _host.Services.GetRequiredService<ActorSystem>();
+        var log = LoggerFactory.CreateLogger<ClusterNode>();
+        system.ActorOf(Props.Create(() => new MembershipTracker(_seen, log)), "membership");
 
         var cluster = Akka.Cluster.Cluster.Get(system);
         Scst.Training.Telemetry.ScstMetrics.ObserveNodeCount(() => cluster.State.Members.Count(m => m.Status == MemberStatus.Up));
-        // Seeds come from HOCON (akka.cluster.seed-nodes) and join by themselves; a first learner / `all` node forms its own cluster.
-        if (options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
-        log.LogInformation("node started: {Address} role={Role} roles=[{Roles}]", cluster.SelfAddress, options.Role, string.Join(",", options.ClusterRoles));
-        var node = new ClusterNode(host, system, seen);
-        if (options.SeedNodes.Count > 0 && options.Role != "status") node.SayWhileNotJoined(cluster, options.SeedNodes, log, JoinWaitReport);
-        return node;
+        // Seeds (WithClustering) join by themselves; a first learner / `all` node forms its own cluster.
+        if (Options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
+        log.LogInformation("node started: {Address} role={Role} roles=[{Roles}]", cluster.SelfAddress, Options.Role, string.Join(",", Options.Roles));
+        if (Options.SeedNodes.Count > 0 && Options.Role != "status") SayWhileNotJoined(cluster, Options.SeedNodes, log, JoinWaitReport);
     }
 
     /// <summary>How often a node that has not joined yet says which seeds it is trying.</summary>
@@ -124,7 +148,7 @@ public sealed class ClusterNode : IAsyncDisposable
         Scst.Training.Telemetry.ScstMetrics.ObserveNodeCount(null);
         // Akka's shutdown chatter (leaving, remoting stopped) is Info; its last lines bypass the logger bridge and would
         // reach stdout in Akka's own format, so below Warning they are dropped unless --verbose.
-        if (!HostLogging.Verbose) System.EventStream.SetLogLevel(Akka.Event.LogLevel.WarningLevel);
+        if (!HostLogging.Verbose) _system?.EventStream.SetLogLevel(Akka.Event.LogLevel.WarningLevel);
         await _host.StopAsync();
         _host.Dispose();
     }

@@ -19,8 +19,14 @@ public static class ClusterTraining
     public static async Task<int> RunAsync(ScstConfig config, NodeOptions node, int? stopAfter, CancellationToken ct, string? configFile = null)
     {
         Directory.CreateDirectory(node.RunDir);
+        var actors = new ScstActorHosting();
+        ScstClusterOptions options;
         ClusterNode cluster;
-        try { cluster = await ClusterNode.StartAsync(node, ct: ct); }
+        try
+        {
+            options = ScstClusterOptions.From(node);
+            cluster = ClusterNode.Create(options, actors: akka => actors.AddTo(akka, options));
+        }
         catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
                                   or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
         {
@@ -30,9 +36,7 @@ public static class ClusterTraining
         await using (cluster)
         {
             var log = cluster.LoggerFactory.CreateLogger("train");
-            var system = cluster.System;
-            var hocon = system.Settings.Config;
-            var roles = node.ClusterRoles;
+            var roles = options.Roles;
             var finished = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
             var learnerDone = new TaskCompletionSource<TrainSummary?>(TaskCreationOptions.RunContinuationsAsynchronously);
             CompositeMetricsSink? sink = null;
@@ -41,32 +45,38 @@ public static class ClusterTraining
             void Relay(TrainingProgress p) => Volatile.Read(ref progressTarget)?.Invoke(p);
             try
             {
-                var proxy = ScstActors.LearnerProxy(system);
-                var poolSize = hocon.GetInt("scst.reward.pool-size", 0) is > 0 and var n ? n : Environment.ProcessorCount;
+                // Loaded before the node starts, so a bad corpus stops here with its own message.
                 if (roles.Contains("learner"))
                 {
-                    var metricsFile = Path.Combine(node.RunDir, "metrics.jsonl");
-                    sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(node.RunDir, "tensorboard")));
-                    ScstActors.StartLearner(system, new LearnerSettings(config, node.RunDir, sink, log, learnerDone,
-                        LocalReward: RewardContext.Load(config, log), RewardPoolSize: poolSize,
-                        ChunkSize: hocon.GetInt("scst.weights.chunk-size", 65536), KeepVersions: hocon.GetInt("scst.weights.keep-versions", 2),
-                        PublishEvery: hocon.GetInt("scst.learner.async-publish-every", 1),
-                        RequestTimeout: hocon.GetTimeSpan("scst.learner.request-timeout", TimeSpan.FromSeconds(60)),
-                        InFlightPerWorker: hocon.GetInt("scst.learner.in-flight-per-worker", 2),
-                        StopAfterUpdates: stopAfter,
-                        RolloutCommand: RolloutCommandLine.For(cluster.SelfAddress.ToString(), node, configFile),
-                        Progress: Relay));
+                    var localReward = RewardContext.Load(config, log);
+                    var metricsFile = Path.Combine(options.RunDir, "metrics.jsonl");
+                    sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(options.RunDir, "tensorboard")));
+                    var metrics = sink;
+                    actors.Learner = system => new LearnerSettings(config, node.RunDir, metrics, log, learnerDone,
+                        LocalReward: localReward, RewardPoolSize: options.RewardActors,
+                        ChunkSize: options.WeightChunkSize, KeepVersions: options.WeightKeepVersions,
+                        PublishEvery: options.AsyncPublishEvery, RequestTimeout: options.RequestTimeout,
+                        InFlightPerWorker: options.InFlightPerWorker, StopAfterUpdates: stopAfter,
+                        RolloutCommand: RolloutCommandLine.For(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString(), node, configFile),
+                        Progress: Relay);
                 }
                 if (roles.Contains("rollout"))
                 {
-                    var fetcher = new WeightFetcherSettings(hocon.GetInt("scst.weights.max-chunks-in-flight", 8),
-                        hocon.GetTimeSpan("scst.weights.chunk-timeout", TimeSpan.FromSeconds(5)), hocon.GetInt("scst.weights.max-fetch-attempts", 5));
-                    var count = Math.Max(1, hocon.GetInt("scst.rollout.actors", 1));
-                    for (var i = 0; i < count; i++)
-                        system.ActorOf(RolloutActor.Props(new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished)), $"rollout-{i}");
+                    var fetcher = new WeightFetcherSettings(options.WeightChunksInFlight, options.WeightChunkTimeout, options.WeightFetchAttempts);
+                    actors.Rollout = (i, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished);
                 }
-                if (node.Role == "reward")
-                    system.ActorOf(RewardPool.Props(RewardContext.Load(config, log), poolSize, proxy, finished), "reward");
+                if (options.Role == "reward")
+                {
+                    var reward = RewardContext.Load(config, log);
+                    actors.RewardPool = proxy => RewardPool.Props(reward, options.RewardActors, proxy, finished);
+                }
+                try { await cluster.StartAsync(ct); }
+                catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
+                {
+                    Console.Error.WriteLine($"error: {e.Message}");
+                    return 2;
+                }
+                var proxy = cluster.Registry.Get<LearnerActor>();
 
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, cluster.Stopping);
                 var stopped = Task.Delay(Timeout.Infinite, stop.Token);

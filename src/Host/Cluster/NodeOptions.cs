@@ -1,6 +1,6 @@
 namespace Scst.Host.Cluster;
 
-/// <summary>Where and as what one Scst node runs; built from the global CLI options.</summary>
+/// <summary>Where and as what one Scst node runs, as the command line says; <see cref="ScstClusterOptions.From"/> binds it with the --hocon files.</summary>
 public sealed record NodeOptions
 {
     public const string SystemName = "scst";
@@ -8,7 +8,7 @@ public sealed record NodeOptions
     /// <summary>learner | rollout | reward | all.</summary>
     public string Role { get; init; } = "all";
 
-    /// <summary>Akka.Remote port; null keeps the HOCON value (0 = any free port).</summary>
+    /// <summary>Akka.Remote port; null keeps the --hocon files' value, else 0 (any free port).</summary>
     public int? Port { get; init; }
 
     public IReadOnlyList<string> SeedNodes { get; init; } = [];
@@ -25,7 +25,7 @@ public sealed record NodeOptions
     /// <summary>Folder holding base.conf etc.; null searches beside the app, then the working directory.</summary>
     public string? HoconDir { get; init; }
 
-    /// <summary>PKCS#12 file with this node's TLS certificate and key; set, the node speaks only mutual TLS (hocon/tls.conf).</summary>
+    /// <summary>PKCS#12 file with this node's TLS certificate and key; set, the node speaks only mutual TLS.</summary>
     public string? TlsCertificate { get; init; }
 
     /// <summary>Environment variable that holds the .pfx password (default SCST_TLS_PASSWORD).</summary>

@@ -2,34 +2,38 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Configuration;
 using Akka.Event;
+using Akka.Remote.Hosting;
 using Akka.Remote.Transport.DotNetty;
 
 namespace Scst.Host.Cluster;
 
 /// <summary>
-/// Mutual TLS for Akka.Remote from scst.tls (hocon/tls.conf, --tls-cert): this node's certificate from a .pfx whose
+/// Mutual TLS for Akka.Remote (--tls-cert, or scst.tls in a --hocon file): this node's certificate from a .pfx whose
 /// password comes from an environment variable, and a validator that accepts a peer only if its certificate chains
 /// to the cluster's own CA (a custom trust root, so the CA need not be installed in the machine's trust store).
 /// </summary>
 public static class TlsSetup
 {
-    /// <summary>The setup to hand the ActorSystem, or null when TLS is off or configured purely in akka.remote's own HOCON.</summary>
-    public static DotNettySslSetup? FromConfig(Config config)
+    /// <summary>The remoting TLS options, or null when TLS is off or configured purely in akka.remote's own HOCON.</summary>
+    public static SslOptions? Load(ScstClusterOptions o)
     {
-        if (!config.GetBoolean("akka.remote.dot-netty.tcp.enable-ssl", false)) return null;
-        var certFile = config.GetString("scst.tls.certificate", "");
-        if (string.IsNullOrWhiteSpace(certFile)) return null; // akka.remote.dot-netty.tcp.ssl.certificate.* is used as is
-        var ssl = config.GetConfig("akka.remote.dot-netty.tcp.ssl");
-        if (ssl.GetBoolean("suppress-validation", false))
+        if (o.TlsCertificate is null) return null;
+        if (o.UserHocon.GetBoolean("akka.remote.dot-netty.tcp.ssl.suppress-validation", false))
             throw new ConfigurationException("scst.tls: akka.remote.dot-netty.tcp.ssl.suppress-validation = true would accept any peer; the cluster's TLS is strict");
-        var variable = config.GetString("scst.tls.password-env", "SCST_TLS_PASSWORD");
+        var variable = o.TlsPasswordVariable;
         var password = string.IsNullOrEmpty(variable) ? null : Environment.GetEnvironmentVariable(variable);
-        var cert = LoadPfx(certFile, password, variable);
-        var caFile = config.GetString("scst.tls.ca", "");
-        var ca = string.IsNullOrWhiteSpace(caFile) ? null : LoadCa(caFile);
-        CertificateValidationCallback? validator = ca is null ? null : TrustOnly(ca);
-        return new DotNettySslSetup(cert, suppressValidation: false, requireMutualAuthentication: ssl.GetBoolean("require-mutual-authentication", true),
-            validateCertificateHostname: ssl.GetBoolean("validate-certificate-hostname", false), customValidator: validator!);
+        var cert = LoadPfx(o.TlsCertificate, password, variable);
+        var ca = o.TlsCa is null ? null : LoadCa(o.TlsCa);
+        return new SslOptions
+        {
+            X509Certificate = cert,
+            SuppressValidation = false,
+            // Both sides present a certificate and both check the other's: a node without one signed by the CA cannot connect.
+            RequireMutualAuthentication = true,
+            // Nodes are identified by their CA-signed certificate, not their hostname (addresses are often IPs or container ids).
+            ValidateCertificateHostname = false,
+            CustomValidator = ca is null ? null : TrustOnly(ca),
+        };
     }
 
     static X509Certificate2 LoadPfx(string file, string? password, string variable)
@@ -58,7 +62,6 @@ public static class TlsSetup
         }
         catch (CryptographicException e) { throw new ArgumentException($"scst.tls.ca: '{file}' is not a PEM or DER certificate: {e.Message}"); }
     }
-
     /// <summary>Accepts a peer certificate only if it chains to <paramref name="ca"/> (and nothing else is trusted).</summary>
     public static CertificateValidationCallback TrustOnly(X509Certificate2 ca) => (certificate, _, peer, _, log) =>
     {

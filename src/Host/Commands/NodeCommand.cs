@@ -41,7 +41,7 @@ public static class NodeCommand
             {
                 options = OptionsFrom(r);
                 Directory.CreateDirectory(options.RunDir);
-                node = await ClusterNode.StartAsync(options, ct: ct);
+                node = await ClusterNode.StartAsync(ScstClusterOptions.From(options), ct: ct);
             }
             catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
                                       or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)

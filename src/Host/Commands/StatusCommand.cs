@@ -39,11 +39,11 @@ public static class StatusCommand
             var options = NodeCommand.OptionsFrom(r) with { Role = "status", RunDir = runDir };
             if (options.SeedNodes.Count == 0) throw new ArgumentException("status: give --seed-nodes, the address of any node of the cluster (e.g. akka.tcp://scst@127.0.0.1:4053)");
             // Only errors from Akka (the singleton proxy warns while it searches); this command's own messages say what failed.
-            node = await ClusterNode.StartAsync(options, l =>
+            node = await ClusterNode.StartAsync(ScstClusterOptions.From(options), l =>
             {
                 HostLogging.Configure(l, logFile: null, LogLevel.Warning);
                 l.AddFilter("Scst.Host.Cluster.ClusterNode", LogLevel.Warning).AddFilter("Akka", LogLevel.Error);
-            }, ct);
+            }, ScstActorHosting.AddLearnerProxy, ct);
         }
         catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
         {
@@ -67,7 +67,7 @@ public static class StatusCommand
             for (var i = 0; i < 20 && !cluster.State.Members.Any(m => m.Address == cluster.SelfAddress && m.Status == MemberStatus.Up); i++)
                 await Task.Delay(100, CancellationToken.None);
             PrintMembers(cluster);
-            var proxy = ScstActors.LearnerProxy(node.System);
+            var proxy = node.Registry.Get<LearnerActor>();
             try
             {
                 var s = await proxy.Ask<LearnerStatus>(new GetLearnerStatus(), timeout, ct);

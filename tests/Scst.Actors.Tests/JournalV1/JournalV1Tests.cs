@@ -18,8 +18,7 @@ public class JournalV1Tests
     [Fact]
     public async Task Every_committed_message_reads_back_to_its_sample_and_rewrites_to_the_same_bytes()
     {
-        var system = ActorSystem.Create("scst", HoconLoader.Load(new NodeOptions { RunDir = TestNodes.NewRunDir() })
-            .WithFallback("akka.actor.provider = local"));
+        var system = TestNodes.Start(TestNodes.NewRunDir());
         try
         {
             var ser = (SerializerWithStringManifest)system.Serialization.FindSerializerForType(typeof(IScstMessage));
@@ -54,7 +53,7 @@ public class JournalV1Tests
                 Assert.True(bytes.AsSpan().SequenceEqual(ser.ToBinary(sample)), $"{name}: today's bytes for the sample differ from the committed ones");
             }
         }
-        finally { await system.Terminate(); }
+        finally { TestNodes.Stop(system); }
     }
 
     [Fact]

@@ -9,7 +9,7 @@ namespace Scst.Host.Tests.Ops;
 /// No Docker engine runs where the tests run, so docker/ is checked by reading it: the compose topology
 /// (services, health checks, start order, scalable rollouts, seed address = the learner's advertised one),
 /// that every file a Dockerfile or compose mount names exists, that node command lines parse with the real CLI,
-/// and that the container HOCON overrides resolve through the real HoconLoader.
+/// and that the container HOCON overrides resolve through the real ScstClusterOptions binding and Akka.Hosting config.
 /// </summary>
 public sealed class ContainerFilesTests
 {
@@ -223,18 +223,19 @@ public sealed class ContainerFilesTests
                 HoconDir = Path.Combine(Root, "hocon"),
                 ExtraHoconFiles = [conf, Path.Combine(DockerDir, "hocon", "container.conf"), Path.Combine(DockerDir, "hocon", "postgres-compose.conf")],
             };
-            var c = HoconLoader.Load(options);
+            var bound = ScstClusterOptions.From(options);
+            var c = ScstAkka.BuildConfig(bound);
             Assert.Equal("0.0.0.0", c.GetString("akka.remote.dot-netty.tcp.hostname"));
             Assert.Equal("rollout-7", c.GetString("akka.remote.dot-netty.tcp.public-hostname"));
             Assert.Equal(4053, c.GetInt("akka.remote.dot-netty.tcp.port"));
-            Assert.Equal("postgresql", c.GetString("scst.persistence.backend"));
+            Assert.Equal(JournalBackend.PostgreSql, bound.Backend);
             Assert.Equal("PostgreSQL.15", c.GetString("akka.persistence.journal.sql.provider-name"));
             const string cs = "Host=postgres;Port=5432;Database=scst;Username=scst;Password=p\"w";
             Assert.Equal(cs, c.GetString("akka.persistence.journal.sql.connection-string"));
             Assert.Equal(cs, c.GetString("akka.persistence.snapshot-store.sql.connection-string"));
 
             // Without the connection string the loader must refuse, not fall back to SQLite.
-            var e = Assert.Throws<ConfigurationException>(() => HoconLoader.Load(options with { ExtraHoconFiles = options.ExtraHoconFiles.Skip(1).ToArray() }));
+            var e = Assert.Throws<ConfigurationException>(() => ScstClusterOptions.From(options with { ExtraHoconFiles = options.ExtraHoconFiles.Skip(1).ToArray() }));
             Assert.Contains("connection-string", e.Message);
         }
         finally

@@ -1,0 +1,176 @@
+using Akka.Configuration;
+using Akka.Persistence.Sql;
+using Scst.Host.Cluster;
+
+namespace Scst.Actors.Tests;
+
+/// <summary>How a node's settings are bound (defaults, --hocon files, flags) and what Akka config the Akka.Hosting calls make of them.</summary>
+public class ClusterOptionsTests
+{
+    static ScstClusterOptions Bind(NodeOptions n) => ScstClusterOptions.From(n);
+
+    static string Write(string dir, string name, string text)
+    {
+        var f = Path.Combine(dir, name);
+        File.WriteAllText(f, text);
+        return f;
+    }
+
+    [Fact]
+    public void Defaults_bind_loopback_use_sqlite_in_run_dir_with_one_writer_and_keep_majority()
+    {
+        var run = TestNodes.NewRunDir();
+        var o = Bind(new NodeOptions { RunDir = run });
+        Assert.Equal((65536, 2, 1, 2, 1, 0), (o.WeightChunkSize, o.WeightKeepVersions, o.RolloutActors, o.InFlightPerWorker, o.AsyncPublishEvery, o.RewardPoolSize));
+        Assert.Equal(TimeSpan.FromSeconds(60), o.RequestTimeout);
+        var c = ScstAkka.BuildConfig(o);
+        Assert.Equal("127.0.0.1", c.GetString("akka.remote.dot-netty.tcp.hostname"));
+        Assert.Equal(0, c.GetInt("akka.remote.dot-netty.tcp.port"));
+        Assert.Equal(128000, c.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
+        Assert.Contains("SplitBrainResolverProvider", c.GetString("akka.cluster.downing-provider-class"));
+        Assert.Equal("keep-majority", c.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal(TimeSpan.FromSeconds(20), c.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+        Assert.Equal("learner", c.GetString("akka.cluster.split-brain-resolver.keep-majority.role"));
+        Assert.Equal("SQLite.MS", c.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal(1, c.GetInt("akka.persistence.journal.sql.parallelism"));
+        Assert.Equal($"Data Source={Path.Combine(run, "journal.db")}", c.GetString("akka.persistence.journal.sql.connection-string"));
+        Assert.Equal($"Data Source={Path.Combine(run, "snapshots.db")}", c.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+        Assert.Equal("akka.persistence.journal.sql", c.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("akka.persistence.snapshot-store.sql", c.GetString("akka.persistence.snapshot-store.plugin"));
+        Assert.Equal(["learner", "rollout", "reward"], c.GetStringList("akka.cluster.roles"));
+        Assert.Equal("ddata", c.GetString("akka.cluster.sharding.state-store-mode"));
+        Assert.Equal("eventsourced", c.GetString("akka.cluster.sharding.remember-entities-store"));
+        Assert.True(c.GetBoolean("akka.cluster.sharding.remember-entities"));
+        Assert.Equal("PinnedDispatcher", c.GetString("scst.learner-dispatcher.type"));
+        // The plugin's own defaults are present underneath (class names etc.).
+        Assert.Contains("SqlWriteJournal", c.GetString("akka.persistence.journal.sql.class"));
+    }
+
+    [Theory]
+    [InlineData("akka.persistence.journal.sql", "provider-name", "connection-string", "parallelism", "auto-initialize")]
+    [InlineData("akka.persistence.snapshot-store.sql", "provider-name", "connection-string", "auto-initialize")]
+    public void Journal_keeps_every_plugin_default_it_does_not_set_so_old_journals_replay(string plugin, params string[] set)
+    {
+        // Table and column names, the payload serializer, the tag and query settings: what an existing journal was
+        // written with. Only connection, provider, parallelism and auto-initialize come from the node.
+        var c = ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = TestNodes.NewRunDir() })).GetConfig(plugin);
+        var defaults = SqlPersistence.DefaultConfiguration.GetConfig(plugin);
+        var keys = Flatten(defaults.Root, "").Where(k => !set.Contains(k.Split('.')[0])).ToArray();
+        Assert.Contains(keys, k => k.EndsWith("table-name", StringComparison.Ordinal));
+        Assert.True(keys.Length > 20, $"only {keys.Length} keys under {plugin}");
+        foreach (var k in keys)
+            Assert.True(Equals(defaults.GetValue(k)?.ToString(), c.GetValue(k)?.ToString()), $"{plugin}.{k}: default '{defaults.GetValue(k)}', node '{c.GetValue(k)}'");
+        Assert.True(c.GetBoolean("auto-initialize"));
+    }
+
+    static IEnumerable<string> Flatten(Akka.Configuration.Hocon.HoconValue v, string prefix)
+    {
+        if (!v.IsObject()) return [prefix];
+        return v.GetObject().Items.SelectMany(kv => Flatten(kv.Value, prefix.Length == 0 ? kv.Key : $"{prefix}.{kv.Key}"));
+    }
+
+    [Fact]
+    public void Command_line_flags_win_over_extra_hocon_which_wins_over_files_and_defaults()
+    {
+        var run = TestNodes.NewRunDir();
+        var extra = Write(run, "extra.conf", "akka.remote.dot-netty.tcp.port = 1111\nakka.loglevel = DEBUG\nakka.cluster.split-brain-resolver.stable-after = 7s\n" +
+                                             "scst.weights.chunk-size = 32768\nscst.rollout.actors = 3\nscst.learner.request-timeout = 15s\n" +
+                                             "akka.cluster.seed-nodes = [\"akka.tcp://scst@127.0.0.1:9999\"]\n");
+        var o = Bind(new NodeOptions
+        {
+            Role = "rollout", Port = 4055, RunDir = run, ExtraHoconFiles = [extra], FastFailure = true,
+            SeedNodes = ["akka.tcp://scst@127.0.0.1:4053", "akka.tcp://scst@127.0.0.1:4054"],
+        });
+        Assert.Equal((4055, 32768, 3), (o.Port, o.WeightChunkSize, o.RolloutActors));
+        Assert.Equal(TimeSpan.FromSeconds(15), o.RequestTimeout);
+        var c = ScstAkka.BuildConfig(o);
+        Assert.Equal(4055, c.GetInt("akka.remote.dot-netty.tcp.port"));
+        Assert.Equal("DEBUG", c.GetString("akka.loglevel"));
+        Assert.Equal(TimeSpan.FromSeconds(7), c.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+        Assert.Equal(["rollout"], c.GetStringList("akka.cluster.roles"));
+        Assert.Equal(["akka.tcp://scst@127.0.0.1:4053", "akka.tcp://scst@127.0.0.1:4054"], c.GetStringList("akka.cluster.seed-nodes"));
+        Assert.Equal(TimeSpan.FromMilliseconds(250), c.GetTimeSpan("akka.cluster.failure-detector.heartbeat-interval"));
+        // Without flags the file's seeds and port hold.
+        var fileOnly = Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [extra] });
+        Assert.Equal((1111, "akka.tcp://scst@127.0.0.1:9999"), (fileOnly.Port, fileOnly.SeedNodes.Single()));
+    }
+
+    [Fact]
+    public void Extra_hocon_may_use_substitutions()
+    {
+        // Stacking the user layer over itself once made Akka's HOCON merge recurse until the stack overflowed.
+        var run = TestNodes.NewRunDir();
+        var extra = Write(run, "subst.conf", "site.host = node-7.example\nakka.remote.dot-netty.tcp.public-hostname = ${site.host}\nsite.maybe = ${?site.unset}\n");
+        var o = Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [extra] });
+        Assert.Equal("node-7.example", o.PublicHostname);
+        var c = ScstAkka.BuildConfig(o);
+        Assert.Equal("node-7.example", c.GetString("akka.remote.dot-netty.tcp.public-hostname"));
+        Assert.Equal("127.0.0.1", c.GetString("akka.remote.dot-netty.tcp.hostname"));
+    }
+
+    [Fact]
+    public void Every_scst_key_a_hocon_file_may_set_is_documented_with_its_default()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Scst.Actors.sln"))) root = root.Parent;
+        var doc = File.ReadAllText(Path.Combine(root!.FullName, "docs", "cluster.md"));
+        foreach (var key in ScstClusterOptions.Keys)
+            Assert.True(doc.Contains($"`{key}`", StringComparison.Ordinal), $"docs/cluster.md does not document {key}");
+        var d = new ScstClusterOptions();
+        Assert.Contains($"| `scst.weights.chunk-size` | | `{d.WeightChunkSize}` |", doc);
+        Assert.Contains($"| `scst.learner.request-timeout` | | `{d.RequestTimeout.TotalSeconds}s` |", doc);
+    }
+
+    [Fact]
+    public void Fast_failure_shortens_stable_after_to_seconds()
+    {
+        var c = ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = TestNodes.NewRunDir(), FastFailure = true }));
+        Assert.True(c.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after") <= TimeSpan.FromSeconds(3));
+    }
+
+    [Fact]
+    public void Postgres_backend_takes_the_connection_string_and_requires_one()
+    {
+        var run = TestNodes.NewRunDir();
+        var ok = Write(run, "pg.conf", "scst.persistence { backend = postgresql, connection-string = \"Host=127.0.0.1;Database=x;Username=u\" }");
+        var c = ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [ok] }));
+        Assert.Equal("PostgreSQL.15", c.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal("PostgreSQL.15", c.GetString("akka.persistence.snapshot-store.sql.provider-name"));
+        Assert.Equal("Host=127.0.0.1;Database=x;Username=u", c.GetString("akka.persistence.journal.sql.connection-string"));
+        Assert.Equal("Host=127.0.0.1;Database=x;Username=u", c.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+
+        var missing = Write(run, "pg-missing.conf", "scst.persistence.backend = postgresql");
+        var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [missing] }));
+        Assert.Contains("scst.persistence.connection-string", e.Message);
+    }
+
+    [Theory]
+    [InlineData("akka.tcp://other@127.0.0.1:4053", "names actor system 'other'")]
+    [InlineData("127.0.0.1:4053", "is not an Akka address")]
+    public void Bad_seed_nodes_are_named_in_the_error(string seed, string expected)
+    {
+        var e = Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = TestNodes.NewRunDir(), SeedNodes = [seed] }));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains(seed, e.Message);
+    }
+
+    [Fact]
+    public void Unknown_backend_missing_file_bad_role_and_oversized_chunk_fail_clearly()
+    {
+        var run = TestNodes.NewRunDir();
+        var bad = Write(run, "bad.conf", "scst.persistence.backend = mongodb");
+        Assert.Contains("mongodb", Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [bad] })).Message);
+        Assert.Contains("nope.conf", Assert.Throws<FileNotFoundException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [Path.Combine(run, "nope.conf")] })).Message);
+        Assert.Contains("--role 'boss'", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, Role = "boss" })).Message);
+        var broken = Write(run, "broken.conf", "akka.loglevel = ${does-not-exist}");
+        Assert.Contains("broken.conf", Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [broken] })).Message);
+        var tuned = Write(run, "tuned.conf", "scst.rollout-dispatcher.throughput = 5");
+        Assert.Equal(5, ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [tuned] })).GetInt("scst.rollout-dispatcher.throughput"));
+        var typo = Write(run, "typo.conf", "scst.weights.chunk_size = 32768");
+        var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [typo] }));
+        Assert.Contains("typo.conf", e.Message);
+        Assert.Contains("'scst.weights.chunk_size' is not a setting", e.Message);
+        var big = Write(run, "big.conf", "scst.weights.chunk-size = 200000");
+        Assert.Contains("scst.weights.chunk-size 200000", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [big] })).Message);
+    }
+}
