@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scst.Training;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>CE epochs over captions or images, LAVIS's runners in a real run, and the validation metric that ranks checkpoints.</summary>
 public class EpochAndBestMetricTests(TinyShapes shapes) : IClassFixture<TinyShapes>

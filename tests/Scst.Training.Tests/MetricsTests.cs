@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Scst.Training.Telemetry;
 using Scst.Training;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>The "Scst" meter reports what the plain trainer logs to metrics.jsonl, read back with a MeterListener.</summary>
 public class MetricsTests(TinyShapes shapes) : IClassFixture<TinyShapes>

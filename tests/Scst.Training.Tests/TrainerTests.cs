@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Scst.Training;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>End-to-end CE → SCST on a tiny configuration, resume exactness, and refusal of bad state.</summary>
 public class TrainerTests(TinyShapes shapes) : IClassFixture<TinyShapes>

@@ -1,6 +1,6 @@
 using Scst.Training;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 public class UpdateLogTests
 {

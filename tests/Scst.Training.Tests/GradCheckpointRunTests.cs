@@ -1,7 +1,7 @@
 using Scst.Training;
 using Scst.Model;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary><c>model.use_grad_checkpoint</c> through the trainer: set on the model it builds, and the same training.</summary>
 public class GradCheckpointRunTests(TinyShapes shapes) : IClassFixture<TinyShapes>

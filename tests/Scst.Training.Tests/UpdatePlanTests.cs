@@ -3,7 +3,7 @@ using Scst.Training.Configuration;
 using Scst.Training;
 using Scst.Host.Configuration;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>
 /// <see cref="UpdatePlan"/> against LAVIS's loop: tests/data/schedules/lavis_schedules.py runs LAVIS's schedulers and

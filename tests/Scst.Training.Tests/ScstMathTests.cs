@@ -2,7 +2,7 @@ using Scst.Training.Configuration;
 using Scst.Training;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 public class ScstMathTests
 {

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Scst.Host.Configuration;
 using Scst.Training;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>A checkpoint's trainer state: what a resumed run continues from, and what it refuses.</summary>
 public class RunProgressTests

@@ -3,7 +3,7 @@ using Scst.Training;
 using Scst.Model.Data.Transforms;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>CE batches go through the train transform, drawn per (seed, epoch, image); evaluation and SCST do not.</summary>
 public class TrainPixelsTests(TinyShapes shapes) : IClassFixture<TinyShapes>

@@ -5,7 +5,7 @@ using Scst.Host.Configuration;
 using Scst.Model.Data.Shapes;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>A tiny shapes dataset (written once per test class) and tiny CE/SCST configs over it.</summary>
 public sealed class TinyShapes : IDisposable

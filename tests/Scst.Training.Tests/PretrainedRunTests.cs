@@ -9,7 +9,7 @@ using Scst.Model.SafeTensors;
 using Scst.Model.T5;
 using static TorchSharp.torch;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>
 /// A run on a pretrained folder (a tiny one in the hub layout): LAVIS's trainable set, checkpoints that hold only what

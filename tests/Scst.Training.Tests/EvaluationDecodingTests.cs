@@ -1,6 +1,6 @@
 using Scst.Training;
 
-namespace Scst.Actors.Tests.Training;
+namespace Scst.Training.Tests;
 
 /// <summary>The run section's evaluation decoding keys reach the decoder as LAVIS's caption task passes them.</summary>
 public class EvaluationDecodingTests : IClassFixture<TinyShapes>
