@@ -11,9 +11,7 @@ public static class CheckpointEvaluation
 {
     public static SplitEvaluator.Result Run(ScstConfig config, string checkpoint, string split, ILogger log, Action<int, int>? progress = null)
     {
-        TorchRuntime.Initialize(config.Run.LibTorchDir);
-        if (config.Run.Threads > 0) torch.set_num_threads(config.Run.Threads);
-        var device = TorchRuntime.ResolveDevice(config.Run.Device);
+        var device = RunSetup.InitializeRuntime(config.Run);
         var corpus = CaptionCorpus.Load(config, log);
         var data = split switch
         {

@@ -29,13 +29,7 @@ public sealed class SqlJournalPluginOptions : JournalOptions
     public override string Identifier { get; set; } = "sql";
     protected override Config InternalDefaultConfig => SqlPersistence.DefaultConfiguration.GetConfig(Path);
 
-    protected override StringBuilder Build(StringBuilder sb)
-    {
-        sb.AppendLine($"provider-name = {_providerName.ToHocon()}");
-        sb.AppendLine($"connection-string = {_connectionString.ToHocon()}");
-        if (_parallelism is { } p) sb.AppendLine($"parallelism = {p}");
-        return base.Build(sb);
-    }
+    protected override StringBuilder Build(StringBuilder sb) => base.Build(SqlPluginSettings.Append(sb, _providerName, _connectionString, _parallelism));
 }
 
 /// <summary>Akka.Persistence.Sql's snapshot store ("akka.persistence.snapshot-store.sql"); see <see cref="SqlJournalPluginOptions"/>.</summary>
@@ -54,10 +48,17 @@ public sealed class SqlSnapshotPluginOptions : SnapshotOptions
     public override string Identifier { get; set; } = "sql";
     protected override Config InternalDefaultConfig => SqlPersistence.DefaultConfiguration.GetConfig(Path);
 
-    protected override StringBuilder Build(StringBuilder sb)
+    protected override StringBuilder Build(StringBuilder sb) => base.Build(SqlPluginSettings.Append(sb, _providerName, _connectionString, null));
+}
+
+/// <summary>The settings both SQL plugins take from <see cref="ScstClusterOptions"/>; the rest keep the plugin's defaults.</summary>
+static class SqlPluginSettings
+{
+    public static StringBuilder Append(StringBuilder sb, string providerName, string connectionString, int? parallelism)
     {
-        sb.AppendLine($"provider-name = {_providerName.ToHocon()}");
-        sb.AppendLine($"connection-string = {_connectionString.ToHocon()}");
-        return base.Build(sb);
+        sb.AppendLine($"provider-name = {providerName.ToHocon()}");
+        sb.AppendLine($"connection-string = {connectionString.ToHocon()}");
+        if (parallelism is { } p) sb.AppendLine($"parallelism = {p}");
+        return sb;
     }
 }
