@@ -222,10 +222,43 @@ public class RolloutSchedulerTests
         Assert.Equal(["learner: request 1 unanswered for 00:01:00; sending it elsewhere"], h.Warnings);
         Assert.Equal((1, 1, 0, 1), (h.S.Queued, h.S.InFlight, h.S.Load("a"), h.S.Load("b")));
         h.S.Pump(0, T0 + Timeout);
-        // Withdrawn from a with its slot, so the least-loaded choice is a again while b is busy.
+        // Withdrawn from a with its slot; a is the least loaded, but it let the request time out, so b takes it.
         var again = h.Rollouts()[2];
-        Assert.Equal(("a", 3L, 9L), (again.To, again.R.RequestId, again.R.Seed));
+        Assert.Equal(("b", 3L, 9L), (again.To, again.R.RequestId, again.R.Seed));
+        Assert.Equal((0, 2), (h.S.Load("a"), h.S.Load("b")));
         Assert.Null(h.S.OnRollout(Answer(h.Rollouts()[0].R, 0), 0, T0 + Timeout));
+    }
+
+    [Fact]
+    public void A_worker_holds_exactly_its_unanswered_requests_through_resends_and_stale_drops()
+    {
+        // Sync: an answer from another version is sent again; the worker's slot is freed once, not twice.
+        var sync = new Harness(async: false);
+        sync.S.AddRolloutWorker("a");
+        sync.S.AddSyncPart([1], 0, 9, 0);
+        sync.S.AddSyncPart([2], 0, 8, 0);
+        sync.S.Pump(4, T0);
+        Assert.Equal(2, sync.S.Load("a"));
+        sync.S.OnRollout(Answer(sync.Rollouts()[0].R, 3), 4, T0);
+        Assert.Equal((1, 1), (sync.S.Load("a"), sync.S.Queued));
+        sync.S.Pump(4, T0);
+        Assert.Equal(2, sync.S.Load("a"));
+
+        // Async: a rollout too stale on arrival, and one that goes stale while waiting for its update.
+        var h = new Harness(async: true, inFlightPerWorker: 2, maxStaleness: 1);
+        h.S.AddRolloutWorker("a");
+        h.S.AddRewardWorker("r");
+        h.S.Pump(5, T0);
+        Assert.Equal(2, h.S.Load("a"));
+        h.S.OnRollout(Answer(h.Rollouts()[0].R, 3), 5, T0);        // 2 versions behind: dropped, drawn again
+        Assert.Equal((1, 1L), (h.S.Load("a"), h.S.DroppedStale));
+        h.S.OnRollout(Answer(h.Rollouts()[1].R, 5), 5, T0);        // fresh: scored, then waits
+        Assert.True(h.S.OnScore(Scored(h.Rollouts()[1].R.RequestId)));
+        Assert.Equal(0, h.S.Load("a"));
+        Assert.Null(h.S.TakeUpdate(7, 2));                          // now 2 behind at use: dropped again
+        Assert.Equal((0, 2L), (h.S.Load("a"), h.S.DroppedStale));
+        h.S.Pump(7, T0);
+        Assert.Equal(2, h.S.Load("a"));                             // never more than InFlightPerWorker
     }
 
     [Fact]

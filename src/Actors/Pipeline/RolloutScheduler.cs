@@ -20,6 +20,8 @@ public sealed class RolloutWork<TWorker>(int[] ids, int epoch, long seed, int mi
     public double RolloutLatencyS { get; internal set; }
     public RolloutResult? Rollout { get; internal set; }
     public TWorker? Scorer { get; internal set; }
+    /// <summary>The worker that let it time out: its next dispatch goes elsewhere while another worker can take it.</summary>
+    internal TWorker? Avoid { get; set; }
     public ScoreResult? Score { get; internal set; }
 }
 
@@ -92,7 +94,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     public bool HasSyncUpdate => _current.Count > 0;
     /// <summary>Rollouts dropped as too stale in the whole run; the driver restores it from the journal.</summary>
     public long DroppedStale { get; set; }
-    /// <summary>The requests a worker is counted as holding (what dispatch balances).</summary>
+    /// <summary>Rollout requests at a worker whose answer has not come back (what dispatch balances).</summary>
     public int Load(TWorker worker) => _inFlight.GetValueOrDefault(worker);
     public bool IsWorker(TWorker worker) => _rollouts.Contains(worker) || _rewards.Contains(worker);
 
@@ -113,7 +115,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     {
         if (!_rollouts.Remove(worker) && !_rewards.Remove(worker)) return false;
         _inFlight.Remove(worker);
-        foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, worker) && x.Rollout is null).ToList()) Redispatch(work);
+        foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, worker) && x.Rollout is null).ToList()) Redispatch(work, atWorker: true);
         foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, worker) && x.Score is null).ToList()) SendToReward(work, now);
         return true;
     }
@@ -145,9 +147,13 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
         }
         while (_toDispatch.Count > 0)
         {
-            var worker = _rollouts.Where(w => _inFlight[w] < (_o.Async ? _o.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
+            var work = _toDispatch.Peek();
+            // A request that timed out at a worker goes to another one whenever another is registered (it may have to wait for room).
+            var avoid = work.Avoid is { } a && _rollouts.Any(w => !Equals(w, a)) ? a : null;
+            var worker = _rollouts.Where(w => !Equals(w, avoid) && _inFlight[w] < (_o.Async ? _o.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
             if (worker is null) return;
-            var work = _toDispatch.Dequeue();
+            _toDispatch.Dequeue();
+            work.Avoid = null;
             work.RequestId = _nextRequestId++;
             work.Worker = worker;
             work.SentAt = now;
@@ -165,12 +171,12 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     public RolloutWork<TWorker>? OnRollout(RolloutResult r, long version, DateTime now)
     {
         if (!_byRequest.TryGetValue(r.RequestId, out var work) || work.Rollout is not null) return null;
-        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        Release(work); // the answer is here, whatever happens to it next
         work.RolloutLatencyS = (now - work.SentAt).TotalSeconds;
         if (!_o.Async && r.PolicyVersion != version)
         {
             _warn($"learner: rollout {r.RequestId} came from v{r.PolicyVersion}, not v{version}; sending it again");
-            Redispatch(work);
+            Redispatch(work, atWorker: false);
         }
         else if (_o.Async && version - r.PolicyVersion > _o.MaxStaleness)
             DropStale(work);
@@ -231,7 +237,11 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
             // BLIP-2 FlanT5-XL rollout on a CPU takes minutes). A worker that is gone is handled when it leaves.
             if (work.Rollout is null && !_rollouts.Any(r => !Equals(r, work.Worker))) continue;
             _warn($"learner: request {work.RequestId} unanswered for {_o.Timeout}; sending it elsewhere");
-            if (work.Rollout is null) Redispatch(work);
+            if (work.Rollout is null)
+            {
+                work.Avoid = work.Worker;
+                Redispatch(work, atWorker: true);
+            }
             else if (work.Score is null) SendToReward(work, now);
         }
     }
@@ -240,7 +250,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     {
         DroppedStale++;
         work.Seed = NextSeed();
-        Redispatch(work);
+        Redispatch(work, atWorker: false); // its rollout came back: the worker's slot is already free
     }
 
     void SendToReward(RolloutWork<TWorker> work, DateTime now)
@@ -253,14 +263,20 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
         _send(pool, new ScoreRequest(work.RequestId, r.ImageIds, r.K, r.Captions, r.GreedyCaptions));
     }
 
-    void Redispatch(RolloutWork<TWorker> work)
+    /// <param name="atWorker">The request is still at its rollout worker (unanswered): its slot there is freed.</param>
+    void Redispatch(RolloutWork<TWorker> work, bool atWorker)
     {
         _byRequest.Remove(work.RequestId);
-        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
+        if (atWorker) Release(work);
         work.Worker = null;
         work.Rollout = null;
         work.Score = null;
         _toDispatch.Enqueue(work);
+    }
+
+    void Release(RolloutWork<TWorker> work)
+    {
+        if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
     }
 
     long NextSeed() => _seedForSerial(_dispatchSerial++);
