@@ -4,18 +4,13 @@ using Scst.Host.Commands;
 
 var root = new RootCommand("Scst.Actors: self-critical sequence training of BLIP-2/T5 captioners on Akka.NET and TorchSharp");
 GlobalOptions.AddTo(root);
-// One line per command group; each lives in Commands/<Name>Command.cs.
-root.Subcommands.Add(ConfigCommand.Create());
-root.Subcommands.Add(DataCommand.Create());
-root.Subcommands.Add(ScoreCommand.Create());
-root.Subcommands.Add(BenchCommand.Create());
-root.Subcommands.Add(TrainCommand.Create());
-root.Subcommands.Add(DemoCommand.Create());
-root.Subcommands.Add(EvalCommand.Create());
-root.Subcommands.Add(ModelCommand.Create());
-root.Subcommands.Add(NodeCommand.Create());
-root.Subcommands.Add(StatusCommand.Create());
-root.Subcommands.Add(TlsCommand.Create());
+// Each command group lives in Commands/<Name>Command.cs.
+Command[] commands =
+[
+    ConfigCommand.Create(), DataCommand.Create(), ScoreCommand.Create(), BenchCommand.Create(), TrainCommand.Create(), DemoCommand.Create(),
+    EvalCommand.Create(), ModelCommand.Create(), NodeCommand.Create(), StatusCommand.Create(), TlsCommand.Create(),
+];
+foreach (var command in commands) root.Subcommands.Add(command);
 // `Scst.Host.dll --role learner --config FILE` (no command) trains, as the design card promises; without a config, help.
 root.SetAction((r, ct) =>
 {

@@ -9,12 +9,8 @@ public static class BenchCommand
     public static Command Create()
     {
         var cmd = new Command("bench", "Measure throughput of the reward, generation, learner and actor pipelines and of the tokenizer");
-        cmd.Subcommands.Add(BenchRewardCommand.Create());
-        cmd.Subcommands.Add(BenchGenerateCommand.Create());
-        cmd.Subcommands.Add(BenchLearnerCommand.Create());
-        cmd.Subcommands.Add(BenchActorsCommand.Create());
-        cmd.Subcommands.Add(BenchSeedScaleCommand.Create());
-        cmd.Subcommands.Add(BenchTokenizeCommand.Create());
+        foreach (var bench in new[] { BenchRewardCommand.Create(), BenchGenerateCommand.Create(), BenchLearnerCommand.Create(), BenchActorsCommand.Create(), BenchSeedScaleCommand.Create(), BenchTokenizeCommand.Create() })
+            cmd.Subcommands.Add(bench);
         return cmd;
     }
 }
