@@ -6,15 +6,14 @@ using static TorchSharp.torch;
 namespace Scst.Training;
 
 /// <summary>
-/// What a rollout worker holds: the policy in eval mode, the training images and a sampler. It draws K captions per
-/// image (<c>scst.sampling</c>: beams or samples, <c>scst.temperature/top_k/top_p</c>, the run's max/min length) and,
-/// for the greedy baseline, the greedy caption. The plain trainer and the actor learner's replay use the same object,
-/// so every rollout of a run, wherever generated, is the same function of (weights, images, seed).
+/// What a rollout worker holds: the policy in eval mode and the training images. It draws K captions per image
+/// (<c>scst.sampling</c>: beams or samples, <c>scst.temperature/top_k/top_p</c>, the run's max/min length) and, for the
+/// greedy baseline, the greedy caption. Sampled rows are keyed by (micro-batch seed, image, sample index)
+/// (<see cref="Keys"/>), so every rollout of a run, wherever generated and however its micro-batch was cut into parts,
+/// is the same function of (weights, image, seed). The plain trainer and the actor learner's replay use the same object.
 /// </summary>
 public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConfig config) : IDisposable
 {
-    private readonly Generator _sampling = new((ulong)config.Run.Seed, policy.Device);
-
     public Policy Policy => policy;
     public BaselineKind Baseline => config.Scst.Baseline;
 
@@ -23,50 +22,55 @@ public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConf
         (ulong)runSeed * 1_000_003UL + (ulong)update * 7919UL + (ulong)micro;
 
     /// <summary>
-    /// A micro-batch cut into min(splits, images) contiguous parts; part 0 keeps the micro-batch's seed (so one part is
-    /// the unsplit rollout) and part p draws from a seed mixed from it and p.
+    /// The sampling keys of <paramref name="images"/> × <paramref name="k"/> rows (row i·k + j: image i's j-th sample) under
+    /// a micro-batch's <paramref name="seed"/>: a function of (seed, image id, j) alone, so any subset of the micro-batch
+    /// gets the keys its rows have in the whole.
+    /// </summary>
+    public static ulong[] Keys(int[] images, int k, ulong seed)
+    {
+        var keys = new ulong[images.Length * k];
+        var s = KeyedSampling.Mix(seed + KeyedSampling.Gamma);
+        for (var i = 0; i < images.Length; i++)
+        {
+            var image = KeyedSampling.Mix(s ^ (uint)images[i]);
+            for (var j = 0; j < k; j++) keys[i * k + j] = KeyedSampling.Mix(image + (ulong)(j + 1) * KeyedSampling.Gamma);
+        }
+        return keys;
+    }
+
+    /// <summary>
+    /// A micro-batch cut into min(splits, images) contiguous parts for as many rollout workers. Every part carries the
+    /// micro-batch's seed: <see cref="GeneratePart"/> keys rows by image, so the joined parts equal the whole.
     /// </summary>
     public static IReadOnlyList<(int[] Ids, ulong Seed)> Parts(int[] batch, ulong samplingSeed, int splits)
     {
         var n = Math.Max(1, Math.Min(splits, batch.Length));
-        var parts = new List<(int[], ulong)>(n);
-        for (var p = 0; p < n; p++)
-        {
-            int from = batch.Length * p / n, to = batch.Length * (p + 1) / n;
-            parts.Add((batch[from..to], p == 0 ? samplingSeed : (samplingSeed ^ ((ulong)p * 0x9E3779B97F4A7C15UL)) * 0xBF58476D1CE4E5B9UL));
-        }
-        return parts;
+        return [.. Enumerable.Range(0, n).Select(p => (batch[(batch.Length * p / n)..(batch.Length * (p + 1) / n)], samplingSeed))];
     }
+
+    /// <summary>K captions per image of a whole micro-batch, sampled from its <paramref name="samplingSeed"/>: one generation call.</summary>
+    public RolloutBatch Generate(int[] batch, long policyVersion, ulong samplingSeed) => GeneratePart(batch, policyVersion, samplingSeed);
 
     /// <summary>
-    /// K captions per image of a micro-batch. With <c>scst.rollout_splits</c> = S it is generated as the S
-    /// <see cref="Parts"/>, each from its own seed, and concatenated: exactly what a sync learner gets back from S rollout
-    /// workers given one part each.
+    /// K captions for each image of <paramref name="batch"/>, any subset of a micro-batch (in any order) whose seed is
+    /// <paramref name="samplingSeed"/>: each row is the row its image has in the whole micro-batch's rollout.
     /// </summary>
-    public RolloutBatch Generate(int[] batch, long policyVersion, ulong samplingSeed)
-    {
-        var parts = Parts(batch, samplingSeed, config.Scst.RolloutSplits);
-        if (parts.Count == 1) return GeneratePart(batch, policyVersion, samplingSeed);
-        return RolloutBatch.Concat([.. parts.Select(p => GeneratePart(p.Ids, policyVersion, p.Seed))], policy.Tokenizer.PadId);
-    }
-
-    /// <summary>One generation call: K captions for each image of <paramref name="batch"/> from <paramref name="samplingSeed"/>.</summary>
     public RolloutBatch GeneratePart(int[] batch, long policyVersion, ulong samplingSeed)
     {
         using var scope = NewDisposeScope();
         var s = config.Scst;
         policy.Model.eval();
-        _sampling.manual_seed((long)samplingSeed);
         var pixels = train.Pixels(batch, policy.Device);
+        var sample = s.Sampling == RolloutSampling.Sample;
         using var gen = policy.Generate(pixels, new GenerationOptions
         {
-            NumBeams = s.Sampling == RolloutSampling.Beam ? s.K : 1,
+            NumBeams = sample ? 1 : s.K,
             NumReturnSequences = s.K,
-            DoSample = s.Sampling == RolloutSampling.Sample,
+            DoSample = sample,
             Temperature = s.Temperature, TopK = s.TopK, TopP = s.TopP,
             // Rollouts keep the model's own distribution apart from the scst section's warpers: no repetition penalty.
             MaxNewTokens = config.Run.MaxLen, MinLength = config.Run.MinLen,
-            Generator = _sampling,
+            SampleKeys = sample ? Keys(batch, s.K, samplingSeed) : null,
         });
         var seqs = gen.Sequences.cpu();
         var n = (int)seqs.shape[0];
@@ -90,5 +94,6 @@ public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConf
         return policy.Decode(g.Sequences);
     }
 
-    public void Dispose() => _sampling.Dispose();
+    /// <summary>Nothing to release since sampling is keyed (no generator); kept while holders (the rollout actor) dispose it.</summary>
+    public void Dispose() { }
 }

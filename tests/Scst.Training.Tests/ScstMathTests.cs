@@ -23,11 +23,27 @@ public class ScstMathTests
         Assert.Equal(-(-6.0 * 2 * 0.5 + -1.0 * -1) / 2, ScstLoss.Compute(lp, mask, adv, LossNormalization.Sum, isw).item<float>(), 5);
     }
 
+    [Fact]
+    public void SamplingKeysAreDistinctPerSeedImageAndSampleAndBelongToTheImage()
+    {
+        int[] batch = [7, 3, 42, 0, 19];
+        var keys = RolloutGenerator.Keys(batch, 4, 12345UL);
+        Assert.Equal(20, keys.Length);
+        Assert.Equal(keys, RolloutGenerator.Keys(batch, 4, 12345UL));
+        // Any subset of the micro-batch, in any order, gets the keys its rows have in the whole.
+        Assert.Equal(keys[8..12].Concat(keys[4..8]), RolloutGenerator.Keys([42, 3], 4, 12345UL));
+        Assert.Equal(keys[..4], RolloutGenerator.Keys([7], 4, 12345UL));
+        // Distinct over seeds (neighbouring ones, as SamplingSeed gives), images and sample indices.
+        var all = new[] { 12345UL, 12346UL, 12345UL + 7919UL }
+            .SelectMany(seed => RolloutGenerator.Keys([.. Enumerable.Range(0, 200)], 8, seed)).ToArray();
+        Assert.Equal(3 * 200 * 8, all.Distinct().Count());
+    }
+
     [Theory]
     [InlineData(16, 1)]
     [InlineData(16, 3)]
     [InlineData(5, 8)]
-    public void RolloutPartsCoverTheMicroBatchInOrderWithTheirOwnSeeds(int images, int splits)
+    public void RolloutPartsCoverTheMicroBatchInOrderUnderItsSeed(int images, int splits)
     {
         var batch = Enumerable.Range(100, images).ToArray();
         var parts = RolloutGenerator.Parts(batch, 12345UL, splits);
@@ -35,8 +51,7 @@ public class ScstMathTests
         Assert.Equal(batch, parts.SelectMany(p => p.Ids));
         Assert.All(parts, p => Assert.NotEmpty(p.Ids));
         Assert.True(parts.Max(p => p.Ids.Length) - parts.Min(p => p.Ids.Length) <= 1, "parts are as even as possible");
-        Assert.Equal(12345UL, parts[0].Seed); // one part is the unsplit rollout
-        Assert.Equal(parts.Count, parts.Select(p => p.Seed).Distinct().Count());
+        Assert.All(parts, p => Assert.Equal(12345UL, p.Seed)); // keys belong to images: every part samples under the micro-batch's seed
     }
 
     [Fact]

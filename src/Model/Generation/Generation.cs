@@ -32,8 +32,14 @@ public sealed record GenerationOptions
     /// <summary>0 disables top-k filtering.</summary>
     public int TopK { get; init; }
     public double TopP { get; init; } = 1.0;
-    /// <summary>Seedable generator for sampling (on the model's device); null uses torch's global one.</summary>
+    /// <summary>Seedable generator for sampling (on the model's device); null uses torch's global one. Unused with <see cref="SampleKeys"/>.</summary>
     public Generator? Generator { get; init; }
+    /// <summary>
+    /// Sampling keyed per returned row (row i·NumReturnSequences + j is input i's j-th sample; one key per row): each
+    /// step's draw is <see cref="KeyedSampling"/>'s uniform of (key, step), so a row's caption does not depend on which
+    /// other rows share the call. Null samples with <c>torch.multinomial</c> and <see cref="Generator"/>.
+    /// </summary>
+    public IReadOnlyList<ulong>? SampleKeys { get; init; }
     /// <summary>Host check of "all finished" every this many steps (the only device→host sync in the loop); 0 never checks.</summary>
     public int CheckFinishedEvery { get; init; } = 4;
 
@@ -59,6 +65,7 @@ public sealed record GenerationOptions
             if (!(TopP > 0 && TopP <= 1)) throw new ArgumentException($"TopP must be in (0, 1], got {TopP}");
             if (TopK < 0) throw new ArgumentException($"TopK must be ≥ 0, got {TopK}");
         }
+        else if (SampleKeys is not null) throw new ArgumentException("SampleKeys are for sampling; set DoSample");
     }
 }
 
@@ -263,6 +270,8 @@ public static class Seq2SeqGeneration
     {
         var c = lm.Config;
         long b = enc.shape[0], r = o.NumReturnSequences, n = b * r, maxNew = o.MaxNewTokens, maxLen = maxNew + 1;
+        if (o.SampleKeys is { } keys && keys.Count != n)
+            throw new ArgumentException($"SampleKeys has {keys.Count} keys for {n} rows ({b} inputs × {r} sequences)");
         var dev = enc.device;
         using var outer = NewDisposeScope();
         using var cache = lm.CreateCache(enc, encMask, maxLen, r);
@@ -272,6 +281,7 @@ public static class Seq2SeqGeneration
         var finished = zeros(n, dtype: ScalarType.Bool, device: dev);
         var lengths = full(n, maxNew, dtype: ScalarType.Int64, device: dev);
         var tokens = full(n, (long)c.DecoderStartTokenId, dtype: ScalarType.Int64, device: dev);
+        var uniforms = o.SampleKeys is null ? null : KeyedSampling.Uniforms(o.SampleKeys, maxNew, dev);
         for (long step = 0; step < maxNew; step++)
         {
             using var scope = NewDisposeScope();
@@ -282,7 +292,7 @@ public static class Seq2SeqGeneration
             if (o.DoSample)
             {
                 var probs = F.softmax(WarpLogits(logits, o.Temperature, o.TopK, o.TopP), 1);
-                next = multinomial(probs, 1, generator: o.Generator).squeeze(1);
+                next = uniforms is null ? multinomial(probs, 1, generator: o.Generator).squeeze(1) : KeyedSampling.Draw(probs, uniforms.select(1, step));
             }
             else next = logits.argmax(1);
             next = where(finished, full_like(next, Scalars.Of((long)c.PadTokenId)), next);
