@@ -99,7 +99,10 @@ public sealed class LearnerRun
         _weightsVersion = Update;
     }
 
-    /// <summary>Sync: the next update's micro-batches from the cursor, each cut into its parts with their seeds.</summary>
+    /// <summary>
+    /// Sync: the next update's micro-batches from the cursor, each spread over the rollout workers present now with the
+    /// micro-batch's seed (a part's captions are its rows of the whole micro-batch's, so the split never shows).
+    /// </summary>
     public void PlanSyncUpdate()
     {
         if (Async || Scheduler.HasSyncUpdate) return;
@@ -107,8 +110,7 @@ public sealed class LearnerRun
         {
             var ids = Cursor.Next(Config.Run.BatchSizeTrain);
             var seed = RolloutGenerator.SamplingSeed(Config.Run.Seed, Update, m);
-            foreach (var (partIds, partSeed) in RolloutGenerator.Parts(ids, seed, Config.Scst.RolloutSplits))
-                Scheduler.AddSyncPart(partIds, Cursor.Epoch, unchecked((long)partSeed), m);
+            Scheduler.AddSyncMicroBatch(ids, Cursor.Epoch, unchecked((long)seed), m);
         }
     }
 
