@@ -124,7 +124,9 @@ public sealed class LearnerRun
         if (used is null) return null;
         var (micros, scored, figures) = _stats.Join(used, Async, Update, core.Policy.Tokenizer.PadId);
         var epoch = Async ? used.Max(w => w.Epoch) : Cursor.Epoch;
+        var step = System.Diagnostics.Stopwatch.StartNew();
         var values = core.Scst!.Apply(Update, epoch, scored, offPolicy: Async);
+        values["learner_step_s"] = step.Elapsed.TotalSeconds; // with rollout_latency_max_s and persist_lag_s: a sync update's critical path
         _weightsVersion = Update + 1;
         weights.ShareLocally(_weightsVersion);
         foreach (var (k, v) in figures) values[k] = v;
