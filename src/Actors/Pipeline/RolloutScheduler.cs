@@ -155,7 +155,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     /// <summary>A micro-batch drawn before a restart and not consumed: queued again with a new seed.</summary>
     public void AddCarried(int[] ids, int epoch) => _toDispatch.Enqueue(new RolloutWork<TWorker>(ids, epoch, NextSeed()));
 
-    /// <summary>Hands queued micro-batches to the least-loaded rollout workers (async: tops the pipeline up first).</summary>
+    /// <summary>Hands queued work to its own worker (a sync part whose worker is still there) or the least-loaded one (async: tops the pipeline up first).</summary>
     public void Pump(long version, DateTime now)
     {
         if (_o.Async)
