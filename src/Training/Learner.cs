@@ -175,9 +175,5 @@ public sealed class Learner : IDisposable
             }
     }
 
-    public void Dispose()
-    {
-        Rollouts?.Dispose();
-        Setup.Dispose();
-    }
+    public void Dispose() => Setup.Dispose();
 }

@@ -12,7 +12,7 @@ namespace Scst.Training;
 /// (<see cref="Keys"/>), so every rollout of a run, wherever generated and however its micro-batch was cut into parts,
 /// is the same function of (weights, image, seed). The plain trainer and the actor learner's replay use the same object.
 /// </summary>
-public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConfig config) : IDisposable
+public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConfig config)
 {
     public Policy Policy => policy;
     public BaselineKind Baseline => config.Scst.Baseline;
@@ -36,16 +36,6 @@ public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConf
             for (var j = 0; j < k; j++) keys[i * k + j] = KeyedSampling.Mix(image + (ulong)(j + 1) * KeyedSampling.Gamma);
         }
         return keys;
-    }
-
-    /// <summary>
-    /// A micro-batch cut into min(splits, images) contiguous parts for as many rollout workers. Every part carries the
-    /// micro-batch's seed: <see cref="GeneratePart"/> keys rows by image, so the joined parts equal the whole.
-    /// </summary>
-    public static IReadOnlyList<(int[] Ids, ulong Seed)> Parts(int[] batch, ulong samplingSeed, int splits)
-    {
-        var n = Math.Max(1, Math.Min(splits, batch.Length));
-        return [.. Enumerable.Range(0, n).Select(p => (batch[(batch.Length * p / n)..(batch.Length * (p + 1) / n)], samplingSeed))];
     }
 
     /// <summary>K captions per image of a whole micro-batch, sampled from its <paramref name="samplingSeed"/>: one generation call.</summary>
@@ -93,7 +83,4 @@ public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConf
         using var g = policy.Generate(pixels, EvaluationDecoding.Greedy(config.Run));
         return policy.Decode(g.Sequences);
     }
-
-    /// <summary>Nothing to release since sampling is keyed (no generator); kept while holders (the rollout actor) dispose it.</summary>
-    public void Dispose() { }
 }

@@ -57,6 +57,101 @@ public class RolloutSchedulerTests
         Assert.Equal((0, 5), (h.S.Queued, h.S.InFlight));
     }
 
+    static string Ids(RolloutRequest r) => string.Join(",", r.ImageIds);
+
+    /// <summary>Answers and scores a request at <paramref name="at"/>.</summary>
+    static void Serve(Harness h, RolloutRequest r, long version, DateTime at)
+    {
+        Assert.NotNull(h.S.OnRollout(Answer(r, version), version, at));
+        Assert.True(h.S.OnScore(Scored(r.RequestId)));
+    }
+
+    [Fact]
+    public void Sync_micro_batch_is_cut_into_one_part_per_worker_addressed_to_it_with_the_micro_batchs_seed()
+    {
+        var h = new Harness(async: false);
+        foreach (var w in new[] { "a", "b", "c" }) h.S.AddRolloutWorker(w);
+        h.S.AddRewardWorker("r");
+        h.S.AddSyncMicroBatch([0, 1, 2, 3, 4, 5, 6, 7, 8], 0, seed: 77, micro: 0);
+        h.S.AddSyncMicroBatch([9, 10], 0, seed: 78, micro: 1); // fewer images than workers: 2 parts
+        h.S.Pump(0, T0);
+        Assert.Equal(["a:0,1,2@77", "b:3,4,5@77", "c:6,7,8@77", "a:9@78", "b:10@78"], h.Rollouts().Select(x => $"{x.To}:{Ids(x.R)}@{x.R.Seed}"));
+
+        // Answered in reverse order; the update's parts come back in image order, micro-batch by micro-batch.
+        var sent = h.Rollouts().Select(x => x.R).Reverse().ToList();
+        for (var i = 0; i < sent.Count; i++) Serve(h, sent[i], 0, T0.AddSeconds(1 + i));
+        var used = h.S.TakeUpdate(0, 2)!;
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10], used.SelectMany(w => w.Ids));
+        Assert.Equal([0, 0, 0, 1, 1], used.Select(w => w.Micro));
+    }
+
+    [Fact]
+    public void Sync_shares_follow_each_workers_measured_throughput_timed_from_its_previous_answer()
+    {
+        var h = new Harness(async: false);
+        h.S.AddRolloutWorker("a");
+        h.S.AddRolloutWorker("b");
+        h.S.AddRewardWorker("r");
+        Assert.Null(h.S.Throughput("a"));
+        h.S.AddSyncMicroBatch([0, 1, 2, 3, 4, 5, 6, 7], 0, 5, 0);
+        h.S.AddSyncMicroBatch([8, 9, 10, 11, 12, 13, 14, 15], 0, 6, 1);
+        h.S.Pump(0, T0);
+        var sent = h.Rollouts();
+        Assert.Equal(["a", "b", "a", "b"], sent.Select(x => x.To));
+        // a: 4 images in 1 s, then its second part in the next 1 s (it served them one after another): 4 images/s.
+        // b: 4 images in 4 s, then 4 more by 8 s: 1 image/s.
+        Serve(h, sent[0].R, 0, T0.AddSeconds(1));
+        Serve(h, sent[2].R, 0, T0.AddSeconds(2));
+        Serve(h, sent[1].R, 0, T0.AddSeconds(4));
+        Serve(h, sent[3].R, 0, T0.AddSeconds(8));
+        Assert.Equal((4.0, 1.0), (h.S.Throughput("a")!.Value, h.S.Throughput("b")!.Value));
+        Assert.NotNull(h.S.TakeUpdate(0, 2));
+
+        h.S.AddSyncMicroBatch([.. Enumerable.Range(20, 10)], 0, 7, 0);
+        h.S.Pump(1, T0.AddSeconds(8));
+        Assert.Equal(["a:20,21,22,23,24,25,26,27", "b:28,29"], h.Rollouts().Skip(4).Select(x => $"{x.To}:{Ids(x.R)}"));
+    }
+
+    [Fact]
+    public void Sync_part_of_a_lost_worker_goes_to_another_with_the_same_images_and_seed()
+    {
+        var h = new Harness(async: false);
+        foreach (var w in new[] { "a", "b", "c" }) h.S.AddRolloutWorker(w);
+        h.S.AddSyncMicroBatch([0, 1, 2, 3, 4, 5], 0, 42, 0);
+        h.S.Pump(0, T0);
+        Assert.True(h.S.RemoveWorker("b", T0.AddSeconds(1)));
+        h.S.Pump(0, T0.AddSeconds(1));
+        var again = h.Rollouts()[3];
+        Assert.Equal(("a", "2,3", 42L), (again.To, Ids(again.R), again.R.Seed));
+
+        // One that lets its part time out loses it to another worker too, though the part was cut for it.
+        h.S.ResendOverdue(T0 + Timeout);
+        h.S.Pump(0, T0 + Timeout);
+        Assert.Equal(["c:0,1@42", "a:4,5@42"], h.Rollouts().Skip(4).Select(x => $"{x.To}:{Ids(x.R)}@{x.R.Seed}"));
+    }
+
+    [Fact]
+    public void Sync_worker_joining_mid_update_takes_a_share_from_the_next_update()
+    {
+        var h = new Harness(async: false);
+        h.S.AddRewardWorker("r");
+        h.S.AddSyncMicroBatch([0, 1, 2, 3], 0, 10, 0); // no rollout worker yet: one part, waiting
+        h.S.Pump(0, T0);
+        Assert.Empty(h.Rollouts());
+        h.S.AddRolloutWorker("a");
+        h.S.Pump(0, T0);
+        h.S.AddRolloutWorker("c");
+        h.S.Pump(0, T0);
+        Assert.Equal(["a:0,1,2,3"], h.Rollouts().Select(x => $"{x.To}:{Ids(x.R)}"));
+        Serve(h, h.Rollouts()[0].R, 0, T0.AddSeconds(2));
+        Assert.NotNull(h.S.TakeUpdate(0, 1));
+
+        // c is not measured yet: it counts as a's 2 images/s, so the next micro-batch is cut in halves.
+        h.S.AddSyncMicroBatch([4, 5, 6, 7, 8, 9], 0, 11, 0);
+        h.S.Pump(1, T0.AddSeconds(2));
+        Assert.Equal(["a:4,5,6@11", "c:7,8,9@11"], h.Rollouts().Skip(1).Select(x => $"{x.To}:{Ids(x.R)}@{x.R.Seed}"));
+    }
+
     [Fact]
     public void Async_keeps_InFlightPerWorker_requests_at_each_worker_with_fresh_seeds()
     {

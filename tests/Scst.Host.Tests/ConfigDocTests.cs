@@ -81,7 +81,7 @@ public partial class ConfigDocTests
         // The walk covers every section (guards against a walk that silently reads nothing).
         foreach (var k in new[] { "model.model_type", "model.tokenizer.type", "model.architecture.d_model", "datasets.<name>.shapes.seed",
                      "datasets.<name>.vis_processor.eval.image_size", "datasets.<name>.text_processor.train.prompt", "run.num_workers",
-                     "scst.reward.eos_token", "scst.rollout_splits" })
+                     "scst.reward.eos_token", "scst.is_clip" })
             Assert.Contains(k, accepted);
 
         var tables = DocTables(out _);
@@ -105,6 +105,7 @@ public partial class ConfigDocTests
     {
         var refusedKeys = Traces().SelectMany(t => t.Refused).ToHashSet(StringComparer.Ordinal);
         Assert.Contains("run.val_freq", refusedKeys);
+        Assert.Contains("scst.rollout_splits", refusedKeys);
         DocTables(out var doc);
         foreach (var k in refusedKeys)
         {

@@ -72,7 +72,7 @@ public class ConfigLoaderTests
     [InlineData("run:\n  max_iters: 1\ndatasets:\n  coco_caption: {}\n", "datasets.coco_caption.build_info.annotations", "annotations")]
     [InlineData("run: {}\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "run.max_epoch", "max_epoch or max_iters")]
     [InlineData("run:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {images: x}\nscst:\n  mode: eventual\n", "scst.mode", "sync | async")]
-    [InlineData("run:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {images: x}\nscst:\n  rollout_splits: 0\n", "scst.rollout_splits", ">= 1")]
+    [InlineData("run:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {images: x}\nscst:\n  rollout_splits: 2\n", "scst.rollout_splits", "sync mode spreads each update over every rollout worker present; remove the key")]
     [InlineData("run:\n  max_iters: 1\n  min_len: 9\n  max_len: 3\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "run.min_len", "must not exceed")]
     [InlineData("model:\n  load_pretrained: true\nrun:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {images: x}\n", "model.pretrained", "Hugging Face")]
     [InlineData("run:\n  max_iters: 1\ndatasets: {}\n", "datasets", "at least one dataset")]

@@ -39,21 +39,6 @@ public class ScstMathTests
         Assert.Equal(3 * 200 * 8, all.Distinct().Count());
     }
 
-    [Theory]
-    [InlineData(16, 1)]
-    [InlineData(16, 3)]
-    [InlineData(5, 8)]
-    public void RolloutPartsCoverTheMicroBatchInOrderUnderItsSeed(int images, int splits)
-    {
-        var batch = Enumerable.Range(100, images).ToArray();
-        var parts = RolloutGenerator.Parts(batch, 12345UL, splits);
-        Assert.Equal(Math.Min(images, splits), parts.Count);
-        Assert.Equal(batch, parts.SelectMany(p => p.Ids));
-        Assert.All(parts, p => Assert.NotEmpty(p.Ids));
-        Assert.True(parts.Max(p => p.Ids.Length) - parts.Min(p => p.Ids.Length) <= 1, "parts are as even as possible");
-        Assert.All(parts, p => Assert.Equal(12345UL, p.Seed)); // keys belong to images: every part samples under the micro-batch's seed
-    }
-
     [Fact]
     public void ConcatenatedRolloutPartsPadShorterRowsPastTheirEos()
     {

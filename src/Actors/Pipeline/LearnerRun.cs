@@ -99,7 +99,10 @@ public sealed class LearnerRun
         _weightsVersion = Update;
     }
 
-    /// <summary>Sync: the next update's micro-batches from the cursor, each cut into its parts with their seeds.</summary>
+    /// <summary>
+    /// Sync: the next update's micro-batches from the cursor, each spread over the rollout workers present now with the
+    /// micro-batch's seed (a part's captions are its rows of the whole micro-batch's, so the split never shows).
+    /// </summary>
     public void PlanSyncUpdate()
     {
         if (Async || Scheduler.HasSyncUpdate) return;
@@ -107,8 +110,7 @@ public sealed class LearnerRun
         {
             var ids = Cursor.Next(Config.Run.BatchSizeTrain);
             var seed = RolloutGenerator.SamplingSeed(Config.Run.Seed, Update, m);
-            foreach (var (partIds, partSeed) in RolloutGenerator.Parts(ids, seed, Config.Scst.RolloutSplits))
-                Scheduler.AddSyncPart(partIds, Cursor.Epoch, unchecked((long)partSeed), m);
+            Scheduler.AddSyncMicroBatch(ids, Cursor.Epoch, unchecked((long)seed), m);
         }
     }
 
@@ -122,7 +124,9 @@ public sealed class LearnerRun
         if (used is null) return null;
         var (micros, scored, figures) = _stats.Join(used, Async, Update, core.Policy.Tokenizer.PadId);
         var epoch = Async ? used.Max(w => w.Epoch) : Cursor.Epoch;
+        var step = System.Diagnostics.Stopwatch.StartNew();
         var values = core.Scst!.Apply(Update, epoch, scored, offPolicy: Async);
+        values["learner_step_s"] = step.Elapsed.TotalSeconds; // with rollout_latency_max_s and persist_lag_s: a sync update's critical path
         _weightsVersion = Update + 1;
         weights.ShareLocally(_weightsVersion);
         foreach (var (k, v) in figures) values[k] = v;

@@ -55,6 +55,7 @@ public sealed class LearnerRunStats
             ["staleness_mean"] = staleness.Average(),
             ["staleness_max"] = staleness.Max(),
             ["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS),
+            ["rollout_latency_max_s"] = used.Max(w => w.RolloutLatencyS),
             ["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count(),
         };
         return (micros, scored, figures);

@@ -85,11 +85,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         // Re-registering on a timer is how a restarted (or moved) learner singleton finds its workers again.
         Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
 
-    protected override void PostStop()
-    {
-        _rollouts.Dispose();
-        _setup.Dispose();
-    }
+    protected override void PostStop() => _setup.Dispose();
 
     void OnWelcome(WorkerWelcome w)
     {
@@ -136,7 +132,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             if (_version < r.MinVersion) return; // wait for the weights the request needs
             _queue.Dequeue();
             if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
-            // The learner already cut the micro-batch into parts (scst.rollout_splits): one request is one generation call.
+            // The learner already cut the micro-batch into one part per rollout worker: one request is one generation call.
             var batch = _rollouts.GeneratePart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
             var greedy = _rollouts.GreedyCaptions([.. r.ImageIds]);
             replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));

@@ -3,8 +3,8 @@ using Scst.Actors.Messages;
 namespace Scst.Actors.Pipeline;
 
 /// <summary>
-/// One micro-batch of training data on its way through rollout and reward, or in sync mode one part of it
-/// (<c>scst.rollout_splits</c>: the parts of micro-batch <see cref="Micro"/> go to different rollout workers).
+/// One micro-batch of training data on its way through rollout and reward, or in sync mode one part of it (the parts
+/// of micro-batch <see cref="Micro"/> go to the rollout workers present, each with the micro-batch's seed).
 /// </summary>
 public sealed class RolloutWork<TWorker>(int[] ids, int epoch, long seed, int micro = 0) where TWorker : class
 {
@@ -15,6 +15,8 @@ public sealed class RolloutWork<TWorker>(int[] ids, int epoch, long seed, int mi
     /// <summary>The id of its latest dispatch; a re-dispatch gets a new one, so a late answer to the old one is ignored.</summary>
     public long RequestId { get; internal set; }
     public TWorker? Worker { get; internal set; }
+    /// <summary>Sync: the worker this part was cut for; it goes elsewhere only if that worker left or let it time out.</summary>
+    public TWorker? Target { get; internal set; }
     /// <summary>When it last went to a rollout worker, or to a reward worker once rolled out.</summary>
     public DateTime SentAt { get; internal set; }
     public double RolloutLatencyS { get; internal set; }
@@ -35,8 +37,10 @@ public sealed record RolloutSchedulerOptions(bool Async, int InFlightPerWorker, 
 /// late, from the wrong policy version, or never. No actors and no clock: the driver (the learner actor) passes the time
 /// and the policy version in and delivers what <c>send</c> is handed; tests drive it with strings as workers.
 /// <para>
-/// Sync mode: the driver plans each update's parts (<see cref="AddSyncPart"/>); they go to the least-loaded rollout
-/// workers, and the update may run once every part is scored. Async mode: the scheduler keeps every rollout worker's
+/// Sync mode: the driver plans each update's micro-batches (<see cref="AddSyncMicroBatch"/>); each is cut into one
+/// contiguous part per rollout worker present, sized by the worker's measured throughput (<see cref="RolloutShares"/>),
+/// and every part goes to its worker with the micro-batch's seed (sampling is a function of seed, image and sample, so
+/// the parts joined in order are the whole micro-batch). The update may run once every part is scored. Async mode: the scheduler keeps every rollout worker's
 /// <see cref="RolloutSchedulerOptions.InFlightPerWorker"/> requests filled with fresh micro-batches (never more than the
 /// run has left) and hands out scored ones in arrival order; a rollout too stale on arrival or at use is dropped and
 /// drawn again with a new seed.
@@ -55,6 +59,8 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     readonly List<TWorker> _rollouts = [];
     readonly List<TWorker> _rewards = [];
     readonly Dictionary<TWorker, int> _inFlight = [];
+    readonly Dictionary<TWorker, double> _throughput = []; // rollout workers: images/s, an EMA over their answers
+    readonly Dictionary<TWorker, DateTime> _lastAnswer = [];
     readonly Dictionary<long, RolloutWork<TWorker>> _byRequest = [];
     readonly Queue<RolloutWork<TWorker>> _toDispatch = new();
     readonly List<RolloutWork<TWorker>> _current = []; // sync: this update's parts, in order
@@ -97,6 +103,10 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     /// <summary>Rollout requests at a worker whose answer has not come back (what dispatch balances).</summary>
     public int Load(TWorker worker) => _inFlight.GetValueOrDefault(worker);
     public bool IsWorker(TWorker worker) => _rollouts.Contains(worker) || _rewards.Contains(worker);
+    /// <summary>A rollout worker's measured images/s (null until its first answer).</summary>
+    public double? Throughput(TWorker worker) => _throughput.TryGetValue(worker, out var t) ? t : null;
+    /// <summary>Weight of a new throughput sample in a worker's moving average.</summary>
+    public const double ThroughputSmoothing = 0.5;
 
     /// <summary>False if it is already registered.</summary>
     public bool AddRolloutWorker(TWorker worker) => Add(_rollouts, worker);
@@ -115,15 +125,29 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     {
         if (!_rollouts.Remove(worker) && !_rewards.Remove(worker)) return false;
         _inFlight.Remove(worker);
+        _throughput.Remove(worker);
+        _lastAnswer.Remove(worker);
         foreach (var work in _byRequest.Values.Where(x => Equals(x.Worker, worker) && x.Rollout is null).ToList()) Redispatch(work, atWorker: true);
         foreach (var work in _byRequest.Values.Where(x => Equals(x.Scorer, worker) && x.Score is null).ToList()) SendToReward(work, now);
         return true;
     }
 
-    /// <summary>Sync: one part of the current update's micro-batch <paramref name="micro"/>, queued for a rollout worker.</summary>
-    public void AddSyncPart(int[] ids, int epoch, long seed, int micro)
+    /// <summary>
+    /// Sync: the current update's micro-batch <paramref name="micro"/>, cut into one contiguous part per rollout worker
+    /// registered now (fewer when it has fewer images), sized by throughput, each addressed to its worker and carrying
+    /// <paramref name="seed"/>. With no worker yet it is one part that waits for the first. Call in micro-batch order.
+    /// </summary>
+    public void AddSyncMicroBatch(int[] ids, int epoch, long seed, int micro)
     {
-        var w = new RolloutWork<TWorker>(ids, epoch, seed, micro);
+        if (_rollouts.Count == 0) { AddSyncPart(ids, epoch, seed, micro); return; }
+        foreach (var (w, part) in RolloutShares.Cut(ids, [.. _rollouts.Select(Throughput)]))
+            AddSyncPart(part, epoch, seed, micro, _rollouts[w]);
+    }
+
+    /// <summary>Sync: one part of the current update's micro-batch <paramref name="micro"/>, queued for <paramref name="worker"/> (null: the least loaded).</summary>
+    public void AddSyncPart(int[] ids, int epoch, long seed, int micro, TWorker? worker = null)
+    {
+        var w = new RolloutWork<TWorker>(ids, epoch, seed, micro) { Target = worker };
         _current.Add(w);
         _toDispatch.Enqueue(w);
     }
@@ -131,7 +155,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     /// <summary>A micro-batch drawn before a restart and not consumed: queued again with a new seed.</summary>
     public void AddCarried(int[] ids, int epoch) => _toDispatch.Enqueue(new RolloutWork<TWorker>(ids, epoch, NextSeed()));
 
-    /// <summary>Hands queued micro-batches to the least-loaded rollout workers (async: tops the pipeline up first).</summary>
+    /// <summary>Hands queued work to its own worker (a sync part whose worker is still there) or the least-loaded one (async: tops the pipeline up first).</summary>
     public void Pump(long version, DateTime now)
     {
         if (_o.Async)
@@ -150,7 +174,9 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
             var work = _toDispatch.Peek();
             // A request that timed out at a worker goes to another one whenever another is registered (it may have to wait for room).
             var avoid = work.Avoid is { } a && _rollouts.Any(w => !Equals(w, a)) ? a : null;
-            var worker = _rollouts.Where(w => !Equals(w, avoid) && _inFlight[w] < (_o.Async ? _o.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
+            var worker = work.Target is { } t && _rollouts.Contains(t) && !Equals(t, avoid)
+                ? t // sync: no cap, so its own worker always has room
+                : _rollouts.Where(w => !Equals(w, avoid) && _inFlight[w] < (_o.Async ? _o.InFlightPerWorker : int.MaxValue)).MinBy(w => _inFlight[w]);
             if (worker is null) return;
             _toDispatch.Dequeue();
             work.Avoid = null;
@@ -173,6 +199,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
         if (!_byRequest.TryGetValue(r.RequestId, out var work) || work.Rollout is not null) return null;
         Release(work); // the answer is here, whatever happens to it next
         work.RolloutLatencyS = (now - work.SentAt).TotalSeconds;
+        MeasureThroughput(work, now);
         if (!_o.Async && r.PolicyVersion != version)
         {
             _warn($"learner: rollout {r.RequestId} came from v{r.PolicyVersion}, not v{version}; sending it again");
@@ -240,10 +267,24 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
             if (work.Rollout is null)
             {
                 work.Avoid = work.Worker;
+                work.Target = null; // its share goes to whoever takes it; the next update is cut by the new figures
                 Redispatch(work, atWorker: true);
             }
             else if (work.Score is null) SendToReward(work, now);
         }
+    }
+
+    /// <summary>
+    /// A worker serves its requests one after another, so an answer's service time runs from its dispatch or the
+    /// worker's previous answer, whichever is later (not from dispatch: sync sends a worker all its parts at once).
+    /// </summary>
+    void MeasureThroughput(RolloutWork<TWorker> work, DateTime now)
+    {
+        if (work.Worker is not { } w || !_rollouts.Contains(w)) return;
+        var start = _lastAnswer.TryGetValue(w, out var last) && last > work.SentAt ? last : work.SentAt;
+        _lastAnswer[w] = now;
+        var rate = work.Ids.Length / Math.Max(1e-3, (now - start).TotalSeconds);
+        _throughput[w] = _throughput.TryGetValue(w, out var old) ? old + ThroughputSmoothing * (rate - old) : rate;
     }
 
     void DropStale(RolloutWork<TWorker> work)

@@ -300,8 +300,8 @@ public static partial class ConfigLoader
             Reward: reward,
             Mode: ConfigChoices.Mode.Parse(s.GetString("mode", "sync", Modes)),
             MaxStaleness: s.GetInt("max_staleness", 0, 0),
-            IsClip: s.GetDouble("is_clip", 1.0, 0, minExclusive: true),
-            RolloutSplits: s.GetInt("rollout_splits", 1, 1));
+            IsClip: s.GetDouble("is_clip", 1.0, 0, minExclusive: true));
+        s.Refuse("rollout_splits", "sync mode spreads each update over every rollout worker present; remove the key");
         if (!s.IsPresent) s.GetBool("enabled", false);
         s.Finish();
         return opts;

@@ -136,8 +136,7 @@ public sealed record ScstOptions(
     RewardOptions Reward,
     ScstMode Mode,
     int MaxStaleness,
-    double IsClip,
-    int RolloutSplits = 1)
+    double IsClip)
 {
     /// <summary>Captions per image: beams or samples.</summary>
     public int K => Sampling == RolloutSampling.Beam ? BeamSize : SampleN;

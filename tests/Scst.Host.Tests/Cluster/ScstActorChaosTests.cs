@@ -75,10 +75,10 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Sync_mode_splits_each_micro_batch_across_two_rollout_actors_with_the_plain_trainers_weights()
+    public async Task Sync_mode_spreads_each_micro_batch_over_two_rollout_actors_with_the_plain_trainers_weights()
     {
         var dir = TinyScstRun.NewDir("sync-split");
-        var config = TinyScstRun.WriteConfig(dir, maxIters: 6, checkpointEvery: 3, rolloutSplits: 2);
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 6, checkpointEvery: 3);
         var hocon = Path.Combine(dir, "two.conf");
         File.WriteAllText(hocon, "scst.rollout.actors = 2\n");
         var plain = Path.Combine(dir, "plain");
@@ -88,14 +88,14 @@ public class ScstActorChaosTests(ITestOutputHelper output)
             await p.ExpectExit(0, Run, "finish the split actor run");
 
         var delta = TinyScstRun.MaxWeightDelta(plain, actors);
-        output.WriteLine($"max |Δ| plain vs 2 rollout actors, rollout_splits 2: {delta:G3}");
+        output.WriteLine($"max |Δ| plain vs 2 rollout actors: {delta:G3}");
         Assert.True(delta <= Tolerance, $"weights differ by {delta}");
         AssertEveryImageOncePerEpoch(actors, 1);
         var workers = File.ReadAllLines(Path.Combine(actors, "metrics.jsonl")).Where(l => l.Contains("\"phase\":\"scst\""))
             .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("rollout_workers").GetDouble()).ToList();
         output.WriteLine($"rollout workers per update: {string.Join(" ", workers)}");
         Assert.Equal(6, workers.Count);
-        // Four parts per update (2 micro-batches x 2 parts) go to the least-loaded worker each: both, once both are up.
+        // Once both are registered, each micro-batch is cut into one part per rollout actor: every update uses both.
         Assert.True(workers.Count(w => w == 2) >= 4, "the parts of an update should be spread over both rollout actors");
     }
 
@@ -219,7 +219,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     {
         // The learner's own replica gets weights in memory; the remote node fetches files (written only once it joins).
         var dir = TinyScstRun.NewDir("all-plus-remote");
-        var config = TinyScstRun.WriteConfig(dir, maxIters: 200, checkpointEvery: 100, evalEvery: 200, rolloutSplits: 2);
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 200, checkpointEvery: 100, evalEvery: 200);
         var hocon = Path.Combine(dir, "test.conf");
         File.WriteAllText(hocon, "scst.learner.request-timeout = 15s\n");
         var plain = Path.Combine(dir, "plain");

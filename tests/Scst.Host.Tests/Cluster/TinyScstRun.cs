@@ -37,7 +37,7 @@ public static class TinyScstRun
     }
 
     /// <summary>Writes the config; batch 25 × accum 2 = 50 images per update, so one epoch is 4 updates.</summary>
-    public static string WriteConfig(string dir, int maxIters, int checkpointEvery, string mode = "sync", int evalEvery = 8, int maxStaleness = 2, int rolloutSplits = 1,
+    public static string WriteConfig(string dir, int maxIters, int checkpointEvery, string mode = "sync", int evalEvery = 8, int maxStaleness = 2,
         int? itersPerInnerEpoch = null)
     {
         // With itersPerInnerEpoch: LAVIS's runner_iter, max_iters counting micro-batches.
@@ -112,7 +112,6 @@ public static class TinyScstRun
               mode: {{mode}}
               max_staleness: {{maxStaleness}}
               is_clip: 2.0
-              rollout_splits: {{rolloutSplits}}
             """;
         var path = Path.Combine(dir, "tiny_scst.yaml");
         File.WriteAllText(path, yaml);

@@ -11,20 +11,25 @@ namespace Scst.Host.Commands.Bench;
 
 /// <summary>
 /// <c>bench actors --config FILE</c>: SCST throughput of the plain trainer, <c>--role all</c> sync (the actor
-/// overhead: weight export/fetch, journal write, messaging), sync with each micro-batch split over two rollout actors
-/// (<c>scst.rollout_splits: 2</c>), and async with two rollout actors (plus its staleness
-/// distribution), each on the same config in a fresh run folder. Throughput is measured between the first and last
-/// update's metrics lines, so start-up and the final evaluation are not counted.
+/// overhead: weight export/fetch, journal write, messaging), sync with the learner in this process and 1, 2, ...
+/// <c>--rollout-processes</c> rollout worker processes on 127.0.0.1 (each update spread over all of them), and async
+/// with two rollout actors (plus its staleness distribution), each on the same config in a fresh run folder.
+/// Throughput is measured between update lines of metrics.jsonl (from the first update that used every rollout process,
+/// to the last), so start-up, joining and the final evaluation are not counted. Next to it, the per-update critical
+/// path the learner logs: the slowest rollout part, the learner's step, the journal write.
 /// </summary>
 public static class BenchActorsCommand
 {
     static readonly Option<int> Updates = new("--updates") { Description = "Updates per run (overrides run.max_iters)", DefaultValueFactory = _ => 30 };
     static readonly Option<DirectoryInfo?> Work = new("--work-dir") { Description = "Where the bench runs write (default: a temp folder)" };
     static readonly Option<int> AsyncStaleness = new("--max-staleness") { Description = "max_staleness of the async run", DefaultValueFactory = _ => 2 };
+    static readonly Option<int> Processes = new("--rollout-processes") { Description = "Sync runs with 1..N rollout worker processes", DefaultValueFactory = _ => 3 };
+    static readonly Option<FileInfo?> Json = new("--json") { Description = "Also write the result to this file" };
 
     public static Command Create()
     {
-        var cmd = new Command("actors", "SCST samples/s: plain trainer vs --role all sync, sync split over 2 rollout actors, async with 2 rollout actors") { Updates, Work, AsyncStaleness };
+        var cmd = new Command("actors", "SCST images/s: plain trainer, --role all sync, sync over 1..N rollout worker processes, async with 2 rollout actors")
+            { Updates, Work, AsyncStaleness, Processes, Json };
         cmd.SetAction(async (p, ct) =>
         {
             var configFile = p.GetValue(GlobalOptions.Config);
@@ -34,32 +39,40 @@ public static class BenchActorsCommand
             catch (ConfigException e) { Console.Error.WriteLine(e.Message); return 2; }
             if (!config.IsScst) { Console.Error.WriteLine("bench actors: the config has no scst section"); return 2; }
             var n = p.GetValue(Updates);
+            var processes = p.GetValue(Processes);
+            if (n < 3) { Console.Error.WriteLine("bench actors: --updates must be at least 3"); return 2; }
+            if (processes < 1) { Console.Error.WriteLine("bench actors: --rollout-processes must be at least 1"); return 2; }
             var work = p.GetValue(Work)?.FullName ?? Path.Combine(Path.GetTempPath(), "scst-bench-actors", DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             // No validation inside the timed span: evaluate only at the end.
             var baseRun = config.Run with { Runner = null, MaxIters = n, ItersPerInnerEpoch = null, EvalEvery = n, CheckpointEvery = n };
             var sync = config with { Run = baseRun, Scst = config.Scst with { Mode = ScstMode.Sync } };
             var async = config with { Run = baseRun, Scst = config.Scst with { Mode = ScstMode.Async, MaxStaleness = p.GetValue(AsyncStaleness) } };
 
-            var result = new JsonObject { ["bench"] = "actors", ["updates"] = n, ["images_per_update"] = baseRun.BatchSizeTrain * baseRun.AccumGradIters, ["work_dir"] = work };
+            var result = new JsonObject { ["bench"] = "actors", ["updates"] = n, ["images_per_update"] = baseRun.BatchSizeTrain * baseRun.AccumGradIters,
+                ["processor_count"] = Environment.ProcessorCount, ["work_dir"] = work };
             var plainDir = Path.Combine(work, "plain");
             if (TrainCommand.Run(sync, new TrainerOptions(plainDir), "bench plain") is null) return 1;
-            result["plain"] = Throughput(plainDir);
+            result["plain"] = Figures(plainDir, 1);
 
             var syncDir = Path.Combine(work, "all-sync");
             if (await ClusterTraining.RunAsync(sync, new NodeOptions { Role = "all", RunDir = syncDir }, null, ct) != 0) return 1;
-            result["all_sync"] = Throughput(syncDir);
+            result["all_sync"] = Figures(syncDir, 1);
+
+            // The rollout nodes read the config file as given; the bench's overrides (updates, evaluation) concern the learner only.
+            var byProcesses = new JsonObject();
+            for (var k = 1; k <= processes; k++)
+            {
+                var dir = Path.Combine(work, $"sync-{k}-rollout-processes");
+                if (await RunWithRolloutProcesses(sync, configFile.FullName, k, dir, ct) is not { } figures) return 1;
+                byProcesses[k.ToString(CultureInfo.InvariantCulture)] = figures;
+            }
+            result["sync_rollout_processes"] = byProcesses;
 
             var hocon = Path.Combine(work, "two-rollouts.conf");
             await File.WriteAllTextAsync(hocon, "scst.rollout.actors = 2\n", ct);
-            // Sync with each micro-batch split over the 2 rollout actors (scst.rollout_splits).
-            var split = sync with { Scst = sync.Scst with { RolloutSplits = 2 } };
-            var splitDir = Path.Combine(work, "all-sync-split-2");
-            if (await ClusterTraining.RunAsync(split, new NodeOptions { Role = "all", RunDir = splitDir, ExtraHoconFiles = [hocon] }, null, ct) != 0) return 1;
-            result["all_sync_split_2_rollouts"] = Throughput(splitDir);
-
             var asyncDir = Path.Combine(work, "all-async-2");
             if (await ClusterTraining.RunAsync(async, new NodeOptions { Role = "all", RunDir = asyncDir, ExtraHoconFiles = [hocon] }, null, ct) != 0) return 1;
-            var asyncFigures = Throughput(asyncDir);
+            var asyncFigures = Figures(asyncDir, 1);
             using (var summary = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(asyncDir, "summary.json"), ct)))
             {
                 asyncFigures["staleness_histogram"] = JsonNode.Parse(summary.RootElement.GetProperty("staleness_histogram").GetRawText());
@@ -67,33 +80,76 @@ public static class BenchActorsCommand
             }
             result["all_async_2_rollouts"] = asyncFigures;
 
-            double Rate(string k) => result[k]!["samples_per_s"]!.GetValue<double>();
-            result["sync_overhead_pct"] = Math.Round(100 * (Rate("plain") / Rate("all_sync") - 1), 2);
-            result["sync_split_speedup_vs_sync"] = Math.Round(Rate("all_sync_split_2_rollouts") / Rate("all_sync"), 3);
-            result["async_speedup_vs_sync"] = Math.Round(Rate("all_async_2_rollouts") / Rate("all_sync"), 3);
-            Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            static double Rate(JsonNode? figures) => figures!["samples_per_s"]!.GetValue<double>();
+            result["sync_overhead_pct"] = Math.Round(100 * (Rate(result["plain"]) / Rate(result["all_sync"]) - 1), 2);
+            var speedup = new JsonObject();
+            foreach (var (k, figures) in byProcesses) speedup[k] = Math.Round(Rate(figures) / Rate(byProcesses["1"]), 3);
+            result["sync_speedup_vs_1_rollout_process"] = speedup;
+            result["async_speedup_vs_sync"] = Math.Round(Rate(result["all_async_2_rollouts"]) / Rate(result["all_sync"]), 3);
+            var text = result.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+            Console.WriteLine(text);
+            if (p.GetValue(Json) is { } json) await File.WriteAllTextAsync(json.FullName, text + "\n", ct);
             return 0;
         });
         return cmd;
     }
 
-    /// <summary>Samples/s between the first and the last SCST update line of metrics.jsonl.</summary>
-    static JsonObject Throughput(string runDir)
+    /// <summary>
+    /// A sync run with the learner (and its reward pool) in this process and <paramref name="k"/> rollout worker
+    /// processes; its figures, or null if the learner failed. Every rollout node must have served rollouts.
+    /// </summary>
+    static async Task<JsonObject?> RunWithRolloutProcesses(ScstConfig sync, string configFile, int k, string dir, CancellationToken ct)
+    {
+        var port = RolloutWorkerProcess.FreePort();
+        var learnerAddress = RolloutWorkerProcess.LearnerAddress(port);
+        var nodes = new List<RolloutWorkerProcess>();
+        try
+        {
+            for (var i = 1; i <= k; i++) nodes.Add(RolloutWorkerProcess.Start(learnerAddress, configFile, Path.Combine(dir, $"rollout-{i}"), []));
+            var learnerDir = Path.Combine(dir, "learner");
+            if (await ClusterTraining.RunAsync(sync, new NodeOptions { Role = "learner", Port = port, RunDir = learnerDir }, null, ct, configFile) != 0) return null;
+            foreach (var node in nodes)
+                if (!await node.WaitForExit(TimeSpan.FromSeconds(60)))
+                    Console.Error.WriteLine($"bench actors: a rollout node did not exit cleanly after the run (log: {node.LogFile})");
+            var figures = Figures(learnerDir, k);
+            using var summary = JsonDocument.Parse(await File.ReadAllBytesAsync(Path.Combine(learnerDir, "summary.json"), ct));
+            figures["rollouts_by_node"] = JsonNode.Parse(summary.RootElement.GetProperty("rollouts_by_node").GetRawText());
+            return figures;
+        }
+        finally
+        {
+            foreach (var node in nodes) node.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Samples/s from the first SCST update line that used <paramref name="workers"/> rollout workers (the plain
+    /// trainer's lines: the first) to the last, and the means of the learner's critical-path figures over those updates.
+    /// </summary>
+    static JsonObject Figures(string runDir, int workers)
     {
         var lines = File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Where(l => l.Contains("\"phase\":\"scst\""))
             .Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        if (lines.Count < 2) throw new InvalidDataException($"{runDir}/metrics.jsonl has {lines.Count} update lines; bench needs at least 2 (--updates)");
-        var t0 = DateTimeOffset.Parse(lines[0].GetProperty("time").GetString()!, CultureInfo.InvariantCulture);
-        var t1 = DateTimeOffset.Parse(lines[^1].GetProperty("time").GetString()!, CultureInfo.InvariantCulture);
+        var from = lines.FindIndex(l => !l.TryGetProperty("rollout_workers", out var w) || w.GetDouble() >= workers);
+        if (from < 0) throw new InvalidDataException($"{runDir}/metrics.jsonl: no update used {workers} rollout workers");
+        var timed = lines[from..];
+        if (timed.Count < 2) throw new InvalidDataException($"{runDir}/metrics.jsonl has {timed.Count} update lines from the first with {workers} rollout workers; bench needs at least 2 (--updates)");
+        static DateTimeOffset Time(JsonElement l) => DateTimeOffset.Parse(l.GetProperty("time").GetString()!, CultureInfo.InvariantCulture);
         using var summary = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(runDir, "summary.json")));
-        var updates = lines.Count - 1;
+        var updates = timed.Count - 1;
         var perUpdate = summary.RootElement.GetProperty("samples_consumed").GetInt64() / (double)summary.RootElement.GetProperty("updates").GetInt64();
-        var seconds = (t1 - t0).TotalSeconds;
-        return new JsonObject
+        var seconds = (Time(timed[^1]) - Time(timed[0])).TotalSeconds;
+        var figures = new JsonObject
         {
+            ["timed_from_update"] = timed[0].GetProperty("step").GetInt64(),
             ["s_per_update"] = Math.Round(seconds / updates, 4),
             ["samples_per_s"] = Math.Round(updates * perUpdate / seconds, 2),
-            ["reward_mean_last"] = Math.Round(lines[^1].GetProperty("reward_mean").GetDouble(), 4),
+            ["reward_mean_last"] = Math.Round(timed[^1].GetProperty("reward_mean").GetDouble(), 4),
         };
+        // The learner's critical path per update (actor runs): the slowest rollout part, its own step, the journal write.
+        foreach (var key in new[] { "rollout_latency_max_s", "rollout_latency_s", "learner_step_s", "persist_lag_s", "rollout_workers" })
+            if (timed.Skip(1).All(l => l.TryGetProperty(key, out _)))
+                figures[$"{key}_mean"] = Math.Round(timed.Skip(1).Average(l => l.GetProperty(key).GetDouble()), 4);
+        return figures;
     }
 }
