@@ -215,6 +215,59 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Sync_run_with_one_or_three_rollout_workers_one_joining_mid_run_ends_with_the_plain_trainers_weights()
+    {
+        var dir = TinyScstRun.NewDir("elastic");
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 120, checkpointEvery: 60, evalEvery: 120);
+        var hocon = Path.Combine(dir, "test.conf");
+        File.WriteAllText(hocon, "scst.learner.request-timeout = 15s\n");
+        var plain = Path.Combine(dir, "plain");
+        await PlainRun(config, plain);
+
+        // One rollout worker: the learner's own replica.
+        var one = Path.Combine(dir, "one");
+        using (var p = HostProcess.Start("one", "--role", "all", "train", "--config", config, "--run-dir", one))
+            await p.ExpectExit(0, Run, "finish the one-worker run");
+        var deltaOne = TinyScstRun.MaxWeightDelta(plain, one);
+        output.WriteLine($"max |Δ| plain vs 1 rollout worker: {deltaOne:G3}");
+        Assert.True(deltaOne <= Tolerance, $"1 worker: weights differ by {deltaOne}");
+
+        // Three rollout nodes: two from the start, a third joining mid-run; the learner has no replica of its own.
+        var learnerDir = Path.Combine(dir, "learner");
+        var lp = HostProcess.FreePort();
+        var seed = $"akka.tcp://scst@127.0.0.1:{lp}";
+        string Addr(int port) => $"akka.tcp://scst@127.0.0.1:{port}";
+        string[] Node(string name, int port) =>
+            ["--role", "rollout", "train", "--config", config, "--run-dir", Path.Combine(dir, name), "--port", $"{port}", "--seed-nodes", seed, "--hocon", hocon, "--fast-failure"];
+        using var learner = HostProcess.Start("learner", "--role", "learner", "train", "--config", config, "--run-dir", learnerDir, "--port", $"{lp}",
+            "--hocon", hocon, "--fast-failure");
+        await learner.WaitForLine(l => l.Contains($"member up: {seed}"), Run, "its own member-up");
+        int p1 = HostProcess.FreePort(), p2 = HostProcess.FreePort(), p3 = HostProcess.FreePort();
+        using var r1 = HostProcess.Start("rollout1", Node("r1", p1));
+        using var r2 = HostProcess.Start("rollout2", Node("r2", p2));
+        await TinyScstRun.WaitUntil(() => TinyScstRun.RolloutNodes(learnerDir).IsSupersetOf([Addr(p1), Addr(p2)]), Run, "both rollout nodes contributing", learner, r1, r2);
+        var joinAt = TinyScstRun.LastUpdate(learnerDir);
+        using var r3 = HostProcess.Start("rollout3", Node("r3", p3));
+        await TinyScstRun.WaitUntil(() => TinyScstRun.RolloutNodes(learnerDir).Contains(Addr(p3)), Run, "rollout3's rollouts in metrics.jsonl", learner, r3);
+        output.WriteLine($"rollout3 started at update {joinAt}, first rollout by update {TinyScstRun.LastUpdate(learnerDir)}");
+        await learner.ExpectExit(0, Run, "finish the three-worker run");
+        foreach (var r in new[] { r1, r2, r3 }) await r.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
+
+        var s = TinyScstRun.Summary(learnerDir);
+        var byNode = s.GetProperty("rollouts_by_node");
+        output.WriteLine($"rollouts by node: {byNode.GetRawText()}");
+        foreach (var port in new[] { p1, p2, p3 })
+            Assert.True(byNode.TryGetProperty(Addr(port), out var n) && n.GetInt64() > 0, $"rollout node {port} served rollouts");
+        var workers = File.ReadAllLines(Path.Combine(learnerDir, "metrics.jsonl")).Where(l => l.Contains("\"phase\":\"scst\""))
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("rollout_workers").GetDouble()).ToList();
+        Assert.Contains(3.0, workers); // an update used all three once the third had joined
+        AssertEveryImageOncePerEpoch(learnerDir, 30);
+        var delta = TinyScstRun.MaxWeightDelta(plain, learnerDir);
+        output.WriteLine($"max |Δ| plain vs 3 rollout workers (one joining mid-run): {delta:G3}");
+        Assert.True(delta <= Tolerance, $"3 workers: weights differ by {delta}");
+    }
+
+    [Fact]
     public async Task Role_all_learner_with_a_remote_rollout_node_uses_both_weight_routes_and_keeps_the_plain_trainers_weights()
     {
         // The learner's own replica gets weights in memory; the remote node fetches files (written only once it joins).
