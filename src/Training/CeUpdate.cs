@@ -1,3 +1,4 @@
+using Scst.Model;
 using Scst.Training.Configuration;
 using static TorchSharp.torch;
 
@@ -57,7 +58,7 @@ public sealed class CeUpdate
         // caption every annotation gets its own draw, as each LAVIS __getitem__ does.
         var pixels = _train.TrainPixels(images, epoch, _policy.Device, ByCaption ? batch.Select(i => (long)i).ToArray() : null);
         var loss = _policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
-        (loss / _config.Run.AccumGradIters).backward();
+        loss.div(Scalars.Of((long)_config.Run.AccumGradIters)).backward();
         return loss.item<float>();
     }
 

@@ -1,3 +1,4 @@
+using Scst.Model;
 using Scst.Reward;
 using Scst.Training.Configuration;
 using static TorchSharp.torch;
@@ -85,10 +86,11 @@ public sealed class ScstUpdate(ScstConfig config, Policy policy, CaptionSplit tr
         if (offPolicy)                                                                                  // 4. ρˢ = min(c, p_θ(wˢ) / μ(wˢ))
         {
             var seqLogp = (logp.detach() * mask.to(logp.dtype)).sum(1);
-            rho = (seqLogp - tensor(m.Rollout.BehaviourLogProbs).to(policy.Device)).exp().clamp_max(config.Scst.IsClip);
+            rho = (seqLogp - tensor(m.Rollout.BehaviourLogProbs).to(policy.Device)).exp().clamp_max(Scalars.Of(config.Scst.IsClip));
         }
         var loss = ScstLoss.Compute(logp, mask, advantages, config.Scst.LossNormalization, rho);         // 5. L(θ) = −mean ρ·A·log p_θ(wˢ)
-        (loss / config.Run.AccumGradIters).backward();
+        // Scalars: an implicit conversion could be finalised while the native op reads it (TorchSharp 0.107).
+        loss.div(Scalars.Of((long)config.Run.AccumGradIters)).backward();
         return (loss.item<float>(), rho?.cpu().data<float>().Select(v => (double)v).ToArray());
     }
 

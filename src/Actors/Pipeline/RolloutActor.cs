@@ -133,8 +133,20 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             _queue.Dequeue();
             if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
             // The learner already cut the micro-batch into one part per rollout worker: one request is one generation call.
-            var batch = _rollouts.GeneratePart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
-            var greedy = _rollouts.GreedyCaptions([.. r.ImageIds]);
+            RolloutBatch batch;
+            string[]? greedy;
+            try
+            {
+                batch = _rollouts.GeneratePart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
+                greedy = _rollouts.GreedyCaptions([.. r.ImageIds]);
+            }
+            catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or InvalidOperationException)
+            {
+                // A failed generation loses this request only: the learner sends it again after its timeout. Letting the
+                // actor restart instead would drop its learner, weights and queue, and the learner still counts it registered.
+                _log.Error(e, "{0}: rollout {1} failed ({2}); the learner will send it again", Self.Path.Name, r.RequestId, e.Message);
+                continue;
+            }
             replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));
             _served++;
         }

@@ -46,15 +46,15 @@ public sealed record RolloutSchedulerOptions(bool Async, int InFlightPerWorker, 
 /// drawn again with a new seed.
 /// </para>
 /// </summary>
-public sealed class RolloutScheduler<TWorker> where TWorker : class
+/// <param name="seedForSerial">The sampling seed of the n-th micro-batch drawn or redrawn here (async draws, stale redraws, carried work).</param>
+/// <param name="drawBatch">Async: the next micro-batch from the data cursor, with the cursor's epoch after drawing it.</param>
+/// <param name="microBatchesLeft">Micro-batches the run still consumes from the given policy version on.</param>
+/// <param name="localRewardPool">Scores rollouts while no reward worker is registered (null: none).</param>
+/// <param name="send">Delivers a request to a worker.</param>
+public sealed class RolloutScheduler<TWorker>(RolloutSchedulerOptions options, Func<long, long> seedForSerial, Func<(int[] Ids, int Epoch)> drawBatch,
+    Func<long, long> microBatchesLeft, TWorker? localRewardPool, Action<TWorker, IScstMessage> send, Action<string> warn) where TWorker : class
 {
-    readonly RolloutSchedulerOptions _o;
-    readonly Func<long, long> _seedForSerial;
-    readonly Func<(int[] Ids, int Epoch)> _drawBatch;
-    readonly Func<long, long> _microBatchesLeft;
-    readonly TWorker? _localRewardPool;
-    readonly Action<TWorker, IScstMessage> _send;
-    readonly Action<string> _warn;
+    readonly RolloutSchedulerOptions _o = options;
 
     readonly List<TWorker> _rollouts = [];
     readonly List<TWorker> _rewards = [];
@@ -68,27 +68,10 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
     long _nextRequestId = 1, _dispatchSerial;
     int _rewardRr;
 
-    /// <param name="seedForSerial">The sampling seed of the n-th micro-batch drawn or redrawn here (async draws, stale redraws, carried work).</param>
-    /// <param name="drawBatch">Async: the next micro-batch from the data cursor, with the cursor's epoch after drawing it.</param>
-    /// <param name="microBatchesLeft">Micro-batches the run still consumes from the given policy version on.</param>
-    /// <param name="localRewardPool">Scores rollouts while no reward worker is registered (null: none).</param>
-    /// <param name="send">Delivers a request to a worker.</param>
-    public RolloutScheduler(RolloutSchedulerOptions options, Func<long, long> seedForSerial, Func<(int[] Ids, int Epoch)> drawBatch,
-        Func<long, long> microBatchesLeft, TWorker? localRewardPool, Action<TWorker, IScstMessage> send, Action<string> warn)
-    {
-        _o = options;
-        _seedForSerial = seedForSerial;
-        _drawBatch = drawBatch;
-        _microBatchesLeft = microBatchesLeft;
-        _localRewardPool = localRewardPool;
-        _send = send;
-        _warn = warn;
-    }
-
     public IReadOnlyList<TWorker> RolloutWorkers => _rollouts;
     public IReadOnlyList<TWorker> RewardWorkers => _rewards;
     /// <summary>Some reward worker, or the learner's own pool, can score.</summary>
-    public bool CanScore => _rewards.Count > 0 || _localRewardPool is not null;
+    public bool CanScore => _rewards.Count > 0 || localRewardPool is not null;
     /// <summary>Micro-batches waiting for a rollout worker.</summary>
     public int Queued => _toDispatch.Count;
     /// <summary>Requests out at rollout or reward workers.</summary>
@@ -162,9 +145,9 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
         {
             var window = _rollouts.Count * _o.InFlightPerWorker;
             var outstanding = _byRequest.Count + _toDispatch.Count;
-            while (outstanding < window && _ready.Count + outstanding < _microBatchesLeft(version))
+            while (outstanding < window && _ready.Count + outstanding < microBatchesLeft(version))
             {
-                var (ids, epoch) = _drawBatch();
+                var (ids, epoch) = drawBatch();
                 _toDispatch.Enqueue(new RolloutWork<TWorker>(ids, epoch, NextSeed()));
                 outstanding++;
             }
@@ -186,7 +169,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
             _inFlight[worker]++;
             _byRequest[work.RequestId] = work;
             var minVersion = _o.Async ? Math.Max(0, version - _o.MaxStaleness) : version;
-            _send(worker, new RolloutRequest(work.RequestId, [.. work.Ids], minVersion, !_o.Async, work.Seed));
+            send(worker, new RolloutRequest(work.RequestId, [.. work.Ids], minVersion, !_o.Async, work.Seed));
         }
     }
 
@@ -202,7 +185,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
         MeasureThroughput(work, now);
         if (!_o.Async && r.PolicyVersion != version)
         {
-            _warn($"learner: rollout {r.RequestId} came from v{r.PolicyVersion}, not v{version}; sending it again");
+            warn($"learner: rollout {r.RequestId} came from v{r.PolicyVersion}, not v{version}; sending it again");
             Redispatch(work, atWorker: false);
         }
         else if (_o.Async && version - r.PolicyVersion > _o.MaxStaleness)
@@ -263,7 +246,7 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
             // With no other rollout worker, "elsewhere" is the same busy worker: a queued duplicate, not a rescue (a
             // BLIP-2 FlanT5-XL rollout on a CPU takes minutes). A worker that is gone is handled when it leaves.
             if (work.Rollout is null && !_rollouts.Any(r => !Equals(r, work.Worker))) continue;
-            _warn($"learner: request {work.RequestId} unanswered for {_o.Timeout}; sending it elsewhere");
+            warn($"learner: request {work.RequestId} unanswered for {_o.Timeout}; sending it elsewhere");
             if (work.Rollout is null)
             {
                 work.Avoid = work.Worker;
@@ -296,12 +279,12 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
 
     void SendToReward(RolloutWork<TWorker> work, DateTime now)
     {
-        var pool = _rewards.Count > 0 ? _rewards[_rewardRr++ % _rewards.Count] : _localRewardPool;
-        if (pool is null) { _warn("learner: no reward worker yet"); return; } // the next overdue check retries
+        var pool = _rewards.Count > 0 ? _rewards[_rewardRr++ % _rewards.Count] : localRewardPool;
+        if (pool is null) { warn("learner: no reward worker yet"); return; } // the next overdue check retries
         var r = work.Rollout!;
         work.Scorer = pool;
         work.SentAt = now;
-        _send(pool, new ScoreRequest(work.RequestId, r.ImageIds, r.K, r.Captions, r.GreedyCaptions));
+        send(pool, new ScoreRequest(work.RequestId, r.ImageIds, r.K, r.Captions, r.GreedyCaptions));
     }
 
     /// <param name="atWorker">The request is still at its rollout worker (unanswered): its slot there is freed.</param>
@@ -320,5 +303,5 @@ public sealed class RolloutScheduler<TWorker> where TWorker : class
         if (work.Worker is not null && _inFlight.ContainsKey(work.Worker)) _inFlight[work.Worker]--;
     }
 
-    long NextSeed() => _seedForSerial(_dispatchSerial++);
+    long NextSeed() => seedForSerial(_dispatchSerial++);
 }

@@ -50,6 +50,6 @@ public static class KeyedSampling
         var cdf = probs.to(ScalarType.Float64).cumsum(1);
         var v = cdf.shape[1];
         var threshold = u.to(ScalarType.Float64).mul(cdf.select(1, v - 1)).unsqueeze(1);
-        return cdf.lt(threshold).sum(1, type: ScalarType.Int64).clamp_max(v - 1).MoveToOuterDisposeScope();
+        return cdf.lt(threshold).sum(1, type: ScalarType.Int64).clamp_max(Scalars.Of(v - 1)).MoveToOuterDisposeScope();
     }
 }
