@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Scst.Training.Configuration;
-using Scst.Model;
 using Scst.Model.Tokenization;
 using TorchSharp;
 

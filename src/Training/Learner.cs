@@ -111,9 +111,7 @@ public sealed class Learner : IDisposable
         {
             if (Checkpoints.Find("best") is { } best)
             {
-                var (tensors, state, _) = Checkpoints.Load("best", PolicyWeights.ModelTensor);
-                PolicyModel.Apply(Policy.Model, tensors, Setup.Base, PretrainedBase.Recorded(state), best.File);
-                foreach (var t in tensors.Values) t.Dispose();
+                PolicyWeights.LoadFromCheckpoint(Policy.Model, Path.Combine(Checkpoints.Directory, "best.json"), Setup.Base);
                 bestFile = Path.Combine(Checkpoints.Directory, best.File);
             }
             metrics = Evaluator.Final(p.Update);

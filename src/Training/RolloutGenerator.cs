@@ -38,14 +38,12 @@ public sealed class RolloutGenerator(Policy policy, CaptionSplit train, ScstConf
         return keys;
     }
 
-    /// <summary>K captions per image of a whole micro-batch, sampled from its <paramref name="samplingSeed"/>: one generation call.</summary>
-    public RolloutBatch Generate(int[] batch, long policyVersion, ulong samplingSeed) => GeneratePart(batch, policyVersion, samplingSeed);
-
     /// <summary>
-    /// K captions for each image of <paramref name="batch"/>, any subset of a micro-batch (in any order) whose seed is
-    /// <paramref name="samplingSeed"/>: each row is the row its image has in the whole micro-batch's rollout.
+    /// K captions for each image of <paramref name="batch"/> in one generation call: a whole micro-batch, or any subset
+    /// of one (in any order) whose seed is <paramref name="samplingSeed"/> — each row is the row its image has in the
+    /// whole micro-batch's rollout.
     /// </summary>
-    public RolloutBatch GeneratePart(int[] batch, long policyVersion, ulong samplingSeed)
+    public RolloutBatch Generate(int[] batch, long policyVersion, ulong samplingSeed)
     {
         using var scope = NewDisposeScope();
         var s = config.Scst;

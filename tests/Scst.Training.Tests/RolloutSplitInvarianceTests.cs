@@ -68,7 +68,7 @@ public class RolloutSplitInvarianceTests(RolloutSplitInvarianceTests.CeCheckpoin
         var generated = new List<(int[][] Cut, List<RolloutBatch> Parts)>();
         foreach (var (name, cut) in Cuts)
         {
-            var parts = cut.Select(p => rollouts.GeneratePart([.. p.Select(i => Images[i])], 7, seed)).ToList();
+            var parts = cut.Select(p => rollouts.Generate([.. p.Select(i => Images[i])], 7, seed)).ToList();
             var got = parts.SelectMany(Rows).ToDictionary();
             Assert.Equal(expected.Keys.Order(), got.Keys.Order());
             var tokensDiffer = expected.Count(kv => kv.Value.Tokens != got[kv.Key].Tokens);

@@ -10,8 +10,7 @@ namespace Scst.Actors.Pipeline;
 
 /// <summary>An update taken from the scheduler and applied, waiting for its journal write.</summary>
 /// <param name="Values">The update's metrics row, completed once the event is journaled.</param>
-/// <param name="PublishedEarly">Sync: the new weights were announced before the journal write returned.</param>
-public sealed record AppliedUpdate(LearnerStepApplied Event, Dictionary<string, double> Values, int Epoch, int Images, bool PublishedEarly);
+public sealed record AppliedUpdate(LearnerStepApplied Event, Dictionary<string, double> Values, int Epoch, int Images);
 
 /// <summary>
 /// The actor learner's run between messages: the training core (<see cref="Learner"/>), the journaled state (policy
@@ -92,7 +91,6 @@ public sealed class LearnerRun
         {
             var step = _journal.Steps[u];
             var values = core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, core.Rollouts!, core.Reward!);
-            _weightsVersion = step.Update + 1;
             AfterUpdate(step.Update + 1, step.Epoch, values, replay: true);
         }
         foreach (var (epoch, ids) in _journal.CarriedPending) Scheduler.AddCarried(ids, epoch);
@@ -136,9 +134,8 @@ public sealed class LearnerRun
             [.. micros.Select(p => (p[0].Epoch, p.SelectMany(w => w.Ids).ToArray()))], [.. Scheduler.Pending(used).Select(w => (w.Epoch, w.Ids))], Scheduler.DroppedStale);
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
-        var early = !Async && HasRemoteRollouts;
-        if (early) weights.Publish(Update + 1);
-        return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length), !Async);
+        if (!Async && HasRemoteRollouts) weights.Publish(Update + 1);
+        return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length));
     }
 
     /// <summary>The update's event is journaled: consumption counted, metrics, validation and checkpoints, weights published.</summary>
@@ -154,7 +151,8 @@ public sealed class LearnerRun
         values["nodes"] = nodes;
         AfterUpdate(Update, u.Epoch, values, replay: false);
         ScstMetrics.RecordUpdate(Async ? "scst-async" : "scst", u.Images, Update, values);
-        if (!u.PublishedEarly && HasRemoteRollouts && (Update % Math.Max(1, settings.PublishEvery) == 0 || Update >= Total)) weights.Publish(Update);
+        // Sync announced the new weights before the journal write (TryApply); async publishes every publish_every updates.
+        if (Async && HasRemoteRollouts && (Update % Math.Max(1, settings.PublishEvery) == 0 || Update >= Total)) weights.Publish(Update);
     }
 
     /// <summary>Metrics, then what follows an update in the plain trainer too (<see cref="Learner.AfterUpdate"/>: validation, checkpoints).</summary>

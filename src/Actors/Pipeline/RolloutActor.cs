@@ -17,7 +17,7 @@ public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRe
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
 /// scopes and grad mode are thread-static. Loads each version from the verified safetensors file its
 /// <see cref="WeightFetcher"/> delivers (or, in the learner's process, from the learner's in-memory snapshot), and
-/// answers <see cref="RolloutRequest"/>s with the training core's <see cref="RolloutGenerator.GeneratePart"/> (and greedy
+/// answers <see cref="RolloutRequest"/>s with the training core's <see cref="RolloutGenerator.Generate"/> (and greedy
 /// captions for the greedy baseline), stamped with the version. It holds a policy and a sampler, never an optimizer or a reward.
 /// </summary>
 public sealed class RolloutActor : ReceiveActor, IWithTimers
@@ -137,7 +137,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             string[]? greedy;
             try
             {
-                batch = _rollouts.GeneratePart([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
+                batch = _rollouts.Generate([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
                 greedy = _rollouts.GreedyCaptions([.. r.ImageIds]);
             }
             catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or InvalidOperationException)

@@ -105,9 +105,10 @@ public static class BenchActorsCommand
         var nodes = new List<RolloutWorkerProcess>();
         try
         {
-            for (var i = 1; i <= k; i++) nodes.Add(RolloutWorkerProcess.Start(learnerAddress, configFile, Path.Combine(dir, $"rollout-{i}"), []));
-            var learnerDir = Path.Combine(dir, "learner");
-            if (await ClusterTraining.RunAsync(sync, new NodeOptions { Role = "learner", Port = port, RunDir = learnerDir }, null, ct, configFile) != 0) return null;
+            var learner = new NodeOptions { Role = "learner", Port = port, RunDir = Path.Combine(dir, "learner") };
+            for (var i = 1; i <= k; i++) nodes.Add(RolloutWorkerProcess.Start(learnerAddress, configFile, Path.Combine(dir, $"rollout-{i}"), learner));
+            var learnerDir = learner.RunDir;
+            if (await ClusterTraining.RunAsync(sync, learner, null, ct, configFile) != 0) return null;
             foreach (var node in nodes)
                 if (!await node.WaitForExit(TimeSpan.FromSeconds(60)))
                     Console.Error.WriteLine($"bench actors: a rollout node did not exit cleanly after the run (log: {node.LogFile})");

@@ -17,16 +17,14 @@ sealed class RolloutWorkerProcess : IDisposable
 
     RolloutWorkerProcess(Process p, StreamWriter log, string logFile) => (_p, _log, LogFile) = (p, log, logFile);
 
-    public static RolloutWorkerProcess Start(string learnerAddress, string configFile, string runDir, IEnumerable<string> hoconFiles)
+    /// <param name="learner">The learner node's options: the rollout node takes its HOCON and TLS files, as the command a waiting learner prints.</param>
+    public static RolloutWorkerProcess Start(string learnerAddress, string configFile, string runDir, NodeOptions learner)
     {
         Directory.CreateDirectory(runDir);
-        var exe = Environment.ProcessPath ?? "dotnet";
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        // Run as `dotnet Scst.Host.dll`: the child is the same build as this process.
-        if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(typeof(RolloutWorkerProcess).Assembly.Location);
-        foreach (var a in new[] { "train", "--role", "rollout", "--seed-nodes", learnerAddress, "--port", "0", "--run-dir", runDir, "--config", configFile })
+        var (program, prefix) = RolloutCommandLine.Self();
+        var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in prefix.Concat(RolloutCommandLine.Arguments(learnerAddress, learner, configFile, runDir, path => path)))
             psi.ArgumentList.Add(a);
-        foreach (var h in hoconFiles) { psi.ArgumentList.Add("--hocon"); psi.ArgumentList.Add(h); }
         var logFile = Path.Combine(runDir, "node.log");
         var log = new StreamWriter(logFile) { AutoFlush = true };
         var p = new Process { StartInfo = psi };
