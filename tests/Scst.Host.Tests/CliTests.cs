@@ -23,6 +23,18 @@ public class CliTests
         Assert.Contains(p.Lines, l => l.Contains("--help"));
     }
 
+    [Theory]
+    [InlineData("--rollout-processes", "0", "bench actors: --rollout-processes must be at least 1")]
+    [InlineData("--updates", "2", "bench actors: --updates must be at least 3")]
+    public async Task BenchActorsRefusesBadCountsInOneLine(string option, string value, string message)
+    {
+        var config = Path.Combine(AppContext.BaseDirectory, "configs", "demo_scst.yaml");
+        using var p = HostProcess.Start("bench-actors", "bench", "actors", "--config", config, option, value);
+        await p.ExpectExit(2, TimeSpan.FromSeconds(60), "bad count exit");
+        Assert.Contains(message, p.Lines);
+        Assert.DoesNotContain(p.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task HelpListsTheCommands()
     {
