@@ -30,8 +30,8 @@ public static class PolicyWeights
         return SafeTensorsFile.Write(path, tensors, meta);
     }
 
-    /// <summary>Loads weights written by <see cref="Export"/>, refusing a file whose SHA-256 differs.</summary>
-    public static void Load(Blip2T5 model, PretrainedBase? pretrained, string path, string sha256)
+    /// <summary>Loads weights written by <see cref="Export"/>, refusing a file whose SHA-256 differs (null: the caller verified it as it wrote it).</summary>
+    public static void Load(Blip2T5 model, PretrainedBase? pretrained, string path, string? sha256)
     {
         var (tensors, _, meta) = CheckpointStore.LoadFileWithMetadata(path, sha256);
         try { PolicyModel.Apply(model, tensors, pretrained, meta.GetValueOrDefault(PretrainedBase.MetadataKey), path); }

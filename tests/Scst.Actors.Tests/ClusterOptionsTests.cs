@@ -21,7 +21,8 @@ public class ClusterOptionsTests
     {
         var run = TestNodes.NewRunDir();
         var o = Bind(new NodeOptions { RunDir = run });
-        Assert.Equal((65536, 2, 1, 2, 1, 0), (o.WeightChunkSize, o.WeightKeepVersions, o.RolloutActors, o.InFlightPerWorker, o.AsyncPublishEvery, o.RewardPoolSize));
+        Assert.Equal((0, 2, 1, 2, 1, 0), (o.WeightPort, o.WeightKeepVersions, o.RolloutActors, o.InFlightPerWorker, o.AsyncPublishEvery, o.RewardPoolSize));
+        Assert.Equal((5, false), (o.WeightFetchAttempts, o.WeightVerifyWholeFile));
         Assert.Equal(TimeSpan.FromSeconds(60), o.RequestTimeout);
         var c = ScstAkka.BuildConfig(o);
         Assert.Equal("127.0.0.1", c.GetString("akka.remote.dot-netty.tcp.hostname"));
@@ -74,14 +75,14 @@ public class ClusterOptionsTests
     {
         var run = TestNodes.NewRunDir();
         var extra = Write(run, "extra.conf", "akka.remote.dot-netty.tcp.port = 1111\nakka.loglevel = DEBUG\nakka.cluster.split-brain-resolver.stable-after = 7s\n" +
-                                             "scst.weights.chunk-size = 32768\nscst.rollout.actors = 3\nscst.learner.request-timeout = 15s\n" +
+                                             "scst.weights.port = 32768\nscst.rollout.actors = 3\nscst.learner.request-timeout = 15s\n" +
                                              "akka.cluster.seed-nodes = [\"akka.tcp://scst@127.0.0.1:9999\"]\n");
         var o = Bind(new NodeOptions
         {
             Role = "rollout", Port = 4055, RunDir = run, ExtraHoconFiles = [extra], FastFailure = true,
             SeedNodes = ["akka.tcp://scst@127.0.0.1:4053", "akka.tcp://scst@127.0.0.1:4054"],
         });
-        Assert.Equal((4055, 32768, 3), (o.Port, o.WeightChunkSize, o.RolloutActors));
+        Assert.Equal((4055, 32768, 3), (o.Port, o.WeightPort, o.RolloutActors));
         Assert.Equal(TimeSpan.FromSeconds(15), o.RequestTimeout);
         var c = ScstAkka.BuildConfig(o);
         Assert.Equal(4055, c.GetInt("akka.remote.dot-netty.tcp.port"));
@@ -117,7 +118,7 @@ public class ClusterOptionsTests
         foreach (var key in ScstClusterOptions.Keys)
             Assert.True(doc.Contains($"`{key}`", StringComparison.Ordinal), $"docs/cluster.md does not document {key}");
         var d = new ScstClusterOptions();
-        Assert.Contains($"| `scst.weights.chunk-size` | | `{d.WeightChunkSize}` |", doc);
+        Assert.Contains($"| `scst.weights.port` | | `{d.WeightPort}` (any free port) |", doc);
         Assert.Contains($"| `scst.learner.request-timeout` | | `{d.RequestTimeout.TotalSeconds}s` |", doc);
     }
 
@@ -166,11 +167,26 @@ public class ClusterOptionsTests
         Assert.Contains("broken.conf", Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [broken] })).Message);
         var tuned = Write(run, "tuned.conf", "scst.rollout-dispatcher.throughput = 5");
         Assert.Equal(5, ScstAkka.BuildConfig(Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [tuned] })).GetInt("scst.rollout-dispatcher.throughput"));
-        var typo = Write(run, "typo.conf", "scst.weights.chunk_size = 32768");
+        var typo = Write(run, "typo.conf", "scst.weights.keep_versions = 3");
         var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [typo] }));
         Assert.Contains("typo.conf", e.Message);
-        Assert.Contains("'scst.weights.chunk_size' is not a setting", e.Message);
-        var big = Write(run, "big.conf", "scst.weights.chunk-size = 200000");
-        Assert.Contains("scst.weights.chunk-size 200000", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [big] })).Message);
+        Assert.Contains("'scst.weights.keep_versions' is not a setting", e.Message);
+        var port = Write(run, "port.conf", "scst.weights.port = 70000");
+        Assert.Contains("scst.weights.port 70000", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [port] })).Message);
+    }
+
+    [Theory]
+    [InlineData("scst.weights.chunk-size = 65536")]
+    [InlineData("scst.weights.max-chunks-in-flight = 8")]
+    [InlineData("scst.weights.chunk-timeout = 5s")]
+    public void Retired_weight_chunk_keys_are_refused_in_one_line_naming_the_key(string line)
+    {
+        var run = TestNodes.NewRunDir();
+        var old = Write(run, "old.conf", line);
+        var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [old] }));
+        var key = line[..line.IndexOf(' ')];
+        Assert.Contains($"old.conf': '{key}' was retired", e.Message);
+        Assert.Contains("remove the key", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 }

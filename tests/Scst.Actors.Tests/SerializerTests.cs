@@ -20,11 +20,8 @@ public class SerializerTests : IDisposable
     /// <summary>One sample per message type, with non-default values in every field (negative and large where allowed).</summary>
     public static readonly IScstMessage[] Samples =
     [
-        new WeightsAvailable(17, new string('a', 64), 5L << 30, 65536),
+        new WeightsAvailable(17, new string('a', 64), 5L << 30, 4 << 20, "https://10.0.0.1:43121/weights/v17", [.. Enumerable.Range(0, 1280 * 32).Select(i => (byte)(i * 31))]),
         new SubscribeWeights(),
-        new FetchWeightChunk(17, 81919),
-        new WeightChunk(17, 3, ByteString.CopyFrom(Enumerable.Range(0, 70000).Select(i => (byte)(i * 31)).ToArray()), new string('f', 64)),
-        new WeightVersionGone(3, 9),
         new RegisterWorker(RegisterWorker.Rollout, "akka.tcp://scst@10.0.0.7:4055"),
         new WorkerWelcome(ActorRefs.Nobody, 41),
         new RolloutRequest(77, [3, 1, 4, 1, 5], 12, true, -8_000_000_000L),
@@ -89,10 +86,19 @@ public class SerializerTests : IDisposable
     }
 
     [Fact]
-    public void Weight_chunks_stay_under_the_remote_frame_limit()
+    public void The_largest_weight_announcement_stays_well_under_the_remote_frame_limit()
     {
-        var chunk = new WeightChunk(long.MaxValue, int.MaxValue, ByteString.CopyFrom(new byte[65536]), new string('0', 64));
-        Assert.True(_system.Serialization.FindSerializerFor(chunk).ToBinary(chunk).Length < 100_000);
+        // Any file size: the chunk size grows so that the chunk hashes never exceed MaxChunks.
+        foreach (var size in new[] { 0L, 1, 430_000_000, 8L << 30, (8L << 30) + 1, 15_600_000_000, 1L << 40 })
+        {
+            var chunk = WeightsAvailable.ChunkSizeFor(size);
+            var a = new WeightsAvailable(long.MaxValue, new string('0', 64), size, chunk, "https://some-long-host-name.cluster.example.org:65535/weights/v9223372036854775807", new byte[32 * (int)((size + chunk - 1) / chunk)]);
+            Assert.InRange(a.ChunkCount, 0, WeightsAvailable.MaxChunks);
+            Assert.Null(a.Problem());
+            Assert.True(_system.Serialization.FindSerializerFor(a).ToBinary(a).Length < 70_000);
+        }
+        Assert.Equal(4 << 20, WeightsAvailable.ChunkSizeFor(430_000_000));
+        Assert.Equal(8 << 20, WeightsAvailable.ChunkSizeFor(15_600_000_000));
     }
 
     [Fact]

@@ -1,11 +1,13 @@
 using Microsoft.Extensions.Logging;
 using Scst.Training;
 using Scst.Training.Configuration;
+using Scst.Actors.Weights;
 
 namespace Scst.Actors.Pipeline;
 
 /// <param name="RunDir">Checkpoints, weights/ (published versions), summary.json.</param>
-/// <param name="RewardPoolSize">The pool size, chunk size, versions kept, publish interval, timeout and in-flight count
+/// <param name="WeightPlane">Where and how this node serves published weight files (scst.weights.port, TLS).</param>
+/// <param name="RewardPoolSize">The pool size, weight server, versions kept, publish interval, timeout and in-flight count
 /// have their defaults in Scst.Host.Cluster.ScstClusterOptions (scst.* keys, docs/cluster.md).</param>
 /// <param name="PublishEvery">Async mode: publish weights every N updates (sync always publishes every update).</param>
 /// <param name="RequestTimeout">A rollout or score request unanswered this long goes to another worker.</param>
@@ -19,7 +21,7 @@ public sealed record LearnerSettings(
     ILogger Log,
     TaskCompletionSource<TrainSummary?> Done,
     int RewardPoolSize,
-    int ChunkSize,
+    WeightServerSettings WeightPlane,
     int KeepVersions,
     int PublishEvery,
     TimeSpan RequestTimeout,

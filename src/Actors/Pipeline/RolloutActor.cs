@@ -117,7 +117,8 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     void OnWeights(WeightsReady w)
     {
         if (!Equals(Sender, _fetcher)) return; // a fetcher of a previous learner
-        PolicyWeights.Load(_setup.Policy.Model, _setup.Base, w.Path, w.Sha256);
+        // The fetcher verified every chunk and the whole file while streaming it: no second read to hash it.
+        PolicyWeights.Load(_setup.Policy.Model, _setup.Base, w.Path, sha256: null);
         if (_weightsFile is not null && _weightsFile != w.Path) TryDelete(_weightsFile);
         _weightsFile = w.Path;
         _version = w.Version;

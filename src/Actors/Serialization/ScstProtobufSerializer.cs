@@ -23,14 +23,13 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
     [
         // Weight sync
         C<WeightsAvailable, P.WeightsAvailable>("w.avail",
-            m => new() { Version = m.Version, Sha256 = m.Sha256 ?? "", SizeBytes = m.SizeBytes, ChunkSize = m.ChunkSize },
-            p => new(p.Version, p.Sha256, p.SizeBytes, p.ChunkSize)),
+            m => new()
+            {
+                Version = m.Version, Sha256 = m.Sha256 ?? "", SizeBytes = m.SizeBytes, ChunkSize = m.ChunkSize, Url = m.Url ?? "",
+                ChunkSha256 = ByteString.CopyFrom(m.ChunkSha256 ?? []),
+            },
+            p => new(p.Version, p.Sha256, p.SizeBytes, p.ChunkSize, p.Url, p.ChunkSha256.ToByteArray())),
         C<SubscribeWeights, P.SubscribeWeights>("w.sub", _ => new(), _ => new()),
-        C<FetchWeightChunk, P.FetchWeightChunk>("w.fetch", m => new() { Version = m.Version, Index = m.Index }, p => new(p.Version, p.Index)),
-        C<WeightChunk, P.WeightChunk>("w.chunk",
-            m => new() { Version = m.Version, Index = m.Index, Data = m.Data ?? ByteString.Empty, Sha256 = m.Sha256 ?? "" },
-            p => new(p.Version, p.Index, p.Data, p.Sha256)),
-        C<WeightVersionGone, P.WeightVersionGone>("w.gone", m => new() { Version = m.Version, Latest = m.Latest }, p => new(p.Version, p.Latest)),
         // SCST: learner, rollout and reward workers
         C<RegisterWorker, P.RegisterWorker>("s.register", m => new() { Kind = m.Kind ?? "", Node = m.Node ?? "" }, p => new(p.Kind, p.Node)),
         new("s.welcome", typeof(WorkerWelcome),
@@ -94,6 +93,7 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
     {
         "d.req", "d.batch", "d.none", "d.ack", "d.acked", "d.getstatus", "d.status", "d.error",
         "d.ev.init", "d.ev.issued", "d.ev.consumed", "d.ev.epoch", "m.verify", "m.ok", "m.mismatch", "m.ev.recorded",
+        "w.fetch", "w.chunk", "w.gone",
     };
 
     static readonly Dictionary<Type, Codec> ByType = Codecs.ToDictionary(c => c.Type);
@@ -116,7 +116,7 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
     public override object FromBinary(byte[] bytes, string manifest) =>
         ByManifest.TryGetValue(manifest, out var c) ? c.FromBytes(bytes, system)
             : throw new System.Runtime.Serialization.SerializationException(RetiredManifests.Contains(manifest)
-                ? $"Scst message manifest '{manifest}' belonged to the data shards or run manifest, removed as never on the training path; no actor of this version reads it"
+                ? $"Scst message manifest '{manifest}' belonged to the data shards or run manifest (never on the training path) or to weight chunks over Akka (replaced by the weight plane), all removed; no actor of this version reads it"
                 : $"unknown Scst message manifest '{manifest}' (journal written by a newer version?)");
 
     static Codec Find(object o) =>

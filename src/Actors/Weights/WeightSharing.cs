@@ -6,8 +6,8 @@ namespace Scst.Actors.Weights;
 
 /// <summary>
 /// How the learner's weights reach its rollout replicas: replicas in the learner's process get an in-memory copy
-/// (<see cref="LocalPolicyWeights"/>, no file); remote ones fetch a safetensors file the <see cref="WeightPublisher"/>
-/// serves, written only while some are registered. Keeps the newest <c>keepVersions</c> files.
+/// (<see cref="LocalPolicyWeights"/>, no file); remote ones fetch a safetensors file over the learner node's weight plane
+/// (<see cref="WeightPublisher"/>, <see cref="WeightServer"/>), written only while some are registered. Keeps the newest <c>keepVersions</c> files.
 /// </summary>
 public sealed class WeightSharing(Learner core, IActorRef publisher, string runDir, int keepVersions)
 {
@@ -44,9 +44,9 @@ public sealed class WeightSharing(Learner core, IActorRef publisher, string runD
         var dir = Path.Combine(runDir, "weights");
         Directory.CreateDirectory(dir);
         var file = Path.Combine(dir, $"policy-v{version}.safetensors");
-        PolicyWeights.Export(core.Policy.Model, core.Setup.Base, file);
-        publisher.Tell(new PublishWeights(version, file));
-        // The publisher keeps its newest versions open, so older files can go (an open handle outlives the name).
+        var sha = PolicyWeights.Export(core.Policy.Model, core.Setup.Base, file);
+        publisher.Tell(new PublishWeights(version, file, sha));
+        // The weight server keeps its newest versions open, so older files can go (an open handle outlives the name).
         foreach (var f in Directory.EnumerateFiles(dir, "policy-v*.safetensors"))
             if (long.TryParse(Path.GetFileNameWithoutExtension(f)["policy-v".Length..], out var v) && v <= version - keepVersions)
                 File.Delete(f);

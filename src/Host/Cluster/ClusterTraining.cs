@@ -54,7 +54,9 @@ public static class ClusterTraining
                     var metrics = sink;
                     actors.Learner = system => new LearnerSettings(config, node.RunDir, metrics, log, learnerDone,
                         LocalReward: localReward, RewardPoolSize: options.RewardActors,
-                        ChunkSize: options.WeightChunkSize, KeepVersions: options.WeightKeepVersions,
+                        WeightPlane: new WeightServerSettings(options.Hostname, options.PublicHostname ?? options.Hostname, options.WeightPort,
+                            options.WeightKeepVersions, TlsSetup.WeightPlane(options)),
+                        KeepVersions: options.WeightKeepVersions,
                         PublishEvery: options.AsyncPublishEvery, RequestTimeout: options.RequestTimeout,
                         InFlightPerWorker: options.InFlightPerWorker, StopAfterUpdates: stopAfter,
                         RolloutCommand: RolloutCommandLine.For(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString(), node, configFile),
@@ -62,7 +64,7 @@ public static class ClusterTraining
                 }
                 if (roles.Contains("rollout"))
                 {
-                    var fetcher = new WeightFetcherSettings(options.WeightChunksInFlight, options.WeightChunkTimeout, options.WeightFetchAttempts);
+                    var fetcher = new WeightFetcherSettings(options.WeightFetchAttempts, TlsSetup.WeightPlane(options), WholeFileSha256: options.WeightVerifyWholeFile);
                     actors.Rollout = (i, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished);
                 }
                 if (options.Role == "reward")

@@ -22,7 +22,7 @@ public sealed record ScstClusterOptions
     public string? PublicHostname { get; init; }
     /// <summary>0 = any free port.</summary>
     public int Port { get; init; }
-    /// <summary>Bytes; a weight chunk must stay well under it.</summary>
+    /// <summary>Bytes; a weight announcement (up to 64 KiB of chunk hashes) must stay well under it.</summary>
     public int MaximumFrameSize { get; init; } = 128_000;
     public IReadOnlyList<string> SeedNodes { get; init; } = [];
     /// <summary>Shorter failure detection and split-brain-resolver wait (hocon/fast-failure.conf), for tests and drills.</summary>
@@ -54,10 +54,11 @@ public sealed record ScstClusterOptions
     public int InFlightPerWorker { get; init; } = 2;
     /// <summary>Async mode: weights published every N updates.</summary>
     public int AsyncPublishEvery { get; init; } = 1;
-    /// <summary>Bytes per weight chunk; must stay well under <see cref="MaximumFrameSize"/>.</summary>
-    public int WeightChunkSize { get; init; } = 65536;
-    public int WeightChunksInFlight { get; init; } = 8;
-    public TimeSpan WeightChunkTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Port of the learner node's weight server (HTTP, or HTTPS under TLS); 0 = any free port.</summary>
+    public int WeightPort { get; init; }
+    /// <summary>Also check each fetched file's whole SHA-256 (each chunk's SHA-256 already covers every byte; this hashes every byte twice).</summary>
+    public bool WeightVerifyWholeFile { get; init; }
+    /// <summary>Tries in a row without progress before a weight fetch is reported failed.</summary>
     public int WeightFetchAttempts { get; init; } = 5;
     /// <summary>Published weight files kept on the learner.</summary>
     public int WeightKeepVersions { get; init; } = 2;
@@ -108,9 +109,8 @@ public sealed record ScstClusterOptions
             RequestTimeout = user.GetTimeSpan("scst.learner.request-timeout", d.RequestTimeout),
             InFlightPerWorker = user.GetInt("scst.learner.in-flight-per-worker", d.InFlightPerWorker),
             AsyncPublishEvery = user.GetInt("scst.learner.async-publish-every", d.AsyncPublishEvery),
-            WeightChunkSize = user.GetInt("scst.weights.chunk-size", d.WeightChunkSize),
-            WeightChunksInFlight = user.GetInt("scst.weights.max-chunks-in-flight", d.WeightChunksInFlight),
-            WeightChunkTimeout = user.GetTimeSpan("scst.weights.chunk-timeout", d.WeightChunkTimeout),
+            WeightPort = user.GetInt("scst.weights.port", d.WeightPort),
+            WeightVerifyWholeFile = user.GetBoolean("scst.weights.verify-whole-file", d.WeightVerifyWholeFile),
             WeightFetchAttempts = user.GetInt("scst.weights.max-fetch-attempts", d.WeightFetchAttempts),
             WeightKeepVersions = user.GetInt("scst.weights.keep-versions", d.WeightKeepVersions),
         };
@@ -119,6 +119,7 @@ public sealed record ScstClusterOptions
         var tls = o.Tls || user.GetBoolean("akka.remote.dot-netty.tcp.enable-ssl", false);
         foreach (var s in o.SeedNodes) ValidateSeed(s, tls);
         if (roles.Contains("learner")) ValidateWeights(o);
+        if (o.WeightFetchAttempts < 1) throw new ArgumentException($"scst.weights.max-fetch-attempts {o.WeightFetchAttempts} must be >= 1");
         return o;
     }
 
@@ -127,18 +128,28 @@ public sealed record ScstClusterOptions
     {
         "scst.persistence.backend", "scst.persistence.connection-string", "scst.tls.certificate", "scst.tls.ca", "scst.tls.password-env",
         "scst.rollout.actors", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
-        "scst.learner.async-publish-every", "scst.weights.chunk-size", "scst.weights.max-chunks-in-flight", "scst.weights.chunk-timeout",
+        "scst.learner.async-publish-every", "scst.weights.port", "scst.weights.verify-whole-file",
         "scst.weights.max-fetch-attempts", "scst.weights.keep-versions",
     };
 
     /// <summary>The pinned dispatchers (hocon/base.conf) may be tuned as Akka dispatchers.</summary>
     static readonly string[] FreeSections = ["scst.rollout-dispatcher", "scst.learner-dispatcher"];
 
+    /// <summary>Keys of earlier builds that no longer do anything, each refused with what replaced it.</summary>
+    static readonly IReadOnlyDictionary<string, string> Retired = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["scst.weights.chunk-size"] = "weights no longer travel through Akka; the weight server picks its chunk size (4 MiB or more) itself: remove the key",
+        ["scst.weights.max-chunks-in-flight"] = "weights are streamed over one HTTP connection per fetch: remove the key",
+        ["scst.weights.chunk-timeout"] = "a weight fetch resumes from its last verified chunk when its connection stalls or breaks: remove the key",
+    };
+
     static void RefuseUnknownKeys(string file, Config config)
     {
         if (!config.HasPath("scst") || !config.GetValue("scst").IsObject()) return;
         foreach (var key in Flatten(config.GetValue("scst"), "scst"))
-            if (!Keys.Contains(key) && !FreeSections.Any(f => key.StartsWith(f + ".", StringComparison.Ordinal)))
+            if (Retired.TryGetValue(key, out var why))
+                throw new ConfigurationException($"--hocon file '{file}': '{key}' was retired: {why} (docs/cluster.md)");
+            else if (!Keys.Contains(key) && !FreeSections.Any(f => key.StartsWith(f + ".", StringComparison.Ordinal)))
                 throw new ConfigurationException($"--hocon file '{file}': '{key}' is not a setting; the scst.* keys are: {string.Join(", ", Keys)} (docs/cluster.md)");
     }
 
@@ -149,9 +160,10 @@ public sealed record ScstClusterOptions
 
     static void ValidateWeights(ScstClusterOptions o)
     {
-        if (o.WeightChunkSize <= 0 || o.WeightChunkSize > o.MaximumFrameSize - 8_000)
-            throw new ArgumentException($"scst.weights.chunk-size {o.WeightChunkSize} must be in 1..{o.MaximumFrameSize - 8_000} " +
-                                        $"(akka.remote.dot-netty.tcp.maximum-frame-size {o.MaximumFrameSize} bytes less room for the message)");
+        if (o.WeightPort is < 0 or > 65535) throw new ArgumentException($"scst.weights.port {o.WeightPort} is outside 0..65535");
+        // A weight announcement carries up to 2,048 chunk hashes (64 KiB) besides its URL.
+        if (o.MaximumFrameSize < 80_000)
+            throw new ArgumentException($"akka.remote.dot-netty.tcp.maximum-frame-size {o.MaximumFrameSize} is below 80000 bytes, too small for a weight announcement's chunk hashes");
         if (o.WeightKeepVersions < 1) throw new ArgumentException($"scst.weights.keep-versions {o.WeightKeepVersions} must be >= 1");
     }
 

@@ -36,6 +36,15 @@ public static class TlsSetup
         };
     }
 
+    /// <summary>The same certificate and CA for the weight plane's HTTPS (null when TLS is off).</summary>
+    public static Scst.Actors.Weights.WeightPlaneTls? WeightPlane(ScstClusterOptions o)
+    {
+        if (o.TlsCertificate is null) return null;
+        var variable = o.TlsPasswordVariable;
+        var password = string.IsNullOrEmpty(variable) ? null : Environment.GetEnvironmentVariable(variable);
+        return new Scst.Actors.Weights.WeightPlaneTls(LoadPfx(o.TlsCertificate, password, variable), o.TlsCa is null ? null : LoadCa(o.TlsCa));
+    }
+
     static X509Certificate2 LoadPfx(string file, string? password, string variable)
     {
         if (!File.Exists(file)) throw new FileNotFoundException($"scst.tls.certificate: '{file}' does not exist", file);
