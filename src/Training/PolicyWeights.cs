@@ -21,16 +21,36 @@ public sealed record PolicySnapshot(IReadOnlyList<(string Name, Tensor Tensor)> 
 /// </summary>
 public static class PolicyWeights
 {
-    /// <summary>The policy's weights alone (no optimizer), as one safetensors file; returns its SHA-256.</summary>
-    public static string Export(Blip2T5 model, PretrainedBase? pretrained, string path)
+    /// <summary>
+    /// The policy's weights alone (no optimizer), as one safetensors file; returns its SHA-256. With
+    /// <paramref name="linearDType"/> (the autocast matmul dtype rollouts compute in, e.g. bf16 under amp) the weights
+    /// and biases of linear layers go in that dtype: autocast casts them to it before every use, so a replica loading
+    /// them computes exactly what it would from the full-precision ones, from half the bytes. Everything else (norms,
+    /// embeddings, query tokens) keeps its own dtype.
+    /// </summary>
+    public static string Export(Blip2T5 model, PretrainedBase? pretrained, string path, ScalarType? linearDType = null)
     {
         using var scope = NewDisposeScope();
-        var tensors = PolicyModel.Carried(model, pretrained).ToDictionary(p => p.Name, p => p.Parameter.detach().cpu(), StringComparer.Ordinal);
+        var narrow = linearDType is { } d ? AutocastLinearParameters(model) : null;
+        var tensors = PolicyModel.Carried(model, pretrained).ToDictionary(p => p.Name,
+            p => narrow is not null && narrow.Contains(p.Name) && p.Parameter.dtype != linearDType ? p.Parameter.detach().to(linearDType!.Value).cpu() : p.Parameter.detach().cpu(),
+            StringComparer.Ordinal);
         var meta = pretrained is null ? null : new Dictionary<string, string> { [PretrainedBase.MetadataKey] = pretrained.Identity };
         return SafeTensorsFile.Write(path, tensors, meta);
     }
 
-    /// <summary>Loads weights written by <see cref="Export"/>, refusing a file whose SHA-256 differs (null: the caller verified it as it wrote it).</summary>
+    /// <summary>"model."-prefixed names of the weights and biases of the model's linear layers (what <c>Autocast.Linear</c> casts).</summary>
+    public static HashSet<string> AutocastLinearParameters(Blip2T5 model)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (name, module) in model.named_modules())
+            if (module is TorchSharp.Modules.Linear)
+                foreach (var (p, _) in module.named_parameters(recurse: false)) names.Add($"model.{name}.{p}");
+        return names;
+    }
+
+    /// <summary>Loads weights written by <see cref="Export"/> (narrower tensors are widened to the parameters' dtype),
+    /// refusing a file whose SHA-256 differs (null: the caller verified it as it wrote it).</summary>
     public static void Load(Blip2T5 model, PretrainedBase? pretrained, string path, string? sha256)
     {
         var (tensors, _, meta) = CheckpointStore.LoadFileWithMetadata(path, sha256);

@@ -22,7 +22,7 @@ public class ClusterOptionsTests
         var run = TestNodes.NewRunDir();
         var o = Bind(new NodeOptions { RunDir = run });
         Assert.Equal((0, 2, 1, 2, 1, 0), (o.WeightPort, o.WeightKeepVersions, o.RolloutActors, o.InFlightPerWorker, o.AsyncPublishEvery, o.RewardPoolSize));
-        Assert.Equal((5, false), (o.WeightFetchAttempts, o.WeightVerifyWholeFile));
+        Assert.Equal((5, false, "auto"), (o.WeightFetchAttempts, o.WeightVerifyWholeFile, o.WeightDType));
         Assert.Equal(TimeSpan.FromSeconds(60), o.RequestTimeout);
         var c = ScstAkka.BuildConfig(o);
         Assert.Equal("127.0.0.1", c.GetString("akka.remote.dot-netty.tcp.hostname"));
@@ -171,6 +171,8 @@ public class ClusterOptionsTests
         var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [typo] }));
         Assert.Contains("typo.conf", e.Message);
         Assert.Contains("'scst.weights.keep_versions' is not a setting", e.Message);
+        var dtype = Write(run, "dtype.conf", "scst.weights.dtype = fp16");
+        Assert.Contains("scst.weights.dtype = 'fp16'", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [dtype] })).Message);
         var port = Write(run, "port.conf", "scst.weights.port = 70000");
         Assert.Contains("scst.weights.port 70000", Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [port] })).Message);
     }

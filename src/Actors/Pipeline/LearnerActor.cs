@@ -81,7 +81,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             _s.Done.TrySetException(e);
             throw;
         }
-        var weights = new WeightSharing(core, Context.ActorOf(WeightPublisher.Props(weightServer), "weights"), _s.RunDir, _s.KeepVersions);
+        var weights = new WeightSharing(core, Context.ActorOf(WeightPublisher.Props(weightServer), "weights"), _s.RunDir, _s.KeepVersions, _s.WeightsInAmpDType);
         var localReward = _s.LocalReward is null ? null : Context.ActorOf(RewardPool.Props(_s.LocalReward, _s.RewardPoolSize, null), "reward");
         _run = new LearnerRun(_s, core, weights, localReward, (worker, message) => worker.Tell(message), warning => _log.Warning("{0}", warning));
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));

@@ -13,6 +13,7 @@ namespace Scst.Actors.Pipeline;
 /// <param name="RequestTimeout">A rollout or score request unanswered this long goes to another worker.</param>
 /// <param name="InFlightPerWorker">Async mode: requests queued per rollout worker, so it never waits for the learner.</param>
 /// <param name="RolloutCommand">The command line that starts a rollout node for this learner, logged while it has none.</param>
+/// <param name="WeightsInAmpDType">scst.weights.dtype = auto: weight files carry linear layers in the amp dtype (bf16) when the run uses one.</param>
 /// <param name="Progress">Called (on the learner's thread) as updates and evaluations advance, for the console.</param>
 public sealed record LearnerSettings(
     ScstConfig Config,
@@ -30,7 +31,8 @@ public sealed record LearnerSettings(
     int? StopAfterUpdates = null,
     string? RolloutCommand = null,
     TimeSpan? WaitingReportEvery = null,
-    Action<TrainingProgress>? Progress = null)
+    Action<TrainingProgress>? Progress = null,
+    bool WeightsInAmpDType = true)
 {
     public TimeSpan Timeout => RequestTimeout;
 }

@@ -9,8 +9,14 @@ namespace Scst.Actors.Weights;
 /// (<see cref="LocalPolicyWeights"/>, no file); remote ones fetch a safetensors file over the learner node's weight plane
 /// (<see cref="WeightPublisher"/>, <see cref="WeightServer"/>), written only while some are registered. Keeps the newest <c>keepVersions</c> files.
 /// </summary>
-public sealed class WeightSharing(Learner core, IActorRef publisher, string runDir, int keepVersions)
+/// <param name="inAmpDType">Files carry linear layers in the autocast dtype when the run computes them in one
+/// narrower than fp32 (bf16 under amp), as rollouts do (scst.weights.dtype = auto); false: every tensor as held.</param>
+public sealed class WeightSharing(Learner core, IActorRef publisher, string runDir, int keepVersions, bool inAmpDType = true)
 {
+    /// <summary>The dtype of the linear layers in published files, or null for the parameters' own.</summary>
+    public TorchSharp.torch.ScalarType? LinearDType { get; } =
+        inAmpDType && core.Policy.AmpDType is { } d && d != TorchSharp.torch.ScalarType.Float32 ? d : null;
+
     private readonly HashSet<IActorRef> _local = [];
 
     public IActorRef Publisher => publisher;
@@ -44,7 +50,7 @@ public sealed class WeightSharing(Learner core, IActorRef publisher, string runD
         var dir = Path.Combine(runDir, "weights");
         Directory.CreateDirectory(dir);
         var file = Path.Combine(dir, $"policy-v{version}.safetensors");
-        var sha = PolicyWeights.Export(core.Policy.Model, core.Setup.Base, file);
+        var sha = PolicyWeights.Export(core.Policy.Model, core.Setup.Base, file, LinearDType);
         publisher.Tell(new PublishWeights(version, file, sha));
         // The weight server keeps its newest versions open, so older files can go (an open handle outlives the name).
         foreach (var f in Directory.EnumerateFiles(dir, "policy-v*.safetensors"))

@@ -60,7 +60,7 @@ public static class ClusterTraining
                         PublishEvery: options.AsyncPublishEvery, RequestTimeout: options.RequestTimeout,
                         InFlightPerWorker: options.InFlightPerWorker, StopAfterUpdates: stopAfter,
                         RolloutCommand: RolloutCommandLine.For(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString(), node, configFile),
-                        Progress: Relay);
+                        Progress: Relay, WeightsInAmpDType: options.WeightDType == "auto");
                 }
                 if (roles.Contains("rollout"))
                 {

@@ -58,6 +58,8 @@ public sealed record ScstClusterOptions
     public int WeightPort { get; init; }
     /// <summary>Also check each fetched file's whole SHA-256 (each chunk's SHA-256 already covers every byte; this hashes every byte twice).</summary>
     public bool WeightVerifyWholeFile { get; init; }
+    /// <summary><c>auto</c>: weight files carry linear layers in the amp dtype rollouts compute in (bf16 under amp); <c>fp32</c>: as held.</summary>
+    public string WeightDType { get; init; } = "auto";
     /// <summary>Tries in a row without progress before a weight fetch is reported failed.</summary>
     public int WeightFetchAttempts { get; init; } = 5;
     /// <summary>Published weight files kept on the learner.</summary>
@@ -110,6 +112,7 @@ public sealed record ScstClusterOptions
             InFlightPerWorker = user.GetInt("scst.learner.in-flight-per-worker", d.InFlightPerWorker),
             AsyncPublishEvery = user.GetInt("scst.learner.async-publish-every", d.AsyncPublishEvery),
             WeightPort = user.GetInt("scst.weights.port", d.WeightPort),
+            WeightDType = user.GetString("scst.weights.dtype", d.WeightDType).Trim().ToLowerInvariant(),
             WeightVerifyWholeFile = user.GetBoolean("scst.weights.verify-whole-file", d.WeightVerifyWholeFile),
             WeightFetchAttempts = user.GetInt("scst.weights.max-fetch-attempts", d.WeightFetchAttempts),
             WeightKeepVersions = user.GetInt("scst.weights.keep-versions", d.WeightKeepVersions),
@@ -119,6 +122,8 @@ public sealed record ScstClusterOptions
         var tls = o.Tls || user.GetBoolean("akka.remote.dot-netty.tcp.enable-ssl", false);
         foreach (var s in o.SeedNodes) ValidateSeed(s, tls);
         if (roles.Contains("learner")) ValidateWeights(o);
+        if (o.WeightDType is not ("auto" or "fp32"))
+            throw new ArgumentException($"scst.weights.dtype = '{o.WeightDType}' is not one of: auto (linear layers in the amp dtype, bf16 under amp), fp32 (every tensor as held)");
         if (o.WeightFetchAttempts < 1) throw new ArgumentException($"scst.weights.max-fetch-attempts {o.WeightFetchAttempts} must be >= 1");
         return o;
     }
@@ -128,7 +133,7 @@ public sealed record ScstClusterOptions
     {
         "scst.persistence.backend", "scst.persistence.connection-string", "scst.tls.certificate", "scst.tls.ca", "scst.tls.password-env",
         "scst.rollout.actors", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
-        "scst.learner.async-publish-every", "scst.weights.port", "scst.weights.verify-whole-file",
+        "scst.learner.async-publish-every", "scst.weights.port", "scst.weights.verify-whole-file", "scst.weights.dtype",
         "scst.weights.max-fetch-attempts", "scst.weights.keep-versions",
     };
 

@@ -68,6 +68,31 @@ public class TlsClusterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    [Trait("Category", "Chaos")]
+    public async Task Under_tls_a_remote_rollout_node_fetches_its_weights_over_mutual_tls_https()
+    {
+        var dir = TinyScstRun.NewDir("tls-weights");
+        using var ca = MakeCa("Scst test cluster CA");
+        var caPem = Path.Combine(dir, "ca.pem");
+        File.WriteAllText(caPem, ca.ExportCertificatePem());
+        var learnerPfx = MakeNodePfx(ca, "scst-learner", Path.Combine(dir, "learner.pfx"));
+        var rolloutPfx = MakeNodePfx(ca, "scst-rollout-1", Path.Combine(dir, "rollout.pfx"));
+        var config = TinyScstRun.WriteConfig(dir, maxIters: 6, checkpointEvery: 6, evalEvery: 6);
+        int lp = HostProcess.FreePort(), rp = HostProcess.FreePort();
+        using var rollout = HostProcess.StartWithEnvironment("rollout", Env, "--role", "rollout", "train", "--config", config, "--run-dir", Path.Combine(dir, "r1"),
+            "--port", $"{rp}", "--seed-nodes", $"akka.ssl.tcp://scst@127.0.0.1:{lp}", "--tls-cert", rolloutPfx, "--tls-ca", caPem, "--fast-failure");
+        using var learner = HostProcess.StartWithEnvironment("learner", Env, "--role", "learner", "train", "--config", config, "--run-dir", Path.Combine(dir, "learner"),
+            "--port", $"{lp}", "--tls-cert", learnerPfx, "--tls-ca", caPem, "--fast-failure");
+        await learner.ExpectExit(0, TimeSpan.FromSeconds(150), "finish the run");
+        await rollout.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
+        // Every update's weights went to the rollout node from the learner's HTTPS weight server, none failed.
+        Assert.Contains(learner.Lines, l => l.Contains("weights v6 published at https://127.0.0.1:"));
+        Assert.DoesNotContain(rollout.Lines, l => l.Contains("could not be fetched") || l.Contains("resuming at chunk"));
+        var byNode = TinyScstRun.Summary(Path.Combine(dir, "learner")).GetProperty("rollouts_by_node");
+        Assert.True(byNode.GetProperty($"akka.ssl.tcp://scst@127.0.0.1:{rp}").GetInt64() > 0, "the rollout node served rollouts");
+    }
+
+    [Fact]
     public async Task A_wrong_pfx_password_is_a_clear_error()
     {
         var dir = TinyScstRun.NewDir("tls-password");
