@@ -49,7 +49,7 @@ public class WeightSyncTests
             var ready = owner.ExpectMsg<WeightsReady>(Wait);
             Assert.Equal((1L, sha), (ready.Version, ready.Sha256));
             Assert.Equal(sha, Sha(ready.Path));
-            Assert.False(File.Exists(ready.Path + ".partial"));
+            Assert.Equal([ready.Path], Directory.GetFiles(Path.GetDirectoryName(ready.Path)!)); // no partial file left
 
             // A second version: the fetcher acts on the announcement alone; the writer's known hash is taken as given.
             var (path2, sha2) = WriteWeights(300_000, 8);

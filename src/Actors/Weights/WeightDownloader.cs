@@ -23,7 +23,7 @@ public sealed class WeightVersionGoneException(long version) : Exception($"weigh
 public sealed class WeightFetchException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
-/// Rollout side of the weight plane: streams an announced file over HTTP(S) into <c>policy-vN.safetensors.partial</c>,
+/// Rollout side of the weight plane: streams an announced file over HTTP(S) into <c>policy-vN.safetensors.ID.partial</c>,
 /// hashing each chunk (on the thread pool, while the next ones arrive) and refusing one whose SHA-256 differs from the
 /// announcement; intact chunks are written, and in order feed the whole-file SHA-256 when that is asked for. A broken or
 /// damaged transfer resumes with a Range request from the first unverified chunk, with backoff. Only an intact file
@@ -67,7 +67,8 @@ public sealed class WeightDownloader : IDisposable
         if (a.Problem() is { } problem) throw new WeightFetchException($"malformed announcement of weights v{a.Version}: {problem}");
         Directory.CreateDirectory(dir);
         var final = Path.Combine(dir, $"policy-v{a.Version}.safetensors");
-        var partial = final + ".partial";
+        // Its own name: a transfer being cancelled may still hold (and then delete) another one's partial file.
+        var partial = $"{final}.{Guid.NewGuid().ToString("N")[..8]}.partial";
         try
         {
             using (var file = File.OpenHandle(partial, FileMode.Create, FileAccess.Write, FileShare.None, preallocationSize: a.SizeBytes))

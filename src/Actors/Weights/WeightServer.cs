@@ -93,7 +93,12 @@ public sealed class WeightServer : IDisposable
         });
         var app = builder.Build();
         WeightServer? server = null;
-        app.Run(ctx => server!.Serve(ctx));
+        app.Run(ctx =>
+        {
+            if (Volatile.Read(ref server) is { } s) return s.Serve(ctx);
+            ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable; // listening, not yet told its own port
+            return Task.CompletedTask;
+        });
         try { app.StartAsync().GetAwaiter().GetResult(); }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {
@@ -101,8 +106,9 @@ public sealed class WeightServer : IDisposable
             throw new IOException($"scst.weights.port: cannot listen on {settings.BindHost}:{settings.Port} for the weight plane: {e.Message}", e);
         }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server = new WeightServer(app, settings, new Uri(address).Port);
-        return server;
+        var started = new WeightServer(app, settings, new Uri(address).Port);
+        Volatile.Write(ref server, started);
+        return started;
     }
 
     static IPAddress BindAddress(string host)

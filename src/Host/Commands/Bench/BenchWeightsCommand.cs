@@ -77,7 +77,7 @@ public static class BenchWeightsCommand
             using var downloader = new WeightDownloader(new WeightFetcherSettings(5, clientTls, WholeFileSha256: wholeFile));
             var fetched = Path.Combine(work, "fetched");
             // One untimed round of each, so JIT, connection set-up and the page cache are warm for the timed ones.
-            await PlaneOnce(downloader, info, fetched, fsync: false, ct);
+            File.Delete((await PlaneOnce(downloader, info, fetched, ct)).Path);
             await RawOnce(rawPort, bytes, ct);
             var plane = new List<double>();
             var raw = new List<double>();
@@ -93,13 +93,16 @@ public static class BenchWeightsCommand
             for (var r = 0; r < repeat; r++)
             {
                 var (s0, o0) = (await ServerCpu(), OwnCpu());
-                var (s, f) = await PlaneOnce(downloader, info, fetched, fsync, ct);
+                var (s, path) = await PlaneOnce(downloader, info, fetched, ct);
                 var (s1, o1) = (await ServerCpu(), OwnCpu());
+                var f = fsync ? FsyncSeconds(path) : 0;
+                File.Delete(path);
                 plane.Add(bytes / s / 1e6);
                 if (fsync) fsyncs.Add(f);
+                var (s1f, o1f) = (await ServerCpu(), OwnCpu());
                 raw.Add(bytes / await RawOnce(rawPort, bytes, ct) / 1e6);
                 var (s2, o2) = (await ServerCpu(), OwnCpu());
-                cpu[0] += s1 - s0; cpu[1] += o1 - o0 - f; cpu[2] += s2 - s1; cpu[3] += o2 - o1;
+                cpu[0] += s1 - s0; cpu[1] += o1 - o0; cpu[2] += s2 - s1f; cpu[3] += o2 - o1f;
             }
             var perGb = cpu.Select(c => c / repeat / (bytes / 1e9)).ToArray();
             await child.StandardInput.WriteLineAsync("quit");
@@ -141,20 +144,18 @@ public static class BenchWeightsCommand
         }
     }
 
-    static async Task<(double Seconds, double FsyncSeconds)> PlaneOnce(WeightDownloader downloader, WeightsAvailable info, string dir, bool fsync, CancellationToken ct)
+    static async Task<(double Seconds, string Path)> PlaneOnce(WeightDownloader downloader, WeightsAvailable info, string dir, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var path = await downloader.DownloadAsync(info, dir, ct);
-        var seconds = clock.Elapsed.TotalSeconds;
-        var f = 0.0;
-        if (fsync)
-        {
-            clock.Restart();
-            using (var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite)) fs.Flush(flushToDisk: true);
-            f = clock.Elapsed.TotalSeconds;
-        }
-        File.Delete(path);
-        return (seconds, f);
+        return (clock.Elapsed.TotalSeconds, path);
+    }
+
+    static double FsyncSeconds(string path)
+    {
+        var clock = Stopwatch.StartNew();
+        using (var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite)) fs.Flush(flushToDisk: true);
+        return clock.Elapsed.TotalSeconds;
     }
 
     static async Task<double> RawOnce(int port, long bytes, CancellationToken ct)
