@@ -35,6 +35,33 @@ public class CliTests
         Assert.DoesNotContain(p.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("--mb", "0", "bench weights: --mb must be at least 1")]
+    [InlineData("--repeat", "0", "bench weights: --repeat must be at least 1")]
+    public async Task BenchWeightsRefusesBadCountsInOneLine(string option, string value, string message)
+    {
+        using var p = HostProcess.Start("bench-weights", "bench", "weights", option, value);
+        await p.ExpectExit(2, TimeSpan.FromSeconds(60), "bad count exit");
+        Assert.Contains(message, p.Lines);
+        Assert.DoesNotContain(p.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    [Trait("Category", "Chaos")]
+    public async Task BenchWeightsMeasuresThePlaneAndARawSocketBetweenTwoProcesses()
+    {
+        var json = Path.Combine(Directory.CreateTempSubdirectory("scst-bench-weights-").FullName, "w.json");
+        using var p = HostProcess.Start("bench-weights", "bench", "weights", "--mb", "9", "--repeat", "1", "--json", json);
+        await p.ExpectExit(0, TimeSpan.FromSeconds(120), "bench exit");
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+        var r = doc.RootElement;
+        Assert.True(r.GetProperty("mb_per_s").GetDouble() > 0);
+        Assert.True(r.GetProperty("raw_mb_per_s").GetDouble() > 0);
+        Assert.InRange(r.GetProperty("bytes").GetInt64(), 9_000_000, 9_000_200); // the payload plus its safetensors header
+        Assert.True(r.GetProperty("server_peak_rss_bytes").GetInt64() > 0);
+        Assert.Contains(p.Lines, l => l.Contains("weight plane:") && l.Contains("MB/s"));
+    }
+
     [Fact]
     public async Task HelpListsTheCommands()
     {
