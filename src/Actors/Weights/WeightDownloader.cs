@@ -80,22 +80,15 @@ public sealed class WeightDownloader : IDisposable
                 {
                     var before = progress.Verified;
                     try { await FetchFrom(a, progress, file, fileHash, ct); }
-                    catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
+                    // A cancellation that is not the caller's is the stall timer's: like a broken connection.
+                    catch (Exception e) when (!ct.IsCancellationRequested && e is HttpRequestException or IOException or DamagedChunkException or OperationCanceledException)
                     {
-                        // The stall timer's cancellation, not the caller's: treat it as a broken connection.
+                        var why = e is OperationCanceledException ? $"no bytes for {StallAfter.TotalSeconds:F0} s" : e.Message;
                         failures = progress.Verified > before ? 1 : failures + 1;
                         if (failures >= _settings.MaxAttempts)
-                            throw new WeightFetchException($"weights v{a.Version}: no bytes for {StallAfter.TotalSeconds:F0} s, {failures} times in a row at chunk {progress.Verified}/{a.ChunkCount}", e);
-                        _warn?.Invoke($"weights v{a.Version}: no bytes for {StallAfter.TotalSeconds:F0} s; resuming at chunk {progress.Verified}/{a.ChunkCount}");
-                        Interlocked.Increment(ref _resumes);
-                    }
-                    catch (Exception e) when (!ct.IsCancellationRequested && e is HttpRequestException or IOException or DamagedChunkException)
-                    {
-                        failures = progress.Verified > before ? 1 : failures + 1;
-                        if (failures >= _settings.MaxAttempts)
-                            throw new WeightFetchException($"weights v{a.Version}: {failures} attempts in a row made no progress at chunk {progress.Verified}/{a.ChunkCount}: {e.Message}", e);
+                            throw new WeightFetchException($"weights v{a.Version}: {failures} attempts in a row made no progress at chunk {progress.Verified}/{a.ChunkCount}: {why}", e);
                         var wait = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * (1 << Math.Min(failures, 6))));
-                        _warn?.Invoke($"weights v{a.Version}: {e.Message}; resuming at chunk {progress.Verified}/{a.ChunkCount} in {wait.TotalMilliseconds:F0} ms (attempt {failures + 1} of {_settings.MaxAttempts})");
+                        _warn?.Invoke($"weights v{a.Version}: {why}; resuming at chunk {progress.Verified}/{a.ChunkCount} in {wait.TotalMilliseconds:F0} ms (attempt {failures + 1} of {_settings.MaxAttempts})");
                         await Task.Delay(wait, ct);
                         Interlocked.Increment(ref _resumes);
                     }
