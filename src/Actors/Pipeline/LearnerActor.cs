@@ -34,6 +34,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     bool _running, _finished;
     DateTime _waitingSince;
     long _progressReported = -1;
+    readonly HashSet<IActorRef> _refused = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
     public override string PersistenceId => PersistenceIdValue;
@@ -134,6 +135,13 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void OnRegister(RegisterWorker r)
     {
         var rollout = r.Kind == RegisterWorker.Rollout;
+        if (!Scheduler.IsWorker(Sender) && _run.Refusal(r) is { } refusal)
+        {
+            // Said once per worker; it stops registering when told.
+            if (_refused.Add(Sender)) _log.Warning("learner: refused {0} worker {1} on {2}: {3}", r.Kind, Sender.Path, r.Node, refusal);
+            Sender.Tell(new WorkerRefused(refusal));
+            return;
+        }
         if (!(rollout ? Scheduler.AddRolloutWorker(Sender) : r.Kind == RegisterWorker.Reward && Scheduler.AddRewardWorker(Sender))) return;
         _run.Stats.NodeSeen(r.Node);
         Context.Watch(Sender);

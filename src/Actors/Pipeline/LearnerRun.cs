@@ -44,6 +44,18 @@ public sealed class LearnerRun
     public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop);
     public bool HasRemoteRollouts => weights.AnyRemote(Scheduler.RolloutWorkers);
 
+    WorkerFingerprint? _rolloutFingerprint, _rewardFingerprint;
+
+    /// <summary>Why a registering worker cannot serve this run (its fingerprint differs from the learner's), or null when it can.</summary>
+    public string? Refusal(RegisterWorker r)
+    {
+        var expected = r.Kind == RegisterWorker.Rollout
+            ? _rolloutFingerprint ??= WorkerFingerprint.ForRollout(core.Setup)
+            : _rewardFingerprint ??= WorkerFingerprint.ForReward(Config, core.Setup.Corpus.Train.References);
+        var differences = expected.Differences(r.Fingerprint);
+        return differences.Count == 0 ? null : WorkerFingerprint.Describe(differences);
+    }
+
     /// <param name="localReward">The learner's own reward pool, used while no reward node is registered (or null).</param>
     /// <param name="send">Delivers the scheduler's requests (the actor's Tell).</param>
     public LearnerRun(LearnerSettings settings, Learner core, WeightSharing weights, IActorRef? localReward, Action<IActorRef, IScstMessage> send, Action<string> warn)

@@ -29,6 +29,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     readonly RunSetup _setup;
     readonly RolloutGenerator _rollouts;
     readonly string _node;
+    readonly WorkerFingerprint _fingerprint;
     readonly Queue<(RolloutRequest Request, IActorRef ReplyTo)> _queue = new();
     IActorRef? _publisher;
     IActorRef? _fetcher;
@@ -53,10 +54,11 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         Directory.CreateDirectory(s.WorkDir);
         _setup = RunSetup.Load(s.Config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
         _rollouts = new RolloutGenerator(_setup.Policy, _setup.Corpus.Train, s.Config);
+        _fingerprint = WorkerFingerprint.ForRollout(_setup);
 
         Receive<Register>(_ =>
         {
-            _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node));
+            _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node, _fingerprint));
             // Joined but unanswered: no learner-role node in the cluster yet (or it is still loading).
             if (_publisher is null && DateTime.UtcNow - _noLearnerSaid >= NoLearnerReport)
             {
@@ -65,6 +67,12 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             }
         });
         Receive<WorkerWelcome>(OnWelcome);
+        Receive<WorkerRefused>(r =>
+        {
+            _log.Error("{0}: the learner refused this node: {1}", Self.Path.Name, r.Reason);
+            Timers.Cancel("register");
+            _s.Finished?.TrySetException(new WorkerRefusedException($"the learner refused this rollout node: {r.Reason}; start it with the learner's config and build"));
+        });
         Receive<WeightsReady>(OnWeights);
         Receive<LocalPolicyWeights>(OnLocalWeights);
         Receive<WeightsFetchFailed>(f =>

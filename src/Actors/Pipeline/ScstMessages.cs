@@ -5,12 +5,21 @@ using Scst.Training;
 
 namespace Scst.Actors.Pipeline;
 
-/// <summary>A rollout or reward worker announcing itself to the learner (repeated, so a restarted learner finds it); the sender is the worker.</summary>
-public sealed record RegisterWorker(string Kind, string Node) : IScstMessage
+/// <summary>
+/// A rollout or reward worker announcing itself to the learner (repeated, so a restarted learner finds it); the sender
+/// is the worker. <see cref="Fingerprint"/> is what must match the learner's (<see cref="WorkerFingerprint"/>).
+/// </summary>
+public sealed record RegisterWorker(string Kind, string Node, WorkerFingerprint Fingerprint) : IScstMessage
 {
     public const string Rollout = "rollout";
     public const string Reward = "reward";
 }
+
+/// <summary>The learner's answer to a worker whose fingerprint differs from its own: <see cref="Reason"/> names each differing field with both values.</summary>
+public sealed record WorkerRefused(string Reason) : IScstMessage;
+
+/// <summary>Thrown into a refused worker's completion, so its process says why and exits with code 2.</summary>
+public sealed class WorkerRefusedException(string message) : Exception(message);
 
 /// <summary>The learner's answer to a new worker: where its weights come from and the current policy version.</summary>
 public sealed record WorkerWelcome(IActorRef Publisher, long PolicyVersion) : IScstMessage;

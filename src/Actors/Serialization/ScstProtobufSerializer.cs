@@ -32,7 +32,10 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             p => new(p.Version, p.Index, p.Data, p.Sha256)),
         C<WeightVersionGone, P.WeightVersionGone>("w.gone", m => new() { Version = m.Version, Latest = m.Latest }, p => new(p.Version, p.Latest)),
         // SCST: learner, rollout and reward workers
-        C<RegisterWorker, P.RegisterWorker>("s.register", m => new() { Kind = m.Kind ?? "", Node = m.Node ?? "" }, p => new(p.Kind, p.Node)),
+        C<RegisterWorker, P.RegisterWorker>("s.register",
+            m => new() { Kind = m.Kind ?? "", Node = m.Node ?? "", Fingerprint = { m.Fingerprint.Fields.ToDictionary(f => f.Key, f => f.Value) } },
+            p => new(p.Kind, p.Node, new WorkerFingerprint([.. p.Fingerprint]))),
+        C<WorkerRefused, P.WorkerRefused>("s.refused", m => new() { Reason = m.Reason ?? "" }, p => new(p.Reason)),
         new("s.welcome", typeof(WorkerWelcome),
             o => new P.WorkerWelcome
             {

@@ -102,6 +102,12 @@ public static class ClusterTraining
                     return 0;
                 }
                 var which = await Task.WhenAny(finished.Task, stopped);
+                if (finished.Task.IsFaulted && finished.Task.Exception!.InnerException is WorkerRefusedException refused)
+                {
+                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
+                    log.LogError("{Message}", refused.Message);
+                    return 2;
+                }
                 if (which == finished.Task)
                 {
                     // Leave before the learner's node is gone, so no proxy goes looking for it and nobody sees this node vanish.
