@@ -31,7 +31,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly LearnerSettings _s;
     readonly ILoggingAdapter _log = Context.GetLogger();
     LearnerRun _run = null!;
-    bool _running, _finished;
+    bool _running, _finished, _stopped;
     DateTime _waitingSince;
     long _progressReported = -1;
     readonly HashSet<IActorRef> _refused = [];
@@ -59,6 +59,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Command<WaitingTick>(_ => OnWaitingTick());
         Command<WeightsAvailable>(_ => { });
         Command<GetLearnerStatus>(_ => Sender.Tell(CurrentStatus()));
+        // Persist stashes commands until its handler has run, so a stop never lands between an update and its journal write.
+        Command<StopLearner>(_ => { if (_run is not null && !_finished) Finish(stopped: true); });
         // A `status` client joins as a member for a moment; it is not a node of the run.
         Command<ClusterEvent.MemberUp>(m => { if (!m.Member.HasRole(StatusRole)) _run.Stats.NodeSeen(m.Member.Address.ToString()); });
         Command<ClusterEvent.IMemberEvent>(_ => { });
@@ -151,7 +153,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Sender.Tell(new WorkerWelcome(weights.Publisher, _run.Update));
         if (local) weights.ShareLocally(_run.WeightsVersion, Sender);
         _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, Scheduler.RolloutWorkers.Count, Scheduler.RewardWorkers.Count);
-        if (_finished) { Sender.Tell(new TrainingFinished(_run.Update)); return; }
+        if (_finished) { Sender.Tell(new TrainingFinished(_run.Update, _stopped)); return; }
         Pump();
     }
 
@@ -213,15 +215,18 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    void Finish()
+    /// <param name="stopped">On request before the end: the checkpoint and summary.json say where it stopped, workers are told, nothing in flight is kept.</param>
+    void Finish(bool stopped = false)
     {
         if (_finished) return;
         ReportProgress();
         _finished = true;
+        _stopped = stopped;
         _running = false;
         var summary = _run.Finish();
-        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _run.Update, _run.Journal.Samples, Scheduler.DroppedStale, _run.Stats.NodesSeen);
-        foreach (var w in Scheduler.RolloutWorkers.Concat(Scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_run.Update));
+        _log.Info("learner: {0} at update {1}; {2} samples, {3} stale rollouts dropped, {4} nodes seen", stopped ? "stopped on request" : "finished",
+            _run.Update, _run.Journal.Samples, Scheduler.DroppedStale, _run.Stats.NodesSeen);
+        foreach (var w in Scheduler.RolloutWorkers.Concat(Scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_run.Update, stopped));
         _s.Done.TrySetResult(summary);
     }
 

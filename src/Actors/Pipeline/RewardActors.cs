@@ -58,10 +58,10 @@ public sealed class RewardPool : ReceiveActor, IWithTimers
 
     sealed record Register { public static readonly Register Instance = new(); }
 
-    public static Props Props(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<long>? finished = null) =>
+    public static Props Props(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<TrainingFinished>? finished = null) =>
         Akka.Actor.Props.Create(() => new RewardPool(ctx, size, learner, finished));
 
-    public RewardPool(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<long>? finished)
+    public RewardPool(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<TrainingFinished>? finished)
     {
         _learner = learner;
         var router = Context.ActorOf(RewardActor.Props(ctx).WithRouter(new RoundRobinPool(Math.Max(1, size))), "scorers");
@@ -77,7 +77,7 @@ public sealed class RewardPool : ReceiveActor, IWithTimers
         Receive<TrainingFinished>(f =>
         {
             Timers.Cancel("register"); // the learner is leaving: nothing to register with
-            finished?.TrySetResult(f.Updates);
+            finished?.TrySetResult(f);
         });
     }
 

@@ -11,7 +11,7 @@ namespace Scst.Actors.Pipeline;
 /// <param name="WorkDir">This replica's own folder: tokenizer copy and fetched weights (policy-vN.safetensors).</param>
 /// <param name="Finished">Completed when the learner says the run is over (the rollout process then exits).</param>
 public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRef Learner, ILogger Log, WeightFetcherSettings Fetcher,
-    TaskCompletionSource<long>? Finished = null);
+    TaskCompletionSource<TrainingFinished>? Finished = null);
 
 /// <summary>
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
@@ -83,9 +83,9 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender)); Serve(); });
         Receive<TrainingFinished>(f =>
         {
-            _log.Info("{0}: run finished after {1} updates; served {2} rollouts", Self.Path.Name, f.Updates, _served);
+            _log.Info("{0}: run {1} after {2} updates; served {3} rollouts", Self.Path.Name, f.Stopped ? "stopped" : "finished", f.Updates, _served);
             Timers.Cancel("register"); // the learner is leaving: nothing to register with
-            _s.Finished?.TrySetResult(f.Updates);
+            _s.Finished?.TrySetResult(f);
         });
     }
 

@@ -99,8 +99,20 @@ public sealed record LearnerStatus(
     int CursorPosition,
     string Node) : IScstMessage;
 
-/// <summary>The run is over (the learner wrote summary.json): workers stop and their processes exit.</summary>
-public sealed record TrainingFinished(long Updates) : IScstMessage;
+/// <summary>
+/// The run is over (the learner wrote summary.json), or <see cref="Stopped"/> on request before its end (the learner
+/// wrote a checkpoint at <see cref="Updates"/> and exits; the same command continues it): workers leave and exit.
+/// </summary>
+public sealed record TrainingFinished(long Updates, bool Stopped = false) : IScstMessage;
+
+/// <summary>
+/// Stop the run gracefully (the learner node got SIGTERM or Ctrl-C): the update being journaled completes, work in
+/// flight is abandoned, a checkpoint is written at the journaled update, workers are told, and the learner ends.
+/// </summary>
+public sealed record StopLearner : IScstMessage
+{
+    public static readonly StopLearner Instance = new();
+}
 
 /// <summary>
 /// Learner journal event: update <see cref="Update"/> was applied, giving policy version <see cref="PolicyVersion"/>.

@@ -65,7 +65,8 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
         C<ScoreResult, P.ScoreResult>("s.score.res",
             m => new() { RequestId = m.RequestId, Rewards = { m.Rewards }, Advantages = { m.Advantages }, GreedyRewards = { m.GreedyRewards } },
             p => new(p.RequestId, [.. p.Rewards], [.. p.Advantages], [.. p.GreedyRewards])),
-        C<TrainingFinished, P.TrainingFinished>("s.finished", m => new() { Updates = m.Updates }, p => new(p.Updates)),
+        C<TrainingFinished, P.TrainingFinished>("s.finished", m => new() { Updates = m.Updates, Stopped = m.Stopped }, p => new(p.Updates, p.Stopped)),
+        C<StopLearner, P.StopLearner>("s.stop", _ => new(), _ => StopLearner.Instance),
         C<GetLearnerStatus, P.GetLearnerStatus>("s.status.get", _ => new(), _ => new()),
         C<LearnerStatus, P.LearnerStatus>("s.status",
             m => new()
