@@ -32,7 +32,8 @@ public class SerializerTests : IDisposable
         LargeRollout(),
         new ScoreRequest(78, [9, 8], 3, ["a red circle", "", "two squares"], ["a red circle"]),
         new ScoreResult(78, [0.5, -1e-300, 2.25], [0.1, 0.2, -0.3], []),
-        new TrainingFinished(1000),
+        new TrainingFinished(1000, Stopped: true),
+        StopLearner.Instance,
         new GetLearnerStatus(),
         new LearnerStatus(41, 41, 1000, "async", true, false, 2050, 3, 4, 1, 2, 5, 7, 150, "akka.tcp://scst@10.0.0.1:4053"),
         new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
@@ -47,7 +48,7 @@ public class SerializerTests : IDisposable
             [.. Enumerable.Range(0, B * K * L).Select(_ => (long)rng.Next(0, 32128))],
             [.. Enumerable.Range(0, B * K).Select(i => new string((char)('a' + i % 26), 80))],
             [.. Enumerable.Range(0, B * K).Select(i => -(float)rng.NextDouble() * 40)],
-            [.. Enumerable.Range(0, B * K).Select(i => 1 + i % L)], 12, [], "akka.tcp://scst@127.0.0.1:4055");
+            [.. Enumerable.Range(0, B * K).Select(i => 1 + i % L)], 12, [], "akka.tcp://scst@127.0.0.1:4055", "cuda:3");
     }
 
     [Fact]

@@ -170,7 +170,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         if (Scheduler.OnRollout(r, _run.Update, DateTime.UtcNow) is not { } work) return; // answered twice, or re-dispatched
         ScstMetrics.RolloutLatency.Record(work.RolloutLatencyS);
-        _run.Stats.RolloutFrom(r.Node);
+        _run.Stats.RolloutFrom(r.Node, r.Device);
         Pump();
     }
 

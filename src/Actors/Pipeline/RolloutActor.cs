@@ -10,8 +10,9 @@ namespace Scst.Actors.Pipeline;
 
 /// <param name="WorkDir">This replica's own folder: tokenizer copy and fetched weights (policy-vN.safetensors).</param>
 /// <param name="Finished">Completed when the learner says the run is over (the rollout process then exits).</param>
+/// <param name="Device">This replica's device (<see cref="RolloutDevices"/>: cuda:N or a CPU slot cpu:N).</param>
 public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRef Learner, ILogger Log, WeightFetcherSettings Fetcher,
-    TaskCompletionSource<TrainingFinished>? Finished = null);
+    TaskCompletionSource<TrainingFinished>? Finished = null, string Device = "cpu:0");
 
 /// <summary>
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
@@ -52,7 +53,10 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         _s = s;
         _node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Directory.CreateDirectory(s.WorkDir);
-        _setup = RunSetup.Load(s.Config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        // Its own model on its own device: the frozen base and the trainable part, loaded once per device.
+        var config = s.Config with { Run = s.Config.Run with { Device = RolloutDevices.TorchDevice(s.Device) } };
+        _setup = RunSetup.Load(config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        _log.Info("{0}: on {1}, model held {2}", Self.Path.Name, s.Device, _setup.Parameters);
         _rollouts = new RolloutGenerator(_setup.Policy, _setup.Corpus.Train, s.Config);
         _fingerprint = WorkerFingerprint.ForRollout(_setup);
 
@@ -155,7 +159,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
                 _log.Error(e, "{0}: rollout {1} failed ({2}); the learner will send it again", Self.Path.Name, r.RequestId, e.Message);
                 continue;
             }
-            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));
+            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node, _s.Device));
             _served++;
         }
     }

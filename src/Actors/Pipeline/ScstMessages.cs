@@ -55,11 +55,12 @@ public sealed record RolloutResult(
     ImmutableArray<int> Lengths,
     long PolicyVersion,
     ImmutableArray<string> GreedyCaptions,
-    string Node) : IScstMessage
+    string Node,
+    string Device = "") : IScstMessage
 {
-    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node) => new(
+    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node, string device = "") => new(
         requestId, [.. r.ImageIndices], r.K, r.Sequences.Length == 0 ? 0 : r.Sequences[0].Length, [.. r.Sequences.SelectMany(s => s)],
-        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node);
+        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node, device);
 
     public RolloutBatch ToBatch()
     {

@@ -55,10 +55,10 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             {
                 RequestId = m.RequestId, ImageIds = { m.ImageIds }, K = m.K, SeqLen = m.SeqLen, Tokens = { m.Tokens }, Captions = { m.Captions },
                 BehaviourLogProbs = { m.BehaviourLogProbs }, Lengths = { m.Lengths }, PolicyVersion = m.PolicyVersion,
-                GreedyCaptions = { m.GreedyCaptions }, Node = m.Node ?? "",
+                GreedyCaptions = { m.GreedyCaptions }, Node = m.Node ?? "", Device = m.Device ?? "",
             },
             p => new(p.RequestId, [.. p.ImageIds], p.K, p.SeqLen, [.. p.Tokens], [.. p.Captions], [.. p.BehaviourLogProbs], [.. p.Lengths],
-                p.PolicyVersion, [.. p.GreedyCaptions], p.Node)),
+                p.PolicyVersion, [.. p.GreedyCaptions], p.Node, p.Device)),
         C<ScoreRequest, P.ScoreRequest>("s.score.req",
             m => new() { RequestId = m.RequestId, ImageIds = { m.ImageIds }, K = m.K, Captions = { m.Captions }, GreedyCaptions = { m.GreedyCaptions } },
             p => new(p.RequestId, [.. p.ImageIds], p.K, [.. p.Captions], [.. p.GreedyCaptions])),

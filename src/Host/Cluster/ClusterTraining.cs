@@ -63,7 +63,11 @@ public static class ClusterTraining
                 if (roles.Contains("rollout"))
                 {
                     var fetcher = new WeightFetcherSettings(options.WeightChunksInFlight, options.WeightChunkTimeout, options.WeightFetchAttempts);
-                    actors.Rollout = (i, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished);
+                    RunSetup.InitializeRuntime(config.Run);
+                    var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
+                    actors.RolloutDevices = RolloutDevices.Resolve(options.RolloutDevices, options.RolloutActors, config.Run.Device, cuda);
+                    log.LogInformation("rollout devices: {Devices} (one rollout actor each)", string.Join(", ", actors.RolloutDevices));
+                    actors.Rollout = (i, device, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished, device);
                 }
                 if (options.Role == "reward")
                 {
