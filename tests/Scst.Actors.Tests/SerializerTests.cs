@@ -39,6 +39,18 @@ public class SerializerTests : IDisposable
         new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
     ];
 
+    /// <summary>
+    /// The samples as the first protobuf build wrote them (tests/data/journal-v1): without the message types and fields
+    /// added since, which proto3 leaves off the wire when empty, so those bytes still read back and rewrite identically.
+    /// </summary>
+    public static IScstMessage[] V1Samples => [.. Samples.Where(s => s is not (WorkerRefused or StopLearner)).Select(s => s switch
+    {
+        RegisterWorker r => r with { Fingerprint = new([]) },
+        TrainingFinished f => f with { Stopped = false },
+        RolloutResult r => r with { Device = "" },
+        _ => s,
+    })];
+
     /// <summary>A realistic large rollout: 64 images × K=5 captions × 32 tokens from a 32k vocabulary, 80-character captions.</summary>
     public static RolloutResult LargeRollout()
     {

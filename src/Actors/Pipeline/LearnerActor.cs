@@ -53,7 +53,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
         Command<RegisterWorker>(OnRegister);
         Command<RolloutResult>(OnRollout);
-        Command<ScoreResult>(s => { if (Scheduler.OnScore(s)) TryUpdate(); });
+        Command<ScoreResult>(s => { if (Scheduler.OnScore(s, DateTime.UtcNow)) TryUpdate(); });
         Command<Terminated>(t => RemoveWorker(t.ActorRef, "terminated"));
         Command<Tick>(_ => OnTick());
         Command<WaitingTick>(_ => OnWaitingTick());
@@ -183,9 +183,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Pump();
     }
 
+    /// <summary>Sync dispatches at the version the model holds (one ahead of the journal while an update's write is in flight).</summary>
     void Pump()
     {
-        if (_running && !_finished) Scheduler.Pump(_run.Update, DateTime.UtcNow);
+        if (_running && !_finished) Scheduler.Pump(_run.Async ? _run.Update : _run.WeightsVersion, DateTime.UtcNow);
     }
 
     void Next()
@@ -213,6 +214,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             ReportQueues();
             Next();
         });
+        // Sync: the next update's rollouts go out now, while the journal write is in flight; each worker starts as soon as
+        // it holds the new weights. Persist holds every later message until the write returns, so no rollout of the next
+        // update is taken, and nothing of it applied, before this update is journaled.
+        if (!_run.Async)
+        {
+            _run.PlanSyncUpdate();
+            Pump();
+        }
     }
 
     /// <param name="stopped">On request before the end: the checkpoint and summary.json say where it stopped, workers are told, nothing in flight is kept.</param>

@@ -61,6 +61,10 @@ public sealed class LearnerRunStats
             ["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS),
             ["rollout_latency_max_s"] = used.Max(w => w.RolloutLatencyS),
             ["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count(),
+            // The slowest part's legs (sync waits for the slowest): weights fetch+load at the worker, generation, scoring.
+            ["weights_wait_max_s"] = used.Max(w => w.Rollout!.WeightsWaitS),
+            ["generate_max_s"] = used.Max(w => w.Rollout!.GenerateS),
+            ["reward_max_s"] = used.Max(w => w.ScoreLatencyS),
         };
         return (micros, scored, figures);
     }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Microsoft.Extensions.Logging;
@@ -31,7 +32,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     readonly RolloutGenerator _rollouts;
     readonly string _node;
     readonly WorkerFingerprint _fingerprint;
-    readonly Queue<(RolloutRequest Request, IActorRef ReplyTo)> _queue = new();
+    readonly Queue<(RolloutRequest Request, IActorRef ReplyTo, long Received)> _queue = new();
     IActorRef? _publisher;
     IActorRef? _fetcher;
     long _version = -1;
@@ -84,7 +85,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             _log.Warning("{0}: weights v{1} could not be fetched ({2}); subscribing again", Self.Path.Name, f.Version, f.Reason);
             StartFetcher();
         });
-        Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender)); Serve(); });
+        Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender, Stopwatch.GetTimestamp())); Serve(); });
         Receive<TrainingFinished>(f =>
         {
             _log.Info("{0}: run {1} after {2} updates; served {3} rollouts", Self.Path.Name, f.Stopped ? "stopped" : "finished", f.Updates, _served);
@@ -140,13 +141,15 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     {
         while (_queue.Count > 0)
         {
-            var (r, replyTo) = _queue.Peek();
+            var (r, replyTo, received) = _queue.Peek();
             if (_version < r.MinVersion) return; // wait for the weights the request needs
             _queue.Dequeue();
             if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
             // The learner already cut the micro-batch into one part per rollout worker: one request is one generation call.
             RolloutBatch batch;
             string[]? greedy;
+            var waited = Stopwatch.GetElapsedTime(received).TotalSeconds;
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 batch = _rollouts.Generate([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
@@ -159,7 +162,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
                 _log.Error(e, "{0}: rollout {1} failed ({2}); the learner will send it again", Self.Path.Name, r.RequestId, e.Message);
                 continue;
             }
-            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node, _s.Device));
+            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node, _s.Device, waited, Stopwatch.GetElapsedTime(started).TotalSeconds));
             _served++;
         }
     }

@@ -56,11 +56,15 @@ public sealed record RolloutResult(
     long PolicyVersion,
     ImmutableArray<string> GreedyCaptions,
     string Node,
-    string Device = "") : IScstMessage
+    string Device = "",
+    double WeightsWaitS = 0,
+    double GenerateS = 0) : IScstMessage
 {
-    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node, string device = "") => new(
+    /// <param name="weightsWaitS">How long the request waited at the worker for the weights it needs (their fetch and load, when they were not there yet).</param>
+    /// <param name="generateS">The generation call itself (sampling, and the greedy captions for that baseline).</param>
+    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node, string device = "", double weightsWaitS = 0, double generateS = 0) => new(
         requestId, [.. r.ImageIndices], r.K, r.Sequences.Length == 0 ? 0 : r.Sequences[0].Length, [.. r.Sequences.SelectMany(s => s)],
-        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node, device);
+        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node, device, weightsWaitS, generateS);
 
     public RolloutBatch ToBatch()
     {
