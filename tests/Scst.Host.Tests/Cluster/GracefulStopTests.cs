@@ -20,8 +20,7 @@ public class GracefulStopTests(ITestOutputHelper output)
         var dir = TinyScstRun.NewDir("sigterm");
         var config = TinyScstRun.WriteConfig(dir, maxIters: 200, checkpointEvery: 100, evalEvery: 200);
         var plain = Path.Combine(dir, "plain");
-        using (var p = HostProcess.Start("plain", "train", "--config", config, "--run-dir", plain))
-            await p.ExpectExit(0, Run, "finish the plain run");
+        await TinyScstRun.PlainRun(config, plain);
 
         var learnerDir = Path.Combine(dir, "learner");
         var lp = HostProcess.FreePort();
@@ -68,8 +67,7 @@ public class GracefulStopTests(ITestOutputHelper output)
         var dir = TinyScstRun.NewDir("sigterm2");
         var config = TinyScstRun.WriteConfig(dir, maxIters: 200, checkpointEvery: 100, evalEvery: 200);
         var plain = Path.Combine(dir, "plain");
-        using (var p = HostProcess.Start("plain", "train", "--config", config, "--run-dir", plain))
-            await p.ExpectExit(0, Run, "finish the plain run");
+        await TinyScstRun.PlainRun(config, plain);
         var run = Path.Combine(dir, "all");
         string[] All() => ["--role", "all", "train", "--config", config, "--run-dir", run];
         using (var all = HostProcess.Start("all", All()))

@@ -14,8 +14,7 @@ public class RolloutDevicesProcessTests(ITestOutputHelper output)
         var dir = TinyScstRun.NewDir("devices");
         var config = TinyScstRun.WriteConfig(dir, maxIters: 40, checkpointEvery: 40, evalEvery: 40);
         var plain = Path.Combine(dir, "plain");
-        using (var p = HostProcess.Start("plain", "train", "--config", config, "--run-dir", plain))
-            await p.ExpectExit(0, Run, "finish the plain run");
+        await TinyScstRun.PlainRun(config, plain);
         var hocon = Path.Combine(dir, "devices.conf");
         File.WriteAllText(hocon, "scst.rollout.devices = [\"cpu:0\", \"cpu:1\"]\n");
         var learnerDir = Path.Combine(dir, "learner");
