@@ -28,4 +28,6 @@ catch (Exception e) when (e is ArgumentException or System.Net.HttpListenerExcep
     Console.Error.WriteLine($"error: metrics endpoint: {e.Message}");
     return 2;
 }
-using (metrics) return parsed.Invoke();
+// The first Ctrl-C / SIGTERM cancels the command's token (StopSignals), a second exits at once.
+using var signals = StopSignals.Install();
+using (metrics) return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, StopSignals.Token);

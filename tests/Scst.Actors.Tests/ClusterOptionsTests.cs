@@ -97,6 +97,23 @@ public class ClusterOptionsTests
     }
 
     [Fact]
+    public void Rollout_devices_are_a_list_or_all_and_not_together_with_an_actor_count()
+    {
+        var run = TestNodes.NewRunDir();
+        var list = Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "list.conf", "scst.rollout.devices = [\"cuda:0\", \"cuda:1\"]\n")] });
+        Assert.Equal(["cuda:0", "cuda:1"], list.RolloutDevices);
+        var all = Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "all.conf", "scst.rollout.devices = all\nscst.rollout.actors = 3\n")] });
+        Assert.Equal(["all"], all.RolloutDevices);
+        Assert.Equal(3, all.RolloutActors);
+        Assert.Null(Bind(new NodeOptions { Role = "rollout", RunDir = run }).RolloutDevices);
+        var e = Assert.Throws<Akka.Configuration.ConfigurationException>(() => Bind(new NodeOptions
+        {
+            Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "both.conf", "scst.rollout.devices = [\"cpu:0\"]\nscst.rollout.actors = 2\n")],
+        }));
+        Assert.Contains("set one of them", e.Message);
+    }
+
+    [Fact]
     public void Extra_hocon_may_use_substitutions()
     {
         // Stacking the user layer over itself once made Akka's HOCON merge recurse until the stack overflowed.

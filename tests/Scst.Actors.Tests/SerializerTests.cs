@@ -22,17 +22,31 @@ public class SerializerTests : IDisposable
     [
         new WeightsAvailable(17, new string('a', 64), 5L << 30, 4 << 20, "https://10.0.0.1:43121/weights/v17", [.. Enumerable.Range(0, 1280 * 32).Select(i => (byte)(i * 31))]),
         new SubscribeWeights(),
-        new RegisterWorker(RegisterWorker.Rollout, "akka.tcp://scst@10.0.0.7:4055"),
+        new RegisterWorker(RegisterWorker.Rollout, "akka.tcp://scst@10.0.0.7:4055", new([new("protocol", "3"), new("tokenizer", "0123456789abcdef"), new("model.prompt", "a photo of ")])),
+        new WorkerRefused("tokenizer differs (learner: 0123, worker: 4567)"),
         new WorkerWelcome(ActorRefs.Nobody, 41),
         new RolloutRequest(77, [3, 1, 4, 1, 5], 12, true, -8_000_000_000L),
         LargeRollout(),
         new ScoreRequest(78, [9, 8], 3, ["a red circle", "", "two squares"], ["a red circle"]),
         new ScoreResult(78, [0.5, -1e-300, 2.25], [0.1, 0.2, -0.3], []),
-        new TrainingFinished(1000),
+        new TrainingFinished(1000, Stopped: true),
+        StopLearner.Instance,
         new GetLearnerStatus(),
         new LearnerStatus(41, 41, 1000, "async", true, false, 2050, 3, 4, 1, 2, 5, 7, 150, "akka.tcp://scst@10.0.0.1:4053"),
         new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
     ];
+
+    /// <summary>
+    /// The samples as the first protobuf build wrote them (tests/data/journal-v1): without the message types and fields
+    /// added since, which proto3 leaves off the wire when empty, so those bytes still read back and rewrite identically.
+    /// </summary>
+    public static IScstMessage[] V1Samples => [.. Samples.Where(s => s is not (WorkerRefused or StopLearner)).Select(s => s switch
+    {
+        RegisterWorker r => r with { Fingerprint = new([]) },
+        TrainingFinished f => f with { Stopped = false },
+        RolloutResult r => r with { Device = "" },
+        _ => s,
+    })];
 
     /// <summary>A realistic large rollout: 64 images × K=5 captions × 32 tokens from a 32k vocabulary, 80-character captions.</summary>
     public static RolloutResult LargeRollout()
@@ -43,7 +57,7 @@ public class SerializerTests : IDisposable
             [.. Enumerable.Range(0, B * K * L).Select(_ => (long)rng.Next(0, 32128))],
             [.. Enumerable.Range(0, B * K).Select(i => new string((char)('a' + i % 26), 80))],
             [.. Enumerable.Range(0, B * K).Select(i => -(float)rng.NextDouble() * 40)],
-            [.. Enumerable.Range(0, B * K).Select(i => 1 + i % L)], 12, [], "akka.tcp://scst@127.0.0.1:4055");
+            [.. Enumerable.Range(0, B * K).Select(i => 1 + i % L)], 12, [], "akka.tcp://scst@127.0.0.1:4055", "cuda:3");
     }
 
     [Fact]

@@ -31,9 +31,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     readonly LearnerSettings _s;
     readonly ILoggingAdapter _log = Context.GetLogger();
     LearnerRun _run = null!;
-    bool _running, _finished;
+    bool _running, _finished, _stopped;
     DateTime _waitingSince;
     long _progressReported = -1;
+    readonly HashSet<IActorRef> _refused = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
     public override string PersistenceId => PersistenceIdValue;
@@ -52,12 +53,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
         Command<RegisterWorker>(OnRegister);
         Command<RolloutResult>(OnRollout);
-        Command<ScoreResult>(s => { if (Scheduler.OnScore(s)) TryUpdate(); });
+        Command<ScoreResult>(s => { if (Scheduler.OnScore(s, DateTime.UtcNow)) TryUpdate(); });
         Command<Terminated>(t => RemoveWorker(t.ActorRef, "terminated"));
         Command<Tick>(_ => OnTick());
         Command<WaitingTick>(_ => OnWaitingTick());
         Command<WeightsAvailable>(_ => { });
         Command<GetLearnerStatus>(_ => Sender.Tell(CurrentStatus()));
+        // Persist stashes commands until its handler has run, so a stop never lands between an update and its journal write.
+        Command<StopLearner>(_ => { if (_run is not null && !_finished) Finish(stopped: true); });
         // A `status` client joins as a member for a moment; it is not a node of the run.
         Command<ClusterEvent.MemberUp>(m => { if (!m.Member.HasRole(StatusRole)) _run.Stats.NodeSeen(m.Member.Address.ToString()); });
         Command<ClusterEvent.IMemberEvent>(_ => { });
@@ -136,6 +139,13 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     void OnRegister(RegisterWorker r)
     {
         var rollout = r.Kind == RegisterWorker.Rollout;
+        if (!Scheduler.IsWorker(Sender) && _run.Refusal(r) is { } refusal)
+        {
+            // Said once per worker; it stops registering when told.
+            if (_refused.Add(Sender)) _log.Warning("learner: refused {0} worker {1} on {2}: {3}", r.Kind, Sender.Path, r.Node, refusal);
+            Sender.Tell(new WorkerRefused(refusal));
+            return;
+        }
         if (!(rollout ? Scheduler.AddRolloutWorker(Sender) : r.Kind == RegisterWorker.Reward && Scheduler.AddRewardWorker(Sender))) return;
         _run.Stats.NodeSeen(r.Node);
         Context.Watch(Sender);
@@ -145,7 +155,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Sender.Tell(new WorkerWelcome(weights.Publisher, _run.Update));
         if (local) weights.ShareLocally(_run.WeightsVersion, Sender);
         _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, Scheduler.RolloutWorkers.Count, Scheduler.RewardWorkers.Count);
-        if (_finished) { Sender.Tell(new TrainingFinished(_run.Update)); return; }
+        if (_finished) { Sender.Tell(new TrainingFinished(_run.Update, _stopped)); return; }
         Pump();
     }
 
@@ -162,7 +172,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     {
         if (Scheduler.OnRollout(r, _run.Update, DateTime.UtcNow) is not { } work) return; // answered twice, or re-dispatched
         ScstMetrics.RolloutLatency.Record(work.RolloutLatencyS);
-        _run.Stats.RolloutFrom(r.Node);
+        _run.Stats.RolloutFrom(r.Node, r.Device);
         Pump();
     }
 
@@ -175,9 +185,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         Pump();
     }
 
+    /// <summary>Sync dispatches at the version the model holds (one ahead of the journal while an update's write is in flight).</summary>
     void Pump()
     {
-        if (_running && !_finished) Scheduler.Pump(_run.Update, DateTime.UtcNow);
+        if (_running && !_finished) Scheduler.Pump(_run.Async ? _run.Update : _run.WeightsVersion, DateTime.UtcNow);
     }
 
     void Next()
@@ -205,17 +216,28 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             ReportQueues();
             Next();
         });
+        // Sync: the next update's rollouts go out now, while the journal write is in flight; each worker starts as soon as
+        // it holds the new weights. Persist holds every later message until the write returns, so no rollout of the next
+        // update is taken, and nothing of it applied, before this update is journaled.
+        if (!_run.Async)
+        {
+            _run.PlanSyncUpdate();
+            Pump();
+        }
     }
 
-    void Finish()
+    /// <param name="stopped">On request before the end: the checkpoint and summary.json say where it stopped, workers are told, nothing in flight is kept.</param>
+    void Finish(bool stopped = false)
     {
         if (_finished) return;
         ReportProgress();
         _finished = true;
+        _stopped = stopped;
         _running = false;
         var summary = _run.Finish();
-        _log.Info("learner: finished at update {0}; {1} samples, {2} stale rollouts dropped, {3} nodes seen", _run.Update, _run.Journal.Samples, Scheduler.DroppedStale, _run.Stats.NodesSeen);
-        foreach (var w in Scheduler.RolloutWorkers.Concat(Scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_run.Update));
+        _log.Info("learner: {0} at update {1}; {2} samples, {3} stale rollouts dropped, {4} nodes seen", stopped ? "stopped on request" : "finished",
+            _run.Update, _run.Journal.Samples, Scheduler.DroppedStale, _run.Stats.NodesSeen);
+        foreach (var w in Scheduler.RolloutWorkers.Concat(Scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_run.Update, stopped));
         _s.Done.TrySetResult(summary);
     }
 

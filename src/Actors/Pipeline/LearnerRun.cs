@@ -28,6 +28,8 @@ public sealed class LearnerRun
     readonly LearnerRunStats _stats = new();
     RunProgress _best; // best validation value, its update, evaluations since
     long _weightsVersion;             // the version the model holds now
+    (int Epoch, int Position) _journaledCursor; // the data cursor as the last journaled update left it
+    long _lastApplied;                // timestamp of the previous update's apply (update_interval_s)
     bool _stopEarly;
 
     public Learner Core => core;
@@ -43,6 +45,18 @@ public sealed class LearnerRun
     public long Total => core.TotalUpdates;
     public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop);
     public bool HasRemoteRollouts => weights.AnyRemote(Scheduler.RolloutWorkers);
+
+    WorkerFingerprint? _rolloutFingerprint, _rewardFingerprint;
+
+    /// <summary>Why a registering worker cannot serve this run (its fingerprint differs from the learner's), or null when it can.</summary>
+    public string? Refusal(RegisterWorker r)
+    {
+        var expected = r.Kind == RegisterWorker.Rollout
+            ? _rolloutFingerprint ??= WorkerFingerprint.ForRollout(core.Setup)
+            : _rewardFingerprint ??= WorkerFingerprint.ForReward(Config, core.Setup.Corpus.Train.References);
+        var differences = expected.Differences(r.Fingerprint);
+        return differences.Count == 0 ? null : WorkerFingerprint.Describe(differences);
+    }
 
     /// <param name="localReward">The learner's own reward pool, used while no reward node is registered (or null).</param>
     /// <param name="send">Delivers the scheduler's requests (the actor's Tell).</param>
@@ -62,7 +76,9 @@ public sealed class LearnerRun
     {
         _journal.Apply(e);
         Update = e.Update + 1;
-        // Live, the cursor already stands where the event says; rebuilding it would only reshuffle the epoch again.
+        _journaledCursor = (e.CursorEpoch, e.CursorPosition);
+        // Live, the cursor already stands where the event says (or, in sync, past the next update's batches, drawn while
+        // this event was written); rebuilding it would only reshuffle the epoch again.
         if (recovering) Cursor = core.NewCursor(e.CursorEpoch, e.CursorPosition);
         Scheduler.DroppedStale = e.RolloutsDroppedStale;
     }
@@ -103,11 +119,13 @@ public sealed class LearnerRun
     /// </summary>
     public void PlanSyncUpdate()
     {
-        if (Async || Scheduler.HasSyncUpdate) return;
-        for (var m = 0; m < core.Plan.MicroBatches(Update); m++)
+        // The update the model's weights are for: the journaled count, or one more while the last update's write is in flight.
+        var update = _weightsVersion;
+        if (Async || Scheduler.HasSyncUpdate || update >= Total || (settings.StopAfterUpdates is int stop && update >= stop)) return;
+        for (var m = 0; m < core.Plan.MicroBatches(update); m++)
         {
             var ids = Cursor.Next(Config.Run.BatchSizeTrain);
-            var seed = RolloutGenerator.SamplingSeed(Config.Run.Seed, Update, m);
+            var seed = RolloutGenerator.SamplingSeed(Config.Run.Seed, update, m);
             Scheduler.AddSyncMicroBatch(ids, Cursor.Epoch, unchecked((long)seed), m);
         }
     }
@@ -126,6 +144,7 @@ public sealed class LearnerRun
         var values = core.Scst!.Apply(Update, epoch, scored, offPolicy: Async);
         values["learner_step_s"] = step.Elapsed.TotalSeconds; // with rollout_latency_max_s and persist_lag_s: a sync update's critical path
         _weightsVersion = Update + 1;
+        var publish = System.Diagnostics.Stopwatch.StartNew();
         weights.ShareLocally(_weightsVersion);
         foreach (var (k, v) in figures) values[k] = v;
         values["rollouts_dropped_stale"] = Scheduler.DroppedStale;
@@ -135,6 +154,10 @@ public sealed class LearnerRun
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
         if (!Async && HasRemoteRollouts) weights.Publish(Update + 1);
+        values["publish_s"] = publish.Elapsed.TotalSeconds;
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (_lastApplied != 0) values["update_interval_s"] = System.Diagnostics.Stopwatch.GetElapsedTime(_lastApplied, now).TotalSeconds;
+        _lastApplied = now;
         return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length));
     }
 
@@ -176,7 +199,7 @@ public sealed class LearnerRun
     }
 
     /// <summary>The run's progress as a checkpoint at <paramref name="update"/> records it: the journaled cursor and samples, the best so far.</summary>
-    RunProgress ProgressAt(long update) => _best with { Update = update, Samples = _journal.Samples, Epoch = Cursor.Epoch, Position = Cursor.Position };
+    RunProgress ProgressAt(long update) => _best with { Update = update, Samples = _journal.Samples, Epoch = _journaledCursor.Epoch, Position = _journaledCursor.Position };
 
     static JsonObject ExtraState(long update) => new() { ["actor_learner"] = true, ["policy_version"] = update };
 }

@@ -13,6 +13,7 @@ namespace Scst.Actors.Pipeline;
 public sealed class LearnerRunStats
 {
     readonly Dictionary<string, long> _rolloutsByNode = [];
+    readonly Dictionary<string, long> _rolloutsByDevice = [];
     readonly HashSet<string> _nodesSeen = [];
     readonly SortedDictionary<long, long> _stalenessHistogram = []; // rollouts used, by versions behind (this process's updates only)
 
@@ -20,9 +21,12 @@ public sealed class LearnerRunStats
 
     public void NodeSeen(string node) => _nodesSeen.Add(node);
 
-    public void RolloutFrom(string node)
+    /// <param name="device">The rollout actor's device on that node (<see cref="RolloutDevices"/>).</param>
+    public void RolloutFrom(string node, string device)
     {
         _rolloutsByNode[node] = _rolloutsByNode.GetValueOrDefault(node) + 1;
+        var key = $"{node} {device}";
+        _rolloutsByDevice[key] = _rolloutsByDevice.GetValueOrDefault(key) + 1;
         _nodesSeen.Add(node);
     }
 
@@ -57,6 +61,10 @@ public sealed class LearnerRunStats
             ["rollout_latency_s"] = used.Average(w => w.RolloutLatencyS),
             ["rollout_latency_max_s"] = used.Max(w => w.RolloutLatencyS),
             ["rollout_workers"] = used.Select(w => w.Worker).Distinct().Count(),
+            // The slowest part's legs (sync waits for the slowest): weights fetch+load at the worker, generation, scoring.
+            ["weights_wait_max_s"] = used.Max(w => w.Rollout!.WeightsWaitS),
+            ["generate_max_s"] = used.Max(w => w.Rollout!.GenerateS),
+            ["reward_max_s"] = used.Max(w => w.ScoreLatencyS),
         };
         return (micros, scored, figures);
     }
@@ -68,6 +76,8 @@ public sealed class LearnerRunStats
         foreach (var (epoch, ids) in journal.Consumed) perEpoch[epoch.ToString(CultureInfo.InvariantCulture)] = ids.Count;
         var byNode = new JsonObject();
         foreach (var (node, n) in _rolloutsByNode.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byNode[node] = n;
+        var byDevice = new JsonObject();
+        foreach (var (device, n) in _rolloutsByDevice.OrderBy(kv => kv.Key, StringComparer.Ordinal)) byDevice[device] = n;
         var histogram = new JsonObject();
         foreach (var (k, n) in _stalenessHistogram) histogram[k.ToString(CultureInfo.InvariantCulture)] = n;
         return new JsonObject
@@ -79,6 +89,7 @@ public sealed class LearnerRunStats
             ["train_images"] = trainImages,
             ["nodes_seen"] = _nodesSeen.Count,
             ["rollouts_by_node"] = byNode,
+            ["rollouts_by_device"] = byDevice,
             ["rollouts_dropped_stale"] = droppedStale,
             ["scst_mode"] = mode,
         };

@@ -8,8 +8,10 @@ using Scst.Reward;
 namespace Scst.Actors.Pipeline;
 
 /// <summary>What every reward actor of a process shares: the training references and their CIDEr-D document frequencies.</summary>
-public sealed class RewardContext(IReadOnlyList<IReadOnlyList<string>> references, DocumentFrequency df, BaselineKind baseline)
+public sealed class RewardContext(IReadOnlyList<IReadOnlyList<string>> references, DocumentFrequency df, BaselineKind baseline, WorkerFingerprint fingerprint)
 {
+    /// <summary>What a reward node registers with (<see cref="WorkerFingerprint.ForReward"/>).</summary>
+    public WorkerFingerprint Fingerprint { get; } = fingerprint;
     public IReadOnlyList<IReadOnlyList<string>> References { get; } = references;
     public DocumentFrequency Df { get; } = df;
     public BaselineKind Baseline { get; } = baseline;
@@ -18,7 +20,8 @@ public sealed class RewardContext(IReadOnlyList<IReadOnlyList<string>> reference
     public static RewardContext Load(ScstConfig config, ILogger log)
     {
         var corpus = CaptionCorpus.Load(config, log);
-        return new RewardContext(corpus.Train.References, RunSetup.TrainDocumentFrequency(config, corpus), config.Scst.Baseline);
+        return new RewardContext(corpus.Train.References, RunSetup.TrainDocumentFrequency(config, corpus), config.Scst.Baseline,
+            WorkerFingerprint.ForReward(config, corpus.Train.References));
     }
 }
 
@@ -55,21 +58,26 @@ public sealed class RewardPool : ReceiveActor, IWithTimers
 
     sealed record Register { public static readonly Register Instance = new(); }
 
-    public static Props Props(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<long>? finished = null) =>
+    public static Props Props(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<TrainingFinished>? finished = null) =>
         Akka.Actor.Props.Create(() => new RewardPool(ctx, size, learner, finished));
 
-    public RewardPool(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<long>? finished)
+    public RewardPool(RewardContext ctx, int size, IActorRef? learner, TaskCompletionSource<TrainingFinished>? finished)
     {
         _learner = learner;
         var router = Context.ActorOf(RewardActor.Props(ctx).WithRouter(new RoundRobinPool(Math.Max(1, size))), "scorers");
         var node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Receive<ScoreRequest>(r => router.Forward(r));
-        Receive<Register>(_ => _learner!.Tell(new RegisterWorker(RegisterWorker.Reward, node)));
+        Receive<Register>(_ => _learner!.Tell(new RegisterWorker(RegisterWorker.Reward, node, ctx.Fingerprint)));
         Receive<WorkerWelcome>(_ => { });
+        Receive<WorkerRefused>(r =>
+        {
+            Timers.Cancel("register");
+            finished?.TrySetException(new WorkerRefusedException($"the learner refused this reward node: {r.Reason}; start it with the learner's config and build"));
+        });
         Receive<TrainingFinished>(f =>
         {
             Timers.Cancel("register"); // the learner is leaving: nothing to register with
-            finished?.TrySetResult(f.Updates);
+            finished?.TrySetResult(f);
         });
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Microsoft.Extensions.Logging;
@@ -10,8 +11,9 @@ namespace Scst.Actors.Pipeline;
 
 /// <param name="WorkDir">This replica's own folder: tokenizer copy and fetched weights (policy-vN.safetensors).</param>
 /// <param name="Finished">Completed when the learner says the run is over (the rollout process then exits).</param>
+/// <param name="Device">This replica's device (<see cref="RolloutDevices"/>: cuda:N or a CPU slot cpu:N).</param>
 public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRef Learner, ILogger Log, WeightFetcherSettings Fetcher,
-    TaskCompletionSource<long>? Finished = null);
+    TaskCompletionSource<TrainingFinished>? Finished = null, string Device = "cpu:0");
 
 /// <summary>
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
@@ -29,7 +31,8 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     readonly RunSetup _setup;
     readonly RolloutGenerator _rollouts;
     readonly string _node;
-    readonly Queue<(RolloutRequest Request, IActorRef ReplyTo)> _queue = new();
+    readonly WorkerFingerprint _fingerprint;
+    readonly Queue<(RolloutRequest Request, IActorRef ReplyTo, long Received)> _queue = new();
     IActorRef? _publisher;
     IActorRef? _fetcher;
     long _version = -1;
@@ -51,12 +54,16 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
         _s = s;
         _node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Directory.CreateDirectory(s.WorkDir);
-        _setup = RunSetup.Load(s.Config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        // Its own model on its own device: the frozen base and the trainable part, loaded once per device.
+        var config = s.Config with { Run = s.Config.Run with { Device = RolloutDevices.TorchDevice(s.Device) } };
+        _setup = RunSetup.Load(config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        _log.Info("{0}: on {1}, model held {2}", Self.Path.Name, s.Device, _setup.Parameters);
         _rollouts = new RolloutGenerator(_setup.Policy, _setup.Corpus.Train, s.Config);
+        _fingerprint = WorkerFingerprint.ForRollout(_setup);
 
         Receive<Register>(_ =>
         {
-            _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node));
+            _s.Learner.Tell(new RegisterWorker(RegisterWorker.Rollout, _node, _fingerprint));
             // Joined but unanswered: no learner-role node in the cluster yet (or it is still loading).
             if (_publisher is null && DateTime.UtcNow - _noLearnerSaid >= NoLearnerReport)
             {
@@ -65,6 +72,12 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             }
         });
         Receive<WorkerWelcome>(OnWelcome);
+        Receive<WorkerRefused>(r =>
+        {
+            _log.Error("{0}: the learner refused this node: {1}", Self.Path.Name, r.Reason);
+            Timers.Cancel("register");
+            _s.Finished?.TrySetException(new WorkerRefusedException($"the learner refused this rollout node: {r.Reason}; start it with the learner's config and build"));
+        });
         Receive<WeightsReady>(OnWeights);
         Receive<LocalPolicyWeights>(OnLocalWeights);
         Receive<WeightsFetchFailed>(f =>
@@ -72,12 +85,12 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             _log.Warning("{0}: weights v{1} could not be fetched ({2}); subscribing again", Self.Path.Name, f.Version, f.Reason);
             StartFetcher();
         });
-        Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender)); Serve(); });
+        Receive<RolloutRequest>(r => { _queue.Enqueue((r, Sender, Stopwatch.GetTimestamp())); Serve(); });
         Receive<TrainingFinished>(f =>
         {
-            _log.Info("{0}: run finished after {1} updates; served {2} rollouts", Self.Path.Name, f.Updates, _served);
+            _log.Info("{0}: run {1} after {2} updates; served {3} rollouts", Self.Path.Name, f.Stopped ? "stopped" : "finished", f.Updates, _served);
             Timers.Cancel("register"); // the learner is leaving: nothing to register with
-            _s.Finished?.TrySetResult(f.Updates);
+            _s.Finished?.TrySetResult(f);
         });
     }
 
@@ -129,13 +142,15 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     {
         while (_queue.Count > 0)
         {
-            var (r, replyTo) = _queue.Peek();
+            var (r, replyTo, received) = _queue.Peek();
             if (_version < r.MinVersion) return; // wait for the weights the request needs
             _queue.Dequeue();
             if (r.ExactVersion && _version != r.MinVersion) continue; // the learner has moved past this request
             // The learner already cut the micro-batch into one part per rollout worker: one request is one generation call.
             RolloutBatch batch;
             string[]? greedy;
+            var waited = Stopwatch.GetElapsedTime(received).TotalSeconds;
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 batch = _rollouts.Generate([.. r.ImageIds], _version, unchecked((ulong)r.Seed));
@@ -148,7 +163,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
                 _log.Error(e, "{0}: rollout {1} failed ({2}); the learner will send it again", Self.Path.Name, r.RequestId, e.Message);
                 continue;
             }
-            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node));
+            replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node, _s.Device, waited, Stopwatch.GetElapsedTime(started).TotalSeconds));
             _served++;
         }
     }

@@ -20,6 +20,8 @@ public sealed class RolloutWork<TWorker>(int[] ids, int epoch, long seed, int mi
     /// <summary>When it last went to a rollout worker, or to a reward worker once rolled out.</summary>
     public DateTime SentAt { get; internal set; }
     public double RolloutLatencyS { get; internal set; }
+    /// <summary>From the score request to its answer: the reward leg of the critical path.</summary>
+    public double ScoreLatencyS { get; internal set; }
     public RolloutResult? Rollout { get; internal set; }
     public TWorker? Scorer { get; internal set; }
     /// <summary>The worker that let it time out: its next dispatch goes elsewhere while another worker can take it.</summary>
@@ -199,10 +201,11 @@ public sealed class RolloutScheduler<TWorker>(RolloutSchedulerOptions options, F
     }
 
     /// <summary>A score came back; false for one not awaited (answered twice, or its rollout was re-dispatched).</summary>
-    public bool OnScore(ScoreResult s)
+    public bool OnScore(ScoreResult s, DateTime? now = null)
     {
         if (!_byRequest.TryGetValue(s.RequestId, out var work) || work.Rollout is null || work.Score is not null) return false;
         work.Score = s;
+        if (now is { } t) work.ScoreLatencyS = (t - work.SentAt).TotalSeconds;
         _byRequest.Remove(s.RequestId);
         if (_o.Async) _ready.Add(work);
         return true;

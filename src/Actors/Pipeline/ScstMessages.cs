@@ -5,12 +5,21 @@ using Scst.Training;
 
 namespace Scst.Actors.Pipeline;
 
-/// <summary>A rollout or reward worker announcing itself to the learner (repeated, so a restarted learner finds it); the sender is the worker.</summary>
-public sealed record RegisterWorker(string Kind, string Node) : IScstMessage
+/// <summary>
+/// A rollout or reward worker announcing itself to the learner (repeated, so a restarted learner finds it); the sender
+/// is the worker. <see cref="Fingerprint"/> is what must match the learner's (<see cref="WorkerFingerprint"/>).
+/// </summary>
+public sealed record RegisterWorker(string Kind, string Node, WorkerFingerprint Fingerprint) : IScstMessage
 {
     public const string Rollout = "rollout";
     public const string Reward = "reward";
 }
+
+/// <summary>The learner's answer to a worker whose fingerprint differs from its own: <see cref="Reason"/> names each differing field with both values.</summary>
+public sealed record WorkerRefused(string Reason) : IScstMessage;
+
+/// <summary>Thrown into a refused worker's completion, so its process says why and exits with code 2.</summary>
+public sealed class WorkerRefusedException(string message) : Exception(message);
 
 /// <summary>The learner's answer to a new worker: where its weights come from and the current policy version.</summary>
 public sealed record WorkerWelcome(IActorRef Publisher, long PolicyVersion) : IScstMessage;
@@ -46,11 +55,16 @@ public sealed record RolloutResult(
     ImmutableArray<int> Lengths,
     long PolicyVersion,
     ImmutableArray<string> GreedyCaptions,
-    string Node) : IScstMessage
+    string Node,
+    string Device = "",
+    double WeightsWaitS = 0,
+    double GenerateS = 0) : IScstMessage
 {
-    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node) => new(
+    /// <param name="weightsWaitS">How long the request waited at the worker for the weights it needs (their fetch and load, when they were not there yet).</param>
+    /// <param name="generateS">The generation call itself (sampling, and the greedy captions for that baseline).</param>
+    public static RolloutResult From(long requestId, RolloutBatch r, string[]? greedy, string node, string device = "", double weightsWaitS = 0, double generateS = 0) => new(
         requestId, [.. r.ImageIndices], r.K, r.Sequences.Length == 0 ? 0 : r.Sequences[0].Length, [.. r.Sequences.SelectMany(s => s)],
-        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node);
+        [.. r.Captions], [.. r.BehaviourLogProbs], [.. r.Lengths], r.PolicyVersion, greedy is null ? [] : [.. greedy], node, device, weightsWaitS, generateS);
 
     public RolloutBatch ToBatch()
     {
@@ -90,8 +104,20 @@ public sealed record LearnerStatus(
     int CursorPosition,
     string Node) : IScstMessage;
 
-/// <summary>The run is over (the learner wrote summary.json): workers stop and their processes exit.</summary>
-public sealed record TrainingFinished(long Updates) : IScstMessage;
+/// <summary>
+/// The run is over (the learner wrote summary.json), or <see cref="Stopped"/> on request before its end (the learner
+/// wrote a checkpoint at <see cref="Updates"/> and exits; the same command continues it): workers leave and exit.
+/// </summary>
+public sealed record TrainingFinished(long Updates, bool Stopped = false) : IScstMessage;
+
+/// <summary>
+/// Stop the run gracefully (the learner node got SIGTERM or Ctrl-C): the update being journaled completes, work in
+/// flight is abandoned, a checkpoint is written at the journaled update, workers are told, and the learner ends.
+/// </summary>
+public sealed record StopLearner : IScstMessage
+{
+    public static readonly StopLearner Instance = new();
+}
 
 /// <summary>
 /// Learner journal event: update <see cref="Update"/> was applied, giving policy version <see cref="PolicyVersion"/>.

@@ -31,7 +31,10 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             p => new(p.Version, p.Sha256, p.SizeBytes, p.ChunkSize, p.Url, p.ChunkSha256.ToByteArray())),
         C<SubscribeWeights, P.SubscribeWeights>("w.sub", _ => new(), _ => new()),
         // SCST: learner, rollout and reward workers
-        C<RegisterWorker, P.RegisterWorker>("s.register", m => new() { Kind = m.Kind ?? "", Node = m.Node ?? "" }, p => new(p.Kind, p.Node)),
+        C<RegisterWorker, P.RegisterWorker>("s.register",
+            m => new() { Kind = m.Kind ?? "", Node = m.Node ?? "", Fingerprint = { m.Fingerprint.Fields.ToDictionary(f => f.Key, f => f.Value) } },
+            p => new(p.Kind, p.Node, new WorkerFingerprint([.. p.Fingerprint]))),
+        C<WorkerRefused, P.WorkerRefused>("s.refused", m => new() { Reason = m.Reason ?? "" }, p => new(p.Reason)),
         new("s.welcome", typeof(WorkerWelcome),
             o => new P.WorkerWelcome
             {
@@ -51,17 +54,19 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             {
                 RequestId = m.RequestId, ImageIds = { m.ImageIds }, K = m.K, SeqLen = m.SeqLen, Tokens = { m.Tokens }, Captions = { m.Captions },
                 BehaviourLogProbs = { m.BehaviourLogProbs }, Lengths = { m.Lengths }, PolicyVersion = m.PolicyVersion,
-                GreedyCaptions = { m.GreedyCaptions }, Node = m.Node ?? "",
+                GreedyCaptions = { m.GreedyCaptions }, Node = m.Node ?? "", Device = m.Device ?? "",
+                WeightsWaitS = m.WeightsWaitS, GenerateS = m.GenerateS,
             },
             p => new(p.RequestId, [.. p.ImageIds], p.K, p.SeqLen, [.. p.Tokens], [.. p.Captions], [.. p.BehaviourLogProbs], [.. p.Lengths],
-                p.PolicyVersion, [.. p.GreedyCaptions], p.Node)),
+                p.PolicyVersion, [.. p.GreedyCaptions], p.Node, p.Device, p.WeightsWaitS, p.GenerateS)),
         C<ScoreRequest, P.ScoreRequest>("s.score.req",
             m => new() { RequestId = m.RequestId, ImageIds = { m.ImageIds }, K = m.K, Captions = { m.Captions }, GreedyCaptions = { m.GreedyCaptions } },
             p => new(p.RequestId, [.. p.ImageIds], p.K, [.. p.Captions], [.. p.GreedyCaptions])),
         C<ScoreResult, P.ScoreResult>("s.score.res",
             m => new() { RequestId = m.RequestId, Rewards = { m.Rewards }, Advantages = { m.Advantages }, GreedyRewards = { m.GreedyRewards } },
             p => new(p.RequestId, [.. p.Rewards], [.. p.Advantages], [.. p.GreedyRewards])),
-        C<TrainingFinished, P.TrainingFinished>("s.finished", m => new() { Updates = m.Updates }, p => new(p.Updates)),
+        C<TrainingFinished, P.TrainingFinished>("s.finished", m => new() { Updates = m.Updates, Stopped = m.Stopped }, p => new(p.Updates, p.Stopped)),
+        C<StopLearner, P.StopLearner>("s.stop", _ => new(), _ => StopLearner.Instance),
         C<GetLearnerStatus, P.GetLearnerStatus>("s.status.get", _ => new(), _ => new()),
         C<LearnerStatus, P.LearnerStatus>("s.status",
             m => new()

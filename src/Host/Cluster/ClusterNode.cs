@@ -28,7 +28,7 @@ public sealed class ClusterNode : IAsyncDisposable
     /// <summary>The actors Akka.Hosting started, by key (the learner proxy under <c>LearnerActor</c>).</summary>
     public IReadOnlyActorRegistry Registry => _host.Services.GetRequiredService<ActorRegistry>();
 
-    /// <summary>Fires when the host stops: SIGINT/SIGTERM (the generic host owns those) or the ActorSystem ending, e.g. after being downed.</summary>
+    /// <summary>Fires when the host stops: the ActorSystem ending, e.g. after being downed (signals reach the command's own token, see <see cref="StopSignals"/>).</summary>
     public CancellationToken Stopping { get; }
 
     ActorSystem? _system;
@@ -56,6 +56,9 @@ public sealed class ClusterNode : IAsyncDisposable
         ScstAkka.BuildConfig(options);
 
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder([]);
+        // Signals belong to the command (StopSignals, System.CommandLine's token): the console lifetime would run Akka's
+        // coordinated shutdown on the first SIGTERM, before a learner could finish its update and write a checkpoint.
+        builder.Services.AddSingleton<IHostLifetime, CommandOwnsSignals>();
         builder.Logging.ClearProviders();
         if (logging is not null) logging(builder.Logging);
         else HostLogging.Configure(builder.Logging, HostLogging.RunLogFile(options.RunDir, options.Role));
@@ -151,6 +154,13 @@ public sealed class ClusterNode : IAsyncDisposable
         if (!HostLogging.Verbose) _system?.EventStream.SetLogLevel(Akka.Event.LogLevel.WarningLevel);
         await _host.StopAsync();
         _host.Dispose();
+    }
+
+    /// <summary>A host lifetime that leaves SIGINT/SIGTERM alone; the host stops when the command disposes the node.</summary>
+    sealed class CommandOwnsSignals : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Logs membership changes in a fixed format (process tests wait for these lines) and records members seen Up.</summary>

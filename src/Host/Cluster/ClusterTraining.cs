@@ -37,7 +37,7 @@ public static class ClusterTraining
         {
             var log = cluster.LoggerFactory.CreateLogger("train");
             var roles = options.Roles;
-            var finished = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var finished = new TaskCompletionSource<TrainingFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
             var learnerDone = new TaskCompletionSource<TrainSummary?>(TaskCreationOptions.RunContinuationsAsynchronously);
             CompositeMetricsSink? sink = null;
             // The learner reports from its own thread; the console's progress display exists only while this node waits for it.
@@ -65,7 +65,11 @@ public static class ClusterTraining
                 if (roles.Contains("rollout"))
                 {
                     var fetcher = new WeightFetcherSettings(options.WeightFetchAttempts, TlsSetup.WeightPlane(options), WholeFileSha256: options.WeightVerifyWholeFile);
-                    actors.Rollout = (i, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished);
+                    RunSetup.InitializeRuntime(config.Run);
+                    var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
+                    actors.RolloutDevices = RolloutDevices.Resolve(options.RolloutDevices, options.RolloutActors, config.Run.Device, cuda);
+                    log.LogInformation("rollout devices: {Devices} (one rollout actor each)", string.Join(", ", actors.RolloutDevices));
+                    actors.Rollout = (i, device, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished, device);
                 }
                 if (options.Role == "reward")
                 {
@@ -90,7 +94,14 @@ public static class ClusterTraining
                         try { return Task.WhenAny(learnerDone.Task, stopped).GetAwaiter().GetResult(); }
                         finally { Volatile.Write(ref progressTarget, null); }
                     });
-                    if (done != learnerDone.Task) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 130; }
+                    var signalled = done != learnerDone.Task;
+                    if (signalled)
+                    {
+                        if (cluster.System.WhenTerminated.IsCompleted) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 3; }
+                        // Graceful: the learner completes the update being journaled, writes a checkpoint and tells its workers.
+                        log.LogWarning("stop requested: finishing the update in hand and writing a checkpoint (Ctrl-C / SIGTERM again exits at once)");
+                        proxy.Tell(StopLearner.Instance);
+                    }
                     var summary = await learnerDone.Task;
                     // Let TrainingFinished reach the workers before this node leaves.
                     await Task.Delay(500, CancellationToken.None);
@@ -101,17 +112,34 @@ public static class ClusterTraining
                     if (summary is not null && summary.Metrics.Count > 0) TrainingConsole.PrintMetrics($"scst ({summary.Updates} updates)", summary.Metrics);
                     log.LogInformation("scst ({Mode}, actors): {Updates} updates, {Samples} samples in {Elapsed:F1} s; summary {Summary}; plots {Plots}",
                         config.Scst.Mode, summary?.Updates, summary?.SamplesConsumed, summary?.ElapsedS, Path.Combine(node.RunDir, "summary.json"), plots.Count);
+                    if (signalled && summary is { Completed: false })
+                        log.LogWarning("stopped at update {Update} with a checkpoint ({Checkpoint}); start the same command again to continue", summary.Updates, summary.FinalCheckpoint);
                     return 0;
                 }
                 var which = await Task.WhenAny(finished.Task, stopped);
+                if (finished.Task.IsFaulted && finished.Task.Exception!.InnerException is WorkerRefusedException refused)
+                {
+                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
+                    log.LogError("{Message}", refused.Message);
+                    return 2;
+                }
                 if (which == finished.Task)
                 {
                     // Leave before the learner's node is gone, so no proxy goes looking for it and nobody sees this node vanish.
                     await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
-                    log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, finished.Task.Result);
+                    var f = finished.Task.Result;
+                    if (f.Stopped) log.LogInformation("{Role} node: the learner stopped the run at update {Updates}; start this node again with it to continue", node.Role, f.Updates);
+                    else log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, f.Updates);
                     return 0;
                 }
-                // Downed (e.g. the learner died: the split-brain resolver keeps the learner's side) or told to stop.
+                if (!cluster.System.WhenTerminated.IsCompleted)
+                {
+                    // Ctrl-C / SIGTERM: leave, so the learner sees this node go at once and hands its work to the others.
+                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
+                    log.LogInformation("{Role} node: stopped on request and left the cluster", node.Role);
+                    return 0;
+                }
+                // Downed (e.g. the learner died: the split-brain resolver keeps the learner's side).
                 log.LogWarning("{Role} node: left the cluster before the run finished; start it again to rejoin", node.Role);
                 return 3;
             }

@@ -22,8 +22,11 @@ public sealed class ScstActorHosting
     /// <summary>The learner's settings, given the started system (its address goes into the command line it prints).</summary>
     public Func<ActorSystem, LearnerSettings>? Learner { get; set; }
 
-    /// <summary>Replica i's settings, given the learner proxy.</summary>
-    public Func<int, IActorRef, RolloutSettings>? Rollout { get; set; }
+    /// <summary>Replica i's settings, given its device and the learner proxy.</summary>
+    public Func<int, string, IActorRef, RolloutSettings>? Rollout { get; set; }
+
+    /// <summary>One rollout actor per entry (<see cref="RolloutDevices.Resolve"/>).</summary>
+    public IReadOnlyList<string> RolloutDevices { get; set; } = ["cpu:0"];
 
     /// <summary>The reward pool's props, given the learner proxy.</summary>
     public Func<IActorRef, Props>? RewardPool { get; set; }
@@ -50,7 +53,7 @@ public sealed class ScstActorHosting
             {
                 var proxy = registry.Get<LearnerActor>();
                 var settings = Required(Rollout, "rollout");
-                for (var i = 0; i < o.RolloutActors; i++) system.ActorOf(RolloutActor.Props(settings(i, proxy)), $"rollout-{i}");
+                for (var i = 0; i < RolloutDevices.Count; i++) system.ActorOf(RolloutActor.Props(settings(i, RolloutDevices[i], proxy)), $"rollout-{i}");
             });
         // A learner node scores with its own pool (inside the learner); only a reward node hosts one at top level.
         if (o.Role == "reward")

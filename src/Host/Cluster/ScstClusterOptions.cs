@@ -43,8 +43,10 @@ public sealed record ScstClusterOptions
     public string TlsPasswordVariable { get; init; } = "SCST_TLS_PASSWORD";
     public bool Tls => TlsCertificate is not null;
 
-    /// <summary>Rollout actors (policy replicas) per rollout / all node.</summary>
+    /// <summary>Rollout actors (policy replicas) per rollout / all node when <see cref="RolloutDevices"/> is unset; CPU slots for <c>all</c> without CUDA.</summary>
     public int RolloutActors { get; init; } = 1;
+    /// <summary><c>scst.rollout.devices</c>: a list (cuda:N, cpu:N) or ["all"]; null = unset (see Scst.Actors.Pipeline.RolloutDevices).</summary>
+    public IReadOnlyList<string>? RolloutDevices { get; init; }
     /// <summary>Reward actors per pool; 0 = one per core.</summary>
     public int RewardPoolSize { get; init; }
     public int RewardActors => RewardPoolSize > 0 ? RewardPoolSize : Environment.ProcessorCount;
@@ -107,6 +109,7 @@ public sealed record ScstClusterOptions
             TlsCa = node.TlsCa is { } ca ? Path.GetFullPath(ca) : NonEmpty(user.GetString("scst.tls.ca", "")),
             TlsPasswordVariable = node.TlsPasswordVariable ?? user.GetString("scst.tls.password-env", d.TlsPasswordVariable),
             RolloutActors = Math.Max(1, user.GetInt("scst.rollout.actors", d.RolloutActors)),
+            RolloutDevices = DevicesSetting(user),
             RewardPoolSize = user.GetInt("scst.reward.pool-size", d.RewardPoolSize),
             RequestTimeout = user.GetTimeSpan("scst.learner.request-timeout", d.RequestTimeout),
             InFlightPerWorker = user.GetInt("scst.learner.in-flight-per-worker", d.InFlightPerWorker),
@@ -132,7 +135,7 @@ public sealed record ScstClusterOptions
     public static readonly IReadOnlySet<string> Keys = new SortedSet<string>(StringComparer.Ordinal)
     {
         "scst.persistence.backend", "scst.persistence.connection-string", "scst.tls.certificate", "scst.tls.ca", "scst.tls.password-env",
-        "scst.rollout.actors", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
+        "scst.rollout.actors", "scst.rollout.devices", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
         "scst.learner.async-publish-every", "scst.weights.port", "scst.weights.verify-whole-file", "scst.weights.dtype",
         "scst.weights.max-fetch-attempts", "scst.weights.keep-versions",
     };
@@ -160,6 +163,18 @@ public sealed record ScstClusterOptions
 
     static IEnumerable<string> Flatten(Akka.Configuration.Hocon.HoconValue v, string prefix) =>
         v.IsObject() ? v.GetObject().Items.SelectMany(kv => Flatten(kv.Value, $"{prefix}.{kv.Key}")) : [prefix];
+
+    /// <summary><c>scst.rollout.devices = all</c> or a list; with a list, <c>scst.rollout.actors</c> would be ignored, so both are refused.</summary>
+    static IReadOnlyList<string>? DevicesSetting(Config user)
+    {
+        if (!user.HasPath("scst.rollout.devices")) return null;
+        var v = user.GetValue("scst.rollout.devices");
+        IReadOnlyList<string> list = v.IsArray() ? [.. v.GetArray().Select(x => x.GetString())] : [v.GetString()];
+        var all = list.Count == 1 && list[0].Trim().Equals("all", StringComparison.OrdinalIgnoreCase);
+        if (!all && user.HasPath("scst.rollout.actors"))
+            throw new ConfigurationException("scst.rollout.devices lists the devices (one rollout actor each), so scst.rollout.actors would do nothing: set one of them");
+        return list;
+    }
 
     static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s;
 

@@ -62,13 +62,12 @@ public static class TrainCommand
         using var loggers = HostLogging.Create(logFile: HostLogging.RunLogFile(options.RunDir, title));
         var log = loggers.CreateLogger("train");
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        // Ctrl-C or SIGTERM (StopSignals; a second one exits at once).
+        using var onStop = StopSignals.Token.Register(() =>
         {
-            e.Cancel = true;
-            log.LogWarning("Interrupted: finishing the current update and writing a checkpoint (Ctrl+C again to abort)");
+            log.LogWarning("Interrupted: finishing the current update and writing a checkpoint (Ctrl+C / SIGTERM again to abort)");
             cancel.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
+        });
         try
         {
             Directory.CreateDirectory(options.RunDir);
@@ -91,10 +90,6 @@ public static class TrainCommand
         {
             log.LogError("{Message}", e.Message);
             return null;
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
     }
 }

@@ -29,10 +29,10 @@ public class JournalV1Tests
             foreach (var f in retired)
                 Assert.Throws<System.Runtime.Serialization.SerializationException>(() => ser.FromBinary(File.ReadAllBytes(f), Path.GetFileNameWithoutExtension(f)[3..]));
             var files = all.Except(retired).ToArray();
-            Assert.Equal(SerializerTests.Samples.Length, files.Length);
+            Assert.Equal(SerializerTests.V1Samples.Length, files.Length);
             for (int i = 0; i < files.Length; i++)
             {
-                var sample = SerializerTests.Samples[i];
+                var sample = SerializerTests.V1Samples[i];
                 var name = Path.GetFileNameWithoutExtension(files[i]);
                 Assert.Equal(ser.Manifest(sample), name[3..]);
                 var bytes = File.ReadAllBytes(files[i]);

@@ -13,11 +13,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
     static readonly TimeSpan Run = TimeSpan.FromSeconds(150);
     const double Tolerance = 1e-6;
 
-    static async Task PlainRun(string config, string runDir)
-    {
-        using var p = HostProcess.Start("plain", "train", "--config", config, "--run-dir", runDir);
-        await p.ExpectExit(0, Run, "finish the plain run");
-    }
+    static Task PlainRun(string config, string runDir) => TinyScstRun.PlainRun(config, runDir);
 
     static void AssertEveryImageOncePerEpoch(string run, int fullEpochs)
     {

@@ -208,5 +208,12 @@ public static class TinyScstRun
         }
     }
 
+    /// <summary>The plain trainer on <paramref name="config"/>: the reference the actor runs' weights are compared with.</summary>
+    public static async Task PlainRun(string config, string runDir)
+    {
+        using var p = HostProcess.Start("plain", "train", "--config", config, "--run-dir", runDir);
+        await p.ExpectExit(0, TimeSpan.FromSeconds(150), "finish the plain run");
+    }
+
     public static JsonElement Summary(string run) => JsonDocument.Parse(File.ReadAllBytes(Path.Combine(run, "summary.json"))).RootElement;
 }

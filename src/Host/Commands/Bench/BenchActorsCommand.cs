@@ -147,8 +147,11 @@ public static class BenchActorsCommand
             ["samples_per_s"] = Math.Round(updates * perUpdate / seconds, 2),
             ["reward_mean_last"] = Math.Round(timed[^1].GetProperty("reward_mean").GetDouble(), 4),
         };
-        // The learner's critical path per update (actor runs): the slowest rollout part, its own step, the journal write.
-        foreach (var key in new[] { "rollout_latency_max_s", "rollout_latency_s", "learner_step_s", "persist_lag_s", "rollout_workers" })
+        // The critical path per update (actor runs): the learner's step, sharing/publishing its weights, the slowest part's
+        // wait for them at its worker (fetch + load), its generation and scoring, the whole rollout round trip, the journal write
+        // (which overlaps the next update's rollouts in sync mode), and the interval between updates.
+        foreach (var key in new[] { "learner_step_s", "publish_s", "weights_wait_max_s", "generate_max_s", "reward_max_s", "rollout_latency_max_s",
+                     "rollout_latency_s", "persist_lag_s", "update_interval_s", "rollout_workers" })
             if (timed.Skip(1).All(l => l.TryGetProperty(key, out _)))
                 figures[$"{key}_mean"] = Math.Round(timed.Skip(1).Average(l => l.GetProperty(key).GetDouble()), 4);
         return figures;
