@@ -133,19 +133,32 @@ public static partial class HostLogging
 
         public bool IsEnabled(LogLevel level, bool akkaInternal) => level >= (Verbose ? LogLevel.Debug : LogLevel.Information);
 
+        bool _broken;
+
+        // The log file is a copy of what the console shows: a full disk must not turn a log line into the run's error
+        // (the checkpoint or journal write that fails next says so); after one failed write the file is left alone.
         public void Write(DateTime time, LogLevel level, string source, string message, Exception? error)
         {
             var line = FormatLine(time, level, source, message, withDate: true);
             lock (_gate)
             {
-                _w.WriteLine(line);
-                if (error is not null) _w.WriteLine(error.ToString());
+                if (_broken) return;
+                try
+                {
+                    _w.WriteLine(line);
+                    if (error is not null) _w.WriteLine(error.ToString());
+                }
+                catch (IOException) { _broken = true; }
             }
         }
 
         public void Dispose()
         {
-            lock (_gate) _w.Dispose();
+            lock (_gate)
+            {
+                try { _w.Dispose(); }
+                catch (IOException) { }
+            }
         }
     }
 

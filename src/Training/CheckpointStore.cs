@@ -18,22 +18,34 @@ public sealed class CheckpointStore(string directory)
 
     public sealed record Entry(string File, string Sha256, long Step, string Tag);
 
-    /// <summary>Writes <paramref name="tensors"/> with <paramref name="state"/> and points <paramref name="tags"/> at it.</summary>
+    /// <summary>
+    /// Writes <paramref name="tensors"/> with <paramref name="state"/> and points <paramref name="tags"/> at it. Every
+    /// file (checkpoint, .sha256, pointers) is written in full before any is renamed into place, pointers last: a write
+    /// that fails (a full disk) leaves the previous checkpoint and its pointers as they were.
+    /// </summary>
     public Entry Save(string name, IReadOnlyDictionary<string, Tensor> tensors, JsonObject state, params string[] tags)
     {
         System.IO.Directory.CreateDirectory(Directory);
         var file = Path.Combine(Directory, name + ".safetensors");
-        var sha = SafeTensorsFile.Write(file, tensors, new Dictionary<string, string> { [StateKey] = state.ToJsonString() });
+        var sha = "";
+        using var data = StagedFile.Write(file, fs => sha = SafeTensorsFile.WriteTo(fs, tensors, new Dictionary<string, string> { [StateKey] = state.ToJsonString() }));
         // The sidecar lets a file be used on its own (e.g. model.finetuned) and still be verified.
-        SafeTensorsFile.WriteAtomically(file + ".sha256", System.Text.Encoding.ASCII.GetBytes($"{sha}  {Path.GetFileName(file)}\n"));
+        using var sidecar = StagedFile.Write(file + ".sha256", System.Text.Encoding.ASCII.GetBytes($"{sha}  {Path.GetFileName(file)}\n"));
         var step = state["step"]?.GetValue<long>() ?? 0;
-        Entry? entry = null;
-        foreach (var tag in tags)
+        var entries = tags.Select(tag => new Entry(Path.GetFileName(file), sha, step, tag)).ToList();
+        var pointers = new List<StagedFile>();
+        try
         {
-            entry = new Entry(Path.GetFileName(file), sha, step, tag);
-            SafeTensorsFile.WriteAtomically(Path.Combine(Directory, tag + ".json"), JsonSerializer.SerializeToUtf8Bytes(entry));
+            foreach (var e in entries) pointers.Add(StagedFile.Write(Path.Combine(Directory, e.Tag + ".json"), JsonSerializer.SerializeToUtf8Bytes(e)));
+            data.Commit();
+            sidecar.Commit();
+            foreach (var p in pointers) p.Commit();
         }
-        return entry ?? new Entry(Path.GetFileName(file), sha, step, "");
+        finally
+        {
+            foreach (var p in pointers) p.Dispose();
+        }
+        return entries.LastOrDefault() ?? new Entry(Path.GetFileName(file), sha, step, "");
     }
 
     /// <summary>The entry a tag points at, or null when the tag was never written.</summary>

@@ -212,9 +212,21 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             var lag = Stopwatch.GetElapsedTime(persistStarted).TotalSeconds;
             ScstMetrics.PersistenceLag.Record(lag);
             var nodes = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.Status == MemberStatus.Up && !m.HasRole(StatusRole));
-            _run.Journaled(applied, e, lag, nodes);
-            ReportQueues();
-            Next();
+            try
+            {
+                _run.Journaled(applied, e, lag, nodes);
+                ReportQueues();
+                Next();
+            }
+            catch (Exception x)
+            {
+                // A checkpoint or metrics write failed (a full disk): the update is journaled and the last checkpoint
+                // intact, so a restart replays it. Restarting here would only fail again; the host reports it and exits.
+                _log.Error(x, "learner: stopping after update {0}: {1}", _run.Update, x.Message);
+                _running = false;
+                _s.Done.TrySetException(x);
+                Context.Stop(Self);
+            }
         });
         // Sync: the next update's rollouts go out now, while the journal write is in flight; each worker starts as soon as
         // it holds the new weights. Persist holds every later message until the write returns, so no rollout of the next

@@ -61,7 +61,11 @@ public sealed class ClusterNode : IAsyncDisposable
         builder.Services.AddSingleton<IHostLifetime, CommandOwnsSignals>();
         builder.Logging.ClearProviders();
         if (logging is not null) logging(builder.Logging);
-        else HostLogging.Configure(builder.Logging, HostLogging.RunLogFile(options.RunDir, options.Role));
+        else
+        {
+            HostLogging.Configure(builder.Logging, HostLogging.RunLogFile(options.RunDir, options.Role));
+            CommandErrors.RunLog = HostLogging.RunLogFile(options.RunDir, options.Role);
+        }
         builder.Services.AddAkka(NodeOptions.SystemName, (akka, _) =>
         {
             ScstAkka.Configure(akka, options);

@@ -143,12 +143,7 @@ public static class ClusterTraining
                 log.LogWarning("{Role} node: left the cluster before the run finished; start it again to rejoin", node.Role);
                 return 3;
             }
-            catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException
-                                           or IOException or ArgumentException or Scst.Model.Data.DatasetFormatException or Scst.Model.Data.MissingImagesException)
-            {
-                log.LogError("{Message}", e.Message);
-                return 1;
-            }
+            // Errors (a bad corpus, a corrupt checkpoint, a full disk) leave through CommandErrors: one line, exit 2.
             finally
             {
                 sink?.Dispose();

@@ -30,15 +30,7 @@ public static class DemoCommand
         {
             var runDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.GetFullPath(Path.Combine("runs", "demo"));
             var dataDir = r.GetValue(DataDir)?.FullName ?? Path.GetFullPath(Path.Combine("data", "shapes"));
-            try
-            {
-                return Run(runDir, dataDir, r.GetValue(Seed), r.GetValue(CeIters), r.GetValue(ScstIters), r.GetValue(Images));
-            }
-            catch (ConfigException e)
-            {
-                Console.Error.WriteLine(e.Message);
-                return 2;
-            }
+            return Run(runDir, dataDir, r.GetValue(Seed), r.GetValue(CeIters), r.GetValue(ScstIters), r.GetValue(Images));
         });
         return cmd;
     }
@@ -79,11 +71,9 @@ public static class DemoCommand
         var ceConfig = Prepare("demo_ce.yaml", ceDir, null, ceIters);
         AnsiConsole.MarkupLine($"[bold]Step 1/2[/]: cross-entropy pre-training → {Markup.Escape(ceDir)}");
         var ce = LoadOrTrain(ceConfig, ceDir, "ce");
-        if (ce is null) return 1;
         var best = Path.Combine(ceDir, "checkpoints", "best.json");
         AnsiConsole.MarkupLine($"[bold]Step 2/2[/]: SCST from CE's best validation checkpoint (update {ce["best_step"]}) → {Markup.Escape(scstDir)}");
         var scst = LoadOrTrain(Prepare("demo_scst.yaml", scstDir, best, scstIters), scstDir, "scst");
-        if (scst is null) return 1;
 
         var ceTest = ce["metrics"]!["test"]!.AsObject();
         var scstTest = scst["metrics"]!["test"]!.AsObject();
@@ -120,7 +110,7 @@ public static class DemoCommand
     }
 
     // A finished stage is reused (the demo can be re-run to finish a stage that was interrupted; --resume semantics).
-    private static JsonObject? LoadOrTrain(ScstConfig config, string dir, string title)
+    private static JsonObject LoadOrTrain(ScstConfig config, string dir, string title)
     {
         var summaryPath = Path.Combine(dir, "summary.json");
         if (File.Exists(summaryPath) && JsonNode.Parse(File.ReadAllText(summaryPath)) is JsonObject done && done["completed"]?.GetValue<bool>() == true)
@@ -129,8 +119,8 @@ public static class DemoCommand
             return done;
         }
         var resume = File.Exists(Path.Combine(dir, "checkpoints", "latest.json"));
-        var s = TrainCommand.Run(config, new TrainerOptions(dir, resume), title);
-        return s is null ? null : JsonNode.Parse(File.ReadAllText(summaryPath)) as JsonObject;
+        TrainCommand.Run(config, new TrainerOptions(dir, resume), title);
+        return JsonNode.Parse(File.ReadAllText(summaryPath)) as JsonObject ?? throw new InvalidDataException($"{summaryPath}: expected a JSON object");
     }
 
     private static JsonArray ValCurve(string metricsJsonl)

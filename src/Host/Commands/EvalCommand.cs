@@ -28,34 +28,25 @@ public static class EvalCommand
             if (configFile is null) { Console.Error.WriteLine("eval: --config FILE is required"); return 2; }
             using var loggers = HostLogging.Create();
             var log = loggers.CreateLogger("eval");
-            try
+            var config = ConfigLoader.Load(configFile.FullName);
+            var splitName = r.GetValue(split)!;
+            var result = TrainingConsole.WithProgress("eval", log, p =>
+                CheckpointEvaluation.Run(config, r.GetValue(checkpoint)!.FullName, splitName, log,
+                    (done, total) => p(new TrainingProgress(splitName, done, total, new Dictionary<string, double>()))));
+            TrainingConsole.PrintMetrics(r.GetValue(checkpoint)!.Name, new Dictionary<string, IReadOnlyDictionary<string, double>> { [splitName] = result.Metrics });
+            if (r.GetValue(output) is { } outFile)
             {
-                var config = ConfigLoader.Load(configFile.FullName);
-                var splitName = r.GetValue(split)!;
-                var result = TrainingConsole.WithProgress("eval", log, p =>
-                    CheckpointEvaluation.Run(config, r.GetValue(checkpoint)!.FullName, splitName, log,
-                        (done, total) => p(new TrainingProgress(splitName, done, total, new Dictionary<string, double>()))));
-                TrainingConsole.PrintMetrics(r.GetValue(checkpoint)!.Name, new Dictionary<string, IReadOnlyDictionary<string, double>> { [splitName] = result.Metrics });
-                if (r.GetValue(output) is { } outFile)
+                var json = new JsonObject
                 {
-                    var json = new JsonObject
-                    {
-                        ["checkpoint"] = r.GetValue(checkpoint)!.FullName,
-                        ["split"] = splitName,
-                        ["metrics"] = new JsonObject(result.Metrics.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key, kv.Value))),
-                        ["captions"] = new JsonArray(result.Captions.Select(c => (JsonNode)new JsonObject { ["image_id"] = c.ImageId, ["caption"] = c.Caption }).ToArray()),
-                    };
-                    SafeTensorsFile.WriteAtomically(outFile.FullName, System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
-                    log.LogInformation("Wrote {File}", outFile.FullName);
-                }
-                return 0;
+                    ["checkpoint"] = r.GetValue(checkpoint)!.FullName,
+                    ["split"] = splitName,
+                    ["metrics"] = new JsonObject(result.Metrics.Select(kv => KeyValuePair.Create<string, JsonNode?>(kv.Key, kv.Value))),
+                    ["captions"] = new JsonArray(result.Captions.Select(c => (JsonNode)new JsonObject { ["image_id"] = c.ImageId, ["caption"] = c.Caption }).ToArray()),
+                };
+                SafeTensorsFile.WriteAtomically(outFile.FullName, System.Text.Encoding.UTF8.GetBytes(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })));
+                log.LogInformation("Wrote {File}", outFile.FullName);
             }
-            catch (ConfigException e) { Console.Error.WriteLine(e.Message); return 2; }
-            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or ArgumentException or DirectoryNotFoundException)
-            {
-                log.LogError("{Message}", e.Message);
-                return 1;
-            }
+            return 0;
         });
         return cmd;
     }

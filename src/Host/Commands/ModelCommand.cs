@@ -29,7 +29,7 @@ public static class ModelCommand
         var maxNew = new Option<int?>("--max-new-tokens") { Description = "generation length of the reference (default 8 for T5, 6 for BLIP-2, as the fixtures)" };
         var cmd = new Command("check", "Run a reference.json's inputs through the checkpoint and compare every output; non-zero exit on any mismatch");
         cmd.Options.Add(ckpt); cmd.Options.Add(reference); cmd.Options.Add(tol); cmd.Options.Add(maxNew);
-        cmd.SetAction(parse => Guarded(() =>
+        cmd.SetAction(parse =>
         {
             var dir = parse.GetValue(ckpt)!;
             var refPath = parse.GetValue(reference) ?? Path.Combine(dir, "reference.json");
@@ -46,7 +46,7 @@ public static class ModelCommand
             var failed = items.Count(i => !i.Ok);
             Console.WriteLine(failed == 0 ? $"all {items.Count} outputs match" : $"{failed} of {items.Count} outputs do not match");
             return failed == 0 ? 0 : 1;
-        }));
+        });
         return cmd;
     }
 
@@ -56,7 +56,7 @@ public static class ModelCommand
         var fp32 = new Option<bool>("--fp32") { Description = "hold every BLIP-2 part in fp32 (default: as LAVIS trains it, frozen ViT and T5 in bf16, the rest fp32)" };
         var cmd = new Command("info", "Print a checkpoint's architecture, parameter counts, load time and peak memory");
         cmd.Options.Add(ckpt); cmd.Options.Add(fp32);
-        cmd.SetAction(parse => Guarded(() =>
+        cmd.SetAction(parse =>
         {
             var dir = parse.GetValue(ckpt)!;
             TorchRuntime.Initialize();
@@ -88,18 +88,7 @@ public static class ModelCommand
             Console.WriteLine($"  {"total",-28} {total,14:N0} params");
             Console.WriteLine($"  loaded in {loadS:F1} s; peak RSS {ProcessMemory.PeakRssBytes() / 1e9:F2} GB");
             return 0;
-        }));
+        });
         return cmd;
-    }
-
-    /// <summary>Bad folders and files end with one clear line and exit code 2, not a stack trace.</summary>
-    internal static int Guarded(Func<int> body)
-    {
-        try { return body(); }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or ArgumentException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
-        }
     }
 }

@@ -24,7 +24,7 @@ public static class ModelTokenizeCommand
         var json = new Option<string?>("--json") { Description = "also write a JSON array, in input order, of {\"ids\", \"pieces\", \"decode\"}" };
         var cmd = new Command("tokenize", "Print sentencepiece's ids, pieces and decode of each string (no EOS; T5 appends </s> = 1 when training)");
         foreach (var o in new Option[] { tokenizer, text, file, json }) cmd.Options.Add(o);
-        cmd.SetAction(parse => ModelCommand.Guarded(() =>
+        cmd.SetAction(parse =>
         {
             var (t, f) = (parse.GetValue(text), parse.GetValue(file));
             if ((t is null) == (f is null))
@@ -49,7 +49,7 @@ public static class ModelTokenizeCommand
                 Console.WriteLine($"wrote {results.Count} results to {outPath}");
             }
             return 0;
-        }));
+        });
         return cmd;
     }
 

@@ -51,15 +51,21 @@ public static class TrainCommand
                 var node = NodeCommand.OptionsFrom(r) with { RunDir = runDir, FastFailure = r.GetValue(FastFailure) };
                 return Scst.Host.Cluster.ClusterTraining.RunAsync(config, node, r.GetValue(StopAfter), ct, configFile.FullName);
             }
-            return Task.FromResult(Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0);
+            Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter)));
+            return Task.FromResult(0);
         }
     }
 
-    /// <summary>Runs a training job with the standard outputs (metrics.jsonl, TensorBoard, plots, summary.json).</summary>
-    public static TrainSummary? Run(ScstConfig config, TrainerOptions options, string title = "train")
+    /// <summary>
+    /// Runs a training job with the standard outputs (metrics.jsonl, TensorBoard, plots, summary.json). Errors are
+    /// thrown, for <see cref="CommandErrors"/> to report in one line (with the trace in the run's log).
+    /// </summary>
+    public static TrainSummary Run(ScstConfig config, TrainerOptions options, string title = "train")
     {
-        // Everything this run logs also goes to RUN_DIR/logs/TITLE.log (appended across resumes).
-        using var loggers = HostLogging.Create(logFile: HostLogging.RunLogFile(options.RunDir, title));
+        // Everything this run logs also goes to RUN_DIR/logs/TITLE.log (appended across resumes), an error's trace too.
+        var logFile = HostLogging.RunLogFile(options.RunDir, title);
+        CommandErrors.RunLog = logFile;
+        using var loggers = HostLogging.Create(logFile: logFile);
         var log = loggers.CreateLogger("train");
         using var cancel = new CancellationTokenSource();
         // Ctrl-C or SIGTERM (StopSignals; a second one exits at once).
@@ -68,28 +74,19 @@ public static class TrainCommand
             log.LogWarning("Interrupted: finishing the current update and writing a checkpoint (Ctrl+C / SIGTERM again to abort)");
             cancel.Cancel();
         });
-        try
+        Directory.CreateDirectory(options.RunDir);
+        var metricsFile = Path.Combine(options.RunDir, "metrics.jsonl");
+        using var sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(options.RunDir, "tensorboard")));
+        using var trainer = new CaptionTrainer(config, options, sink, log);
+        var summary = TrainingConsole.WithProgress(title, log, progress =>
         {
-            Directory.CreateDirectory(options.RunDir);
-            var metricsFile = Path.Combine(options.RunDir, "metrics.jsonl");
-            using var sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(options.RunDir, "tensorboard")));
-            using var trainer = new CaptionTrainer(config, options, sink, log);
-            var summary = TrainingConsole.WithProgress(title, log, progress =>
-            {
-                trainer.Progress = progress;
-                return trainer.Run(cancel.Token);
-            });
-            var plots = PlotWriter.Write(metricsFile, Path.Combine(options.RunDir, "plots"));
-            if (summary.Metrics.Count > 0) TrainingConsole.PrintMetrics($"{summary.Mode} ({summary.Updates} updates)", summary.Metrics);
-            log.LogInformation("{Mode}: {Updates} updates, {Samples} samples in {Elapsed:F0} s; summary {Summary}; plots {Plots}",
-                summary.Mode, summary.Updates, summary.SamplesConsumed, summary.ElapsedS, Path.Combine(options.RunDir, "summary.json"), string.Join(", ", plots.Select(Path.GetFileName)));
-            return summary;
-        }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException or InvalidOperationException
-                                       or Scst.Model.Data.DatasetFormatException or Scst.Model.Data.MissingImagesException)
-        {
-            log.LogError("{Message}", e.Message);
-            return null;
-        }
+            trainer.Progress = progress;
+            return trainer.Run(cancel.Token);
+        });
+        var plots = PlotWriter.Write(metricsFile, Path.Combine(options.RunDir, "plots"));
+        if (summary.Metrics.Count > 0) TrainingConsole.PrintMetrics($"{summary.Mode} ({summary.Updates} updates)", summary.Metrics);
+        log.LogInformation("{Mode}: {Updates} updates, {Samples} samples in {Elapsed:F0} s; summary {Summary}; plots {Plots}",
+            summary.Mode, summary.Updates, summary.SamplesConsumed, summary.ElapsedS, Path.Combine(options.RunDir, "summary.json"), string.Join(", ", plots.Select(Path.GetFileName)));
+        return summary;
     }
 }

@@ -30,9 +30,31 @@ public static partial class ConfigLoader
     /// <summary>A training config, or a LAVIS model-type file (<see cref="LoadedConfig.Config"/> null), with its trace.</summary>
     public static LoadedConfig LoadTraced(string path)
     {
+        if (Directory.Exists(path))
+            throw new ConfigException([new ConfigError(path, 0, 0, "", "is a directory; give the YAML config file")]);
         if (!File.Exists(path))
             throw new ConfigException([new ConfigError(path, 0, 0, "", "config file not found")]);
-        return ParseTraced(File.ReadAllText(path), path);
+        return ParseTraced(ReadUtf8(path), path);
+    }
+
+    /// <summary>The file's text, refusing what is not UTF-8 (File.ReadAllText would silently turn bad bytes into U+FFFD).</summary>
+    static string ReadUtf8(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException([new ConfigError(path, 0, 0, "", $"cannot be read ({e.Message})")]);
+        }
+        var text = bytes.AsSpan().StartsWith("\uFEFF"u8) ? bytes.AsSpan(3) : bytes;
+        var chars = new char[text.Length];
+        if (System.Text.Unicode.Utf8.ToUtf16(text, chars, out var read, out var written, replaceInvalidSequences: false) == System.Buffers.OperationStatus.Done)
+            return new string(chars, 0, written);
+        var before = text[..read];
+        var line = before.Count((byte)'\n') + 1;
+        var column = read - (before.LastIndexOf((byte)'\n') + 1) + 1;
+        throw new ConfigException([new ConfigError(path, line, column, "",
+            $"not UTF-8 text (byte 0x{text[read]:X2}); save the file as UTF-8")]);
     }
 
     private static ScstConfig Require(LoadedConfig c, string file) => c.Config ?? throw new ConfigException([new ConfigError(file, 1, 1, "",

@@ -20,7 +20,8 @@ public sealed class TensorBoardSink : IMetricsSink
         Directory.CreateDirectory(directory);
         var stamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         Path = System.IO.Path.Combine(directory, $"events.out.tfevents.{stamp}.{Environment.MachineName}.{Environment.ProcessId}");
-        _file = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        // Unbuffered, one write per record: a failed write cannot leave bytes behind to fail again on Dispose.
+        _file = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
         WriteRecord(Event(step: 0, fileVersion: "brain.Event:2", scalars: null));
     }
 
@@ -29,7 +30,6 @@ public sealed class TensorBoardSink : IMetricsSink
         var scalars = values.Where(kv => double.IsFinite(kv.Value)).Select(kv => ($"{phase}/{kv.Key}", (float)kv.Value)).ToList();
         if (scalars.Count == 0) return;
         WriteRecord(Event(step, fileVersion: null, scalars));
-        _file.Flush();
     }
 
     // tensorflow.Event: wall_time=1 (double), step=2 (int64), file_version=3 (string), summary=5 (Summary).
@@ -79,14 +79,16 @@ public sealed class TensorBoardSink : IMetricsSink
     // TFRecord: uint64 length, uint32 masked crc32c(length), data, uint32 masked crc32c(data).
     private void WriteRecord(byte[] data)
     {
-        Span<byte> header = stackalloc byte[12];
-        BinaryPrimitives.WriteUInt64LittleEndian(header, (ulong)data.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], MaskedCrc32C(header[..8]));
-        _file.Write(header);
-        _file.Write(data);
-        Span<byte> footer = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(footer, MaskedCrc32C(data));
-        _file.Write(footer);
+        var record = new byte[12 + data.Length + 4];
+        BinaryPrimitives.WriteUInt64LittleEndian(record, (ulong)data.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(8), MaskedCrc32C(record.AsSpan(0, 8)));
+        data.CopyTo(record, 12);
+        BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(12 + data.Length), MaskedCrc32C(data));
+        try { _file.Write(record); }
+        catch (IOException e) when (e.GetType() == typeof(IOException))
+        {
+            throw new IOException($"{Path}: TensorBoard record not written ({e.Message})", e) { HResult = e.HResult };
+        }
     }
 
     internal static uint Crc32C(ReadOnlySpan<byte> data)

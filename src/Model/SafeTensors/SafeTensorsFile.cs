@@ -72,25 +72,14 @@ public static class SafeTensorsFile
     /// <summary>Temp file in the same folder, flushed to disk, then renamed over the target.</summary>
     public static void WriteAtomically(string path, byte[] bytes) => WriteAtomically(path, fs => fs.Write(bytes));
 
-    /// <summary>Temp file in the same folder, written by <paramref name="write"/>, flushed to disk, then renamed over the target.</summary>
+    /// <summary>
+    /// Temp file in the same folder, written by <paramref name="write"/>, flushed to disk, then renamed over the target:
+    /// a failure (a full disk) leaves the target as it was, and the error names the target, not the temp file.
+    /// </summary>
     public static void WriteAtomically(string path, Action<FileStream> write)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                write(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        using var staged = StagedFile.Write(path, write);
+        staged.Commit();
     }
 
     internal static (ScalarType, int) ParseDType(string dtype) => dtype switch

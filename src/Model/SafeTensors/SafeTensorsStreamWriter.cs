@@ -128,9 +128,14 @@ public static class SafeTensorsStreamWriter
             }
             File.Move(tmp, full, overwrite: true);
         }
+        catch (IOException e) when (e.GetType() == typeof(IOException))
+        {
+            throw new IOException($"{full}: not written, the previous file is unchanged ({e.Message})", e) { HResult = e.HResult };
+        }
         finally
         {
-            if (File.Exists(tmp)) File.Delete(tmp);
+            try { if (File.Exists(tmp)) File.Delete(tmp); }
+            catch (IOException) { }
         }
         return new SafeTensorsWriteResult(full, layout.FileBytes, layout.Entries.Count, sw.Elapsed);
     }

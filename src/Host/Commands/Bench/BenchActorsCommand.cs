@@ -51,7 +51,7 @@ public static class BenchActorsCommand
             var result = new JsonObject { ["bench"] = "actors", ["updates"] = n, ["images_per_update"] = baseRun.BatchSizeTrain * baseRun.AccumGradIters,
                 ["processor_count"] = Environment.ProcessorCount, ["work_dir"] = work };
             var plainDir = Path.Combine(work, "plain");
-            if (TrainCommand.Run(sync, new TrainerOptions(plainDir), "bench plain") is null) return 1;
+            TrainCommand.Run(sync, new TrainerOptions(plainDir), "bench plain");
             result["plain"] = Figures(plainDir, 1);
 
             var syncDir = Path.Combine(work, "all-sync");

@@ -36,7 +36,7 @@ internal sealed class BenchModelOptions
         var o = new BenchModelOptions();
         var cmd = new Command(name, description);
         o.AddTo(cmd);
-        cmd.SetAction(p => ModelCommand.Guarded(() =>
+        cmd.SetAction(p =>
         {
             var (model, device, dtype) = o.RandomModel(p);
             using var _ = model;
@@ -45,7 +45,7 @@ internal sealed class BenchModelOptions
             measure(new ModelBench(o, p, model, device, dtype, figures));
             o.Report(p, figures);
             return 0;
-        }));
+        });
         return cmd;
     }
 

@@ -40,7 +40,7 @@ public static class BenchSeedScaleCommand
         {
             dir, work, device, updates, imageSize, batch, beams, maxLen, noAmp, threads, outFile,
         };
-        cmd.SetAction(p => ModelCommand.Guarded(() =>
+        cmd.SetAction(p =>
         {
             using var loggers = HostLogging.Create();
             var log = loggers.CreateLogger("bench");
@@ -132,7 +132,7 @@ public static class BenchSeedScaleCommand
             Console.WriteLine(figures.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             if (p.GetValue(outFile) is { } o) File.WriteAllText(o, figures.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             return 0;
-        }));
+        });
         return cmd;
     }
 
