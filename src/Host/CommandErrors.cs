@@ -78,7 +78,8 @@ public static partial class CommandErrors
         for (var x = e; x is not null; x = x.InnerException)
             if (x is IOException && ((x.HResult & 0xFFFF) is 28 or 122 or 112 ||
                                      x.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) ||
-                                     x.Message.Contains("Disk quota exceeded", StringComparison.OrdinalIgnoreCase)))
+                                     x.Message.Contains("Disk quota exceeded", StringComparison.OrdinalIgnoreCase) ||
+                                     x.Message.Contains("database or disk is full", StringComparison.OrdinalIgnoreCase)))
                 return true;
         return false;
     }

@@ -113,12 +113,32 @@ public static partial class HostLogging
 
         public void Write(DateTime time, LogLevel level, string source, string message, Exception? error)
         {
-            var line = FormatLine(time, level, source, message);
+            var line = FormatLine(time, level, source, WithoutTrace(message));
             // One line on the console: the exception's type and message; the log file has the stack.
             if (error is not null && !message.Contains(error.Message, StringComparison.Ordinal)) line += $" ({error.GetType().Name}: {error.Message})";
             ConsoleOutput.WriteLogLine(line, level);
         }
     }
+
+    /// <summary>
+    /// A message without the stack trace Akka puts in an error's text ("...\nCause: System.IO.IOException: ...\n   at ...");
+    /// the cause's first line stays. The console never shows frames; the log file keeps the whole text.
+    /// </summary>
+    public static string WithoutTrace(string message)
+    {
+        var cause = message.IndexOf("\nCause: ", StringComparison.Ordinal);
+        var frame = StackFrameLine().Match(message);
+        var cut = cause >= 0 ? cause : frame.Success ? frame.Index : -1;
+        if (cut < 0) return message;
+        var head = message[..cut].TrimEnd();
+        if (cause < 0) return head;
+        var causeLine = message[(cause + "\nCause: ".Length)..].Split('\n')[0].TrimEnd('\r');
+        var causeMessage = causeLine[(causeLine.IndexOf(": ", StringComparison.Ordinal) + 1)..].Trim();
+        return causeMessage.Length > 0 && head.Contains(causeMessage, StringComparison.Ordinal) ? head : $"{head} ({causeLine})";
+    }
+
+    [GeneratedRegex(@"\r?\n\s+at |\r?\n\s*---> ")]
+    private static partial Regex StackFrameLine();
 
     sealed class FileSink : ISink, IDisposable
     {

@@ -19,7 +19,7 @@ public class CliTests
     public async Task NoCommandAndNoConfigPointsToHelp()
     {
         using var p = HostProcess.Start("cli");
-        await p.ExpectExit(1, TimeSpan.FromSeconds(60), "usage exit");
+        await p.ExpectExit(2, TimeSpan.FromSeconds(60), "usage exit");
         Assert.Contains(p.Lines, l => l.Contains("--help"));
     }
 
@@ -82,8 +82,9 @@ public class CliTests
         File.WriteAllText(config, $"run:\n  max_iters: 1\ndatasets:\n  shapes:\n    build_info: {{images: {data}}}\n    vis_processor: {{eval: {{image_size: 32}}}}\nmodel:\n  architecture: {{image_size: 32}}\n");
         var missing = Path.Combine(dir, "nowhere", "best.json");
         using var p = HostProcess.Start("cli", "eval", "--config", config, "--checkpoint", missing);
-        await p.ExpectExit(1, TimeSpan.FromSeconds(120), "eval error exit");
+        await p.ExpectExit(2, TimeSpan.FromSeconds(120), "eval error exit");
         Assert.Contains(p.Lines, l => l.Contains(missing) || l.Contains(Path.Combine(dir, "nowhere")));
+        Assert.DoesNotContain(p.Lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal));
     }
 
     static readonly string[] ClusterOptions = ["--seed-nodes", "--port", "--hocon", "--tls-cert", "--tls-ca", "--tls-password-env", "--metrics-port", "--metrics-host", "--role"];

@@ -44,10 +44,21 @@ public static class JournalPreflight
             wal.CommandText = "PRAGMA journal_mode=WAL;";
             wal.ExecuteNonQuery();
         }
+        catch (SqliteException e) when (e.SqliteErrorCode == 13 || e.SqliteErrorCode == 10 && NearlyFull(file))
+        {
+            // SQLITE_FULL, or an I/O error (WAL's shared memory cannot grow) on a full disk: the file is fine, the disk is not.
+            throw new IOException($"journal file '{file}': No space left on device (SQLite: {e.Message})", e) { HResult = 28 };
+        }
         catch (SqliteException e)
         {
             throw new JournalCorruptException($"journal file '{file}' cannot be used: {e.Message} (SQLite error {e.SqliteErrorCode}). Move it away or choose another --run-dir.", e);
         }
+    }
+
+    static bool NearlyFull(string file)
+    {
+        try { return new DriveInfo(Path.GetDirectoryName(Path.GetFullPath(file))!).AvailableFreeSpace < (1L << 20); }
+        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>Opens one connection so a wrong host, password or database is reported up front.</summary>

@@ -30,7 +30,7 @@ public static class ClusterTraining
         catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
                                   or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");
             return 2;
         }
         await using (cluster)
@@ -79,7 +79,7 @@ public static class ClusterTraining
                 try { await cluster.StartAsync(ct); }
                 catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
                 {
-                    Console.Error.WriteLine($"error: {e.Message}");
+                    Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");
                     return 2;
                 }
                 var proxy = cluster.Registry.Get<LearnerActor>();

@@ -46,7 +46,7 @@ public static class NodeCommand
             catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
                                       or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");
                 return 2;
             }
             await using (node)

@@ -47,7 +47,7 @@ public static class StatusCommand
         }
         catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");
             TryDelete(runDir);
             return 2;
         }

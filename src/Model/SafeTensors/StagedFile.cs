@@ -53,8 +53,13 @@ public sealed class StagedFile : IDisposable
     }
 
     // Same type and HResult (errno), so callers still tell a full disk from other failures.
-    static IOException NotWritten(string path, IOException e) =>
-        new($"{path}: not written, the previous file is unchanged ({e.Message})", e) { HResult = e.HResult };
+    // The OS message names the temp file ("No space left on device : '/x/.f.123.tmp'"): keep only what went wrong.
+    static IOException NotWritten(string path, IOException e)
+    {
+        var reason = e.Message;
+        var at = reason.IndexOf(" : '", StringComparison.Ordinal);
+        return new($"{path}: not written, the previous file is unchanged ({(at > 0 ? reason[..at] : reason)})", e) { HResult = e.HResult };
+    }
 
     public void Dispose()
     {

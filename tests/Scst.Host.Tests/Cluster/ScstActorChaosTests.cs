@@ -365,7 +365,7 @@ public class ScstActorStoreErrorTests
         using (var p = HostProcess.Start("corrupt-checkpoint", args))
         {
             await p.WaitForLine(l => l.Contains("is corrupt or was changed") && l.Contains(Path.GetFileName(ckpt)), Run, "the corrupt-checkpoint error");
-            await p.ExpectExit(1, Run, "exit with an error");
+            await p.ExpectExit(2, Run, "exit with an error");
         }
         File.WriteAllBytes(ckpt, bytes);
 
