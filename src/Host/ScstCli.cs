@@ -55,7 +55,8 @@ public static class ScstCli
         try { metrics = Telemetry.MetricsEndpoint.Requested(parsed) is { } m ? Telemetry.MetricsEndpoint.Start(m.Host, m.Port) : null; }
         catch (Exception e) when (e is ArgumentException or System.Net.HttpListenerException or InvalidOperationException)
         {
-            Console.Error.WriteLine($"error: metrics endpoint: {e.Message} (choose another --metrics-port, or leave it off)");
+            var port = parsed.GetValue(GlobalOptions.MetricsPort)?.ToString() ?? Environment.GetEnvironmentVariable(Telemetry.MetricsEndpoint.PortVariable);
+            Console.Error.WriteLine($"error: metrics endpoint on port {port}: {e.Message} (is the port in use? choose another --metrics-port, or leave it off)");
             return CommandErrors.UserError;
         }
         try

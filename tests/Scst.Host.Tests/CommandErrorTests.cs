@@ -108,6 +108,27 @@ public class CommandErrorTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(lines.Any(l => l.Contains(token)), $"no line names {token}: {string.Join(' ', argv)}\n{shown}");
     }
 
+    [Theory]
+    [InlineData("node --role learner --port {P} --run-dir {WORK}")]
+    [InlineData("node --role learner --port 0 --metrics-port {P} --run-dir {WORK}")]
+    public async Task A_port_in_use_is_one_line_naming_it_and_exit_code_2(string args)
+    {
+        var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var work = Directory.CreateTempSubdirectory("scst-port-").FullName;
+            using var p = HostProcess.Start("port-in-use", args.Replace("{P}", port).Replace("{WORK}", work).Split(' '));
+            await p.ExpectExit(2, TimeSpan.FromSeconds(120), "exit on a port in use");
+            var lines = p.Lines.ToList();
+            foreach (var l in lines.Where(l => l.Contains("error", StringComparison.OrdinalIgnoreCase))) output.WriteLine(l);
+            Assert.DoesNotContain(lines, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal) || l.StartsWith("Cause:", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("error:", StringComparison.Ordinal) && l.Contains(port));
+        }
+        finally { taken.Stop(); }
+    }
+
     /// <summary>The bad input at <paramref name="name"/> in <paramref name="dir"/>.</summary>
     static string Make(string dir, string name, Bad kind, string args)
     {

@@ -54,6 +54,7 @@ public sealed class ClusterNode : IAsyncDisposable
         if (options.Role != "status") ScstAkka.PreflightJournal(options);
         // Parsed here so a bad file or certificate is reported before the host exists.
         ScstAkka.BuildConfig(options);
+        EnsurePortFree(options);
 
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder([]);
         // Signals belong to the command (StopSignals, System.CommandLine's token): the console lifetime would run Akka's
@@ -188,5 +189,26 @@ public sealed class ClusterNode : IAsyncDisposable
                 typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
 
         protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+    }
+
+    /// <summary>
+    /// A taken --port, said in one line before Akka tries it (its own bind failure comes as nested AggregateExceptions,
+    /// with a stack dump from the hosting layer). A port taken between this check and Akka's bind still fails, less politely.
+    /// </summary>
+    static void EnsurePortFree(ScstClusterOptions options)
+    {
+        if (options.Port == 0 || !global::System.Net.IPAddress.TryParse(options.Hostname, out var address)) return;
+        try
+        {
+            var probe = new global::System.Net.Sockets.TcpListener(address, options.Port);
+            // As Akka binds: a port left in TIME_WAIT by a node that just exited is free; one with a listener is not.
+            probe.Server.SetSocketOption(global::System.Net.Sockets.SocketOptionLevel.Socket, global::System.Net.Sockets.SocketOptionName.ReuseAddress, true);
+            probe.Start();
+            probe.Stop();
+        }
+        catch (global::System.Net.Sockets.SocketException e) when (e.SocketErrorCode == global::System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            throw new ArgumentException($"--port {options.Port}: {options.Hostname}:{options.Port} is already in use (another node?); choose another port, or 0 for any free one", e);
+        }
     }
 }
