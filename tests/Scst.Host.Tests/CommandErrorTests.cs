@@ -39,6 +39,7 @@ public class CommandErrorTests(Xunit.Abstractions.ITestOutputHelper output)
         ("bench actors", "bench actors --config {F}", ".yaml", Yaml),
         // A missing --dir is written (15.8 GB): only a file where the folder goes is safe to try.
         ("bench seed-scale", "bench seed-scale --dir {F} --work-dir {WORK}", "", Folder),
+        ("bench weights", "bench weights --mb 1 --repeat 1 --work-dir {F}", "", Folder),
         ("bench tokenize", "bench tokenize --tokenizer {F} --file {STRINGS}", ".model", Readable),
         ("bench tokenize", "bench tokenize --tokenizer {SPIECE} --file {F}", ".json", Readable),
         ("train", "train --config {F} --run-dir {WORK}", ".yaml", Yaml),
