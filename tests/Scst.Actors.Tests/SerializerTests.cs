@@ -35,6 +35,7 @@ public class SerializerTests : IDisposable
         new GetLearnerStatus(),
         new LearnerStatus(41, 41, 1000, "async", true, false, 2050, 3, 4, 1, 2, 5, 7, 150, "akka.tcp://scst@10.0.0.1:4053"),
         new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
+        new LearnerStepSkipped(new LearnerStepApplied(43, 44, 4, 50, [25], [4], [.. Enumerable.Range(50, 25)], [], [], [], 9), "gradient norm"),
     ];
 
     /// <summary>A realistic large rollout: 64 images × K=5 captions × 32 tokens from a 32k vocabulary, 80-character captions.</summary>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Scst.Actors.Messages;
@@ -10,7 +11,12 @@ namespace Scst.Actors.Pipeline;
 
 /// <summary>An update taken from the scheduler and applied, waiting for its journal write.</summary>
 /// <param name="Values">The update's metrics row, completed once the event is journaled.</param>
-public sealed record AppliedUpdate(LearnerStepApplied Event, Dictionary<string, double> Values, int Epoch, int Images);
+/// <param name="Skipped">Why the update applied nothing (non-finite loss, reward or gradient norm), or null.</param>
+public sealed record AppliedUpdate(LearnerStepApplied Event, Dictionary<string, double> Values, int Epoch, int Images, string? Skipped = null)
+{
+    /// <summary>What the journal records: the step, or for a skipped update its own event, never an applied one.</summary>
+    public object JournalEvent => Skipped is null ? Event : new LearnerStepSkipped(Event, Skipped);
+}
 
 /// <summary>
 /// The actor learner's run between messages: the training core (<see cref="Learner"/>), the journaled state (policy
@@ -27,6 +33,7 @@ public sealed class LearnerRun
     readonly LearnerJournalState _journal = new();
     readonly LearnerRunStats _stats = new();
     RunProgress _best; // best validation value, its update, evaluations since
+    NonfiniteGuard _nonfinite;
     long _weightsVersion;             // the version the model holds now
     bool _stopEarly;
 
@@ -41,8 +48,10 @@ public sealed class LearnerRun
     public DataCursor Cursor { get; private set; }
     public long WeightsVersion => _weightsVersion;
     public long Total => core.TotalUpdates;
-    public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop);
+    public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop) || NonfiniteStop is not null;
     public bool HasRemoteRollouts => weights.AnyRemote(Scheduler.RolloutWorkers);
+    /// <summary>Set when run.max_nonfinite updates in a row were skipped: the learner stops with this error.</summary>
+    public NonfiniteUpdatesException? NonfiniteStop { get; private set; }
 
     /// <param name="localReward">The learner's own reward pool, used while no reward node is registered (or null).</param>
     /// <param name="send">Delivers the scheduler's requests (the actor's Tell).</param>
@@ -50,6 +59,7 @@ public sealed class LearnerRun
     {
         (this.settings, this.core, this.weights) = (settings, core, weights);
         _best = core.Start();
+        _nonfinite = new NonfiniteGuard(Config.Run.MaxNonfinite);
         Cursor = core.NewCursor();
         Scheduler = new RolloutScheduler<IActorRef>(new RolloutSchedulerOptions(Async, settings.InFlightPerWorker, Config.Scst.MaxStaleness, settings.Timeout),
             serial => (long)RolloutGenerator.SamplingSeed(Config.Run.Seed, 1_000_000_000L + serial, 0),
@@ -58,9 +68,20 @@ public sealed class LearnerRun
             localReward, send, warn);
     }
 
+    public void ApplyEvent(LearnerStepSkipped e, bool recovering)
+    {
+        _journal.Apply(e);
+        Advance(e.Step, recovering);
+    }
+
     public void ApplyEvent(LearnerStepApplied e, bool recovering)
     {
         _journal.Apply(e);
+        Advance(e, recovering);
+    }
+
+    void Advance(LearnerStepApplied e, bool recovering)
+    {
         Update = e.Update + 1;
         // Live, the cursor already stands where the event says; rebuilding it would only reshuffle the epoch again.
         if (recovering) Cursor = core.NewCursor(e.CursorEpoch, e.CursorPosition);
@@ -87,12 +108,19 @@ public sealed class LearnerRun
     /// <summary>Journaled updates re-run on the learner itself: same batches, same sampling seeds, same step; then the carried work is queued again.</summary>
     public void Replay(long fromUpdate)
     {
+        // A skipped update is not run again (it applied nothing): the replayed weights are the live run's whatever
+        // made it non-finite, SCST_INJECT_NONFINITE included.
+        var skippedAfter = Enumerable.Range(0, (int)(Update - fromUpdate)).Count(i => _journal.Steps[fromUpdate + i].Skipped is not null);
+        var replayed = new NonfiniteGuard(int.MaxValue) { Skipped = _journal.NonfiniteSkipped - skippedAfter };
         for (var u = fromUpdate; u < Update; u++)
         {
             var step = _journal.Steps[u];
-            var values = core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, core.Rollouts!, core.Reward!);
+            var values = step.Skipped is null ? core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, core.Rollouts!, core.Reward!) : [];
+            replayed.Count(step.Update + 1, step.Skipped, values, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            if (step.Skipped is not null) settings.Log.LogInformation("replay: update {Update} was journaled as skipped (non-finite {Reason}); not run again", step.Update + 1, step.Skipped);
             AfterUpdate(step.Update + 1, step.Epoch, values, replay: true);
         }
+        _nonfinite = new NonfiniteGuard(Config.Run.MaxNonfinite) { Skipped = _journal.NonfiniteSkipped };
         foreach (var (epoch, ids) in _journal.CarriedPending) Scheduler.AddCarried(ids, epoch);
         _weightsVersion = Update;
     }
@@ -135,13 +163,14 @@ public sealed class LearnerRun
         // Sync: announce the new weights before the journal write returns, so replicas fetch them while it is fsynced.
         // Safe because a crash before the write re-derives exactly these weights for this version by replay.
         if (!Async && HasRemoteRollouts) weights.Publish(Update + 1);
-        return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length));
+        return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length), core.Optimization.LastSkip);
     }
 
     /// <summary>The update's event is journaled: consumption counted, metrics, validation and checkpoints, weights published.</summary>
     public void Journaled(AppliedUpdate u, LearnerStepApplied e, double persistLagS, int nodes)
     {
-        ApplyEvent(e, recovering: false);
+        if (u.Skipped is null) ApplyEvent(e, recovering: false);
+        else ApplyEvent(new LearnerStepSkipped(e, u.Skipped), recovering: false);
         _journal.ClearCarriedPending();
         _journal.ForgetStep(e.Update - Math.Max(1, Config.Run.CheckpointEvery) * 2);
         var values = u.Values;
@@ -149,7 +178,9 @@ public sealed class LearnerRun
         values["samples_consumed"] = _journal.Samples;
         values["pending_rollouts"] = Scheduler.Queued + Scheduler.InFlight;
         values["nodes"] = nodes;
+        _nonfinite.Count(Update, u.Skipped, values, core.Log);
         AfterUpdate(Update, u.Epoch, values, replay: false);
+        NonfiniteStop = _nonfinite.Exhausted(Update);
         ScstMetrics.RecordUpdate(Async ? "scst-async" : "scst", u.Images, Update, values);
         // Sync announced the new weights before the journal write (TryApply); async publishes every publish_every updates.
         if (Async && HasRemoteRollouts && (Update % Math.Max(1, settings.PublishEvery) == 0 || Update >= Total)) weights.Publish(Update);
@@ -170,7 +201,7 @@ public sealed class LearnerRun
     /// <summary>The final checkpoint, evaluation (when the run completed) and summary.json with the actor learner's keys.</summary>
     public TrainSummary Finish()
     {
-        var stopped = Update < Total && !_stopEarly;
+        var stopped = (Update < Total && !_stopEarly) || NonfiniteStop is not null;
         return core.Finish(ProgressAt(Update), completed: !stopped, ExtraState(Update),
             _stats.Summary(_journal, Update, Scheduler.DroppedStale, core.Corpus.Train.Count, Config.Scst.Mode.Name()));
     }

@@ -89,7 +89,15 @@ public static class ClusterTraining
                         finally { Volatile.Write(ref progressTarget, null); }
                     });
                     if (done != learnerDone.Task) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 130; }
-                    var summary = await learnerDone.Task;
+                    TrainSummary? summary;
+                    try { summary = await learnerDone.Task; }
+                    catch (NonfiniteUpdatesException e)
+                    {
+                        // The learner wrote its checkpoint and summary and journaled every skipped update: the same command resumes.
+                        log.LogError("{Message}", e.Message);
+                        await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
+                        return 2;
+                    }
                     // Let TrainingFinished reach the workers before this node leaves.
                     await Task.Delay(500, CancellationToken.None);
                     await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));

@@ -51,7 +51,9 @@ public static class TrainCommand
                 var node = NodeCommand.OptionsFrom(r) with { RunDir = runDir, FastFailure = r.GetValue(FastFailure) };
                 return Scst.Host.Cluster.ClusterTraining.RunAsync(config, node, r.GetValue(StopAfter), ct, configFile.FullName);
             }
-            return Task.FromResult(Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0);
+            // Run logged the one-line reason (console and run log); the final checkpoint is written, --resume continues.
+            try { return Task.FromResult(Run(config, new TrainerOptions(runDir, r.GetValue(Resume), r.GetValue(StopAfter))) is null ? 1 : 0); }
+            catch (NonfiniteUpdatesException) { return Task.FromResult(2); }
         }
     }
 
@@ -91,6 +93,11 @@ public static class TrainCommand
         {
             log.LogError("{Message}", e.Message);
             return null;
+        }
+        catch (NonfiniteUpdatesException e)
+        {
+            log.LogError("{Message}", e.Message);
+            throw;
         }
         finally
         {
