@@ -125,6 +125,7 @@ public class SerializerTests : IDisposable
                 case ImmutableArray<float> fa: Assert.Equal(fa.ToArray(), ((ImmutableArray<float>)b!).ToArray()); break;
                 case ImmutableArray<double> da: Assert.Equal(da.ToArray(), ((ImmutableArray<double>)b!).ToArray()); break;
                 case ImmutableArray<string> sa: Assert.Equal(sa.ToArray(), ((ImmutableArray<string>)b!).ToArray()); break;
+                case IScstMessage nested: AssertEquivalent(nested, b!); break;
                 default: Assert.Equal(a, b); break;
             }
         }

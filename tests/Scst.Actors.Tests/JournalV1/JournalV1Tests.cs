@@ -15,6 +15,9 @@ public class JournalV1Tests
 {
     static readonly TimeSpan Ask = TimeSpan.FromSeconds(30);
 
+    /// <summary>Messages added after journal v1 was written: no committed bytes (their round trip is SerializerTests').</summary>
+    static readonly HashSet<Type> AddedAfterV1 = [typeof(LearnerStepSkipped)];
+
     [Fact]
     public async Task Every_committed_message_reads_back_to_its_sample_and_rewrites_to_the_same_bytes()
     {
@@ -29,10 +32,11 @@ public class JournalV1Tests
             foreach (var f in retired)
                 Assert.Throws<System.Runtime.Serialization.SerializationException>(() => ser.FromBinary(File.ReadAllBytes(f), Path.GetFileNameWithoutExtension(f)[3..]));
             var files = all.Except(retired).ToArray();
-            Assert.Equal(SerializerTests.Samples.Length, files.Length);
+            var samples = SerializerTests.Samples.Where(s => !AddedAfterV1.Contains(s.GetType())).ToArray();
+            Assert.Equal(samples.Length, files.Length);
             for (int i = 0; i < files.Length; i++)
             {
-                var sample = SerializerTests.Samples[i];
+                var sample = samples[i];
                 var name = Path.GetFileNameWithoutExtension(files[i]);
                 Assert.Equal(ser.Manifest(sample), name[3..]);
                 var bytes = File.ReadAllBytes(files[i]);
