@@ -30,8 +30,11 @@ public static class BenchSoakCommand
     static readonly Option<DirectoryInfo?> Data = new("--data-dir") { Description = "Shapes dataset to use or generate (default: WORK/shapes)" };
     static readonly Option<FileInfo?> Json = new("--json") { Description = "Write {\"samples\": [{update, rss_mb, managed_mb, tensors, ...}], ...} to this file" };
 
-    /// <summary>One sample: resident and managed memory in MB, live tensors, open file descriptors.</summary>
-    public sealed record Sample(long Update, double RssMb, double ManagedMb, double GcHeapMb, long Tensors, int Handles);
+    /// <summary>
+    /// One sample, after a full collection with finalizers run (so garbage neither hides nor fakes a leak): resident and
+    /// managed memory in MB, live tensors, open file descriptors; and the RSS as the run had it just before that collection.
+    /// </summary>
+    public sealed record Sample(long Update, double RssMb, double ManagedMb, double GcHeapMb, long Tensors, int Handles, double RssMbUncollected);
 
     public static Command Create()
     {
@@ -100,6 +103,7 @@ public static class BenchSoakCommand
             // Least squares over every sample after warm-up: one noisy end sample cannot fake or hide a creep.
             ["rss_kb_per_update"] = Math.Round(1024 * Slope(steady, s => s.RssMb), 2),
             ["rss_mb_max_after_warmup"] = Math.Round(steady.Max(s => s.RssMb), 1),
+            ["rss_uncollected_kb_per_update"] = Math.Round(1024 * Slope(steady, s => s.RssMbUncollected), 2),
             ["managed_mb_from"] = Math.Round(from.ManagedMb, 1),
             ["managed_mb_to"] = Math.Round(last.ManagedMb, 1),
             ["gc_heap_kb_per_update"] = Math.Round(1024 * Slope(steady, s => s.GcHeapMb), 2),
@@ -116,6 +120,7 @@ public static class BenchSoakCommand
             {
                 ["update"] = s.Update, ["rss_mb"] = Math.Round(s.RssMb, 2), ["managed_mb"] = Math.Round(s.ManagedMb, 2),
                 ["gc_heap_mb"] = Math.Round(s.GcHeapMb, 2), ["tensors"] = s.Tensors, ["handles"] = s.Handles,
+                ["rss_mb_uncollected"] = Math.Round(s.RssMbUncollected, 2),
             });
         return new JsonObject { ["bench"] = "soak", ["updates"] = updates, ["every"] = every, ["growth_after_warmup"] = growth, ["samples"] = rows };
     }
@@ -129,15 +134,22 @@ public static class BenchSoakCommand
         return sxx == 0 ? 0 : xs.Sum(s => (s.Update - mx) * (y(s) - my)) / sxx;
     }
 
-    /// <summary>The figures now. Tensor.TotalCount counts TorchSharp tensors whose native handle is not yet freed (disposed or finalized).</summary>
+    /// <summary>
+    /// The figures now. Tensor.TotalCount counts TorchSharp tensors whose native handle is not yet freed (disposed or
+    /// finalized): after the collection and its finalizers, the tensors something still references.
+    /// </summary>
     public static Sample Take(long update)
     {
+        var before = ProcessMemory.RssBytes();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         int handles;
         try { handles = Directory.GetFileSystemEntries("/proc/self/fd").Length; }
         catch (IOException) { handles = -1; }
         catch (UnauthorizedAccessException) { handles = -1; }
         const double mb = 1024.0 * 1024;
-        return new Sample(update, ProcessMemory.RssBytes() / mb, GC.GetTotalMemory(false) / mb, GC.GetGCMemoryInfo().HeapSizeBytes / mb, Tensor.TotalCount, handles);
+        return new Sample(update, ProcessMemory.RssBytes() / mb, GC.GetTotalMemory(false) / mb, GC.GetGCMemoryInfo().HeapSizeBytes / mb, Tensor.TotalCount, handles, before / mb);
     }
 
     /// <summary>
