@@ -19,6 +19,8 @@ public sealed class NonfiniteGuard(int maxInARow)
     /// <summary>The key of the update rows and summary.json: updates skipped so far in the run.</summary>
     public const string MetricKey = "nonfinite_skipped";
 
+    string _lastReason = "";
+
     /// <summary>Updates skipped in the whole run (restored on resume by the driver).</summary>
     public long Skipped { get; set; }
 
@@ -42,8 +44,6 @@ public sealed class NonfiniteGuard(int maxInARow)
         }
         values[MetricKey] = Skipped;
     }
-
-    string _lastReason = "";
 
     /// <summary>After <see cref="Count"/>: the error that stops the run once <c>max_nonfinite</c> updates in a row were skipped, else null.</summary>
     public NonfiniteUpdatesException? Exhausted(long update) => InARow < maxInARow ? null : new NonfiniteUpdatesException(

@@ -1,6 +1,7 @@
-using Microsoft.Extensions.Logging;
 using System.Text.Json.Nodes;
 using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Scst.Actors.Messages;
 using Scst.Actors.Weights;
 using Scst.Training;
@@ -116,7 +117,7 @@ public sealed class LearnerRun
         {
             var step = _journal.Steps[u];
             var values = step.Skipped is null ? core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, core.Rollouts!, core.Reward!) : [];
-            replayed.Count(step.Update + 1, step.Skipped, values, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            replayed.Count(step.Update + 1, step.Skipped, values, NullLogger.Instance);
             if (step.Skipped is not null) settings.Log.LogInformation("replay: update {Update} was journaled as skipped (non-finite {Reason}); not run again", step.Update + 1, step.Skipped);
             AfterUpdate(step.Update + 1, step.Epoch, values, replay: true);
         }
