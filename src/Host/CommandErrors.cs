@@ -60,6 +60,8 @@ public static partial class CommandErrors
             IOException => WithHint(e.Message, "check that the path is a readable file"),
             Commands.CocoFormatException or Model.Data.DatasetFormatException or Model.Data.MissingImagesException => FirstLine(e.Message),
             Actors.Persistence.JournalCorruptException or Actors.Persistence.JournalUnavailableException => FirstLine(e.Message),
+            // run.max_nonfinite updates in a row: the run wrote its checkpoint and summary; the line says what to change.
+            Training.NonfiniteUpdatesException => FirstLine(e.Message),
             Akka.Configuration.ConfigurationException => $"HOCON: {FirstLine(e.Message)}",
             CryptographicException => $"certificate: {FirstLine(e.Message)} (check --tls-cert, --tls-ca and the password variable)",
             HttpListenerException or SocketException => $"{FirstLine(e.Message)} (is the port in use? choose another)",

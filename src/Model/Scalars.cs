@@ -19,8 +19,11 @@ public static class Scalars
 
     // After the dictionaries: static fields initialise in text order.
     public static readonly Scalar One = Of(1L);
+    private static readonly Scalar True = true.ToScalar(), False = false.ToScalar();
 
     public static Scalar Of(long value) => Integers.GetOrAdd(value, v => v.ToScalar());
+
+    public static Scalar Of(bool value) => value ? True : False;
 
     public static Scalar Of(double value) => Reals.GetOrAdd(BitConverter.DoubleToInt64Bits(value), bits => BitConverter.Int64BitsToDouble(bits).ToScalar());
 }

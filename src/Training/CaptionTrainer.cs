@@ -23,9 +23,11 @@ public sealed class CaptionTrainer(ScstConfig config, TrainerOptions options, IM
         var core = Learner;
         core.Evaluator.Progress = p => Progress?.Invoke(p);
         var p = core.Start();
+        var nonfinite = new NonfiniteGuard(config.Run.MaxNonfinite);
         if (options.Resume && core.Checkpoints.Find("latest") is not null)
         {
-            (p, _, var file) = core.Restore("latest");
+            (p, var state, var file) = core.Restore("latest");
+            nonfinite.Skipped = state[NonfiniteGuard.MetricKey]?.GetValue<long>() ?? 0;
             log.LogInformation("Resumed {Mode} at update {Update} (epoch {Epoch}, position {Pos}) from {File}", p.Mode, p.Update, p.Epoch, p.Position, file);
         }
         else if (core.Checkpoints.Find("latest") is not null)
@@ -47,14 +49,23 @@ public sealed class CaptionTrainer(ScstConfig config, TrainerOptions options, IM
             values["epoch"] = cursor.Epoch;
             var consumed = samples - p.Samples;
             p = p.After(p.Update + 1, samples, cursor);
+            // A skipped update still counts: the cursor, schedule and seeds moved on (a resumed run repeats it exactly).
+            nonfinite.Count(p.Update, core.Optimization.LastSkip, values, log);
             metrics.Log(p.Mode, p.Update, values);
             core.LogUpdate(p.Update, values);
             Telemetry.ScstMetrics.RecordUpdate(p.Mode, consumed, p.Update, values);
             Progress?.Invoke(new TrainingProgress(p.Mode, p.Update, core.TotalUpdates, values));
-            (p, stopEarly) = core.AfterUpdate(p);
+            (p, stopEarly) = core.AfterUpdate(p, Counts(nonfinite));
+            if (nonfinite.Exhausted(p.Update) is { } stop)
+            {
+                core.Finish(p, completed: false, Counts(nonfinite), Counts(nonfinite));
+                throw stop;
+            }
         }
-        return core.Finish(p, completed: !stopped);
+        return core.Finish(p, completed: !stopped, Counts(nonfinite), Counts(nonfinite));
     }
+
+    static System.Text.Json.Nodes.JsonObject Counts(NonfiniteGuard g) => new() { [NonfiniteGuard.MetricKey] = g.Skipped };
 
     // SCST's micro-batches of one update; the cursor's epoch after them is the update's data epoch.
     private static int[][] NextBatches(Learner core, long update, DataCursor cursor, ref long samples)

@@ -36,20 +36,24 @@ public sealed class CeUpdate
     {
         double loss = 0;
         var micro = optimization.Plan.MicroBatches(update);
+        var poison = FaultInjection.NonfiniteLossAt(update + 1);
         for (var m = 0; m < micro; m++)
         {
             var batch = cursor.Next(_config.Run.BatchSizeTrain);
-            loss += Step(batch, cursor.Epoch) / micro;
+            loss += Step(batch, cursor.Epoch, poison) / micro;
             samples += batch.Length;
         }
-        var (lr, norm) = optimization.Step(update, cursor.Epoch);
+        var (lr, norm) = optimization.Step(update, cursor.Epoch, double.IsFinite(loss) ? null : "loss");
         var values = new Dictionary<string, double> { ["loss"] = loss, ["lr"] = lr };
         if (!double.IsNaN(norm)) values["grad_norm"] = norm;
         return values;
     }
 
-    /// <summary>One micro-batch of data epoch <paramref name="epoch"/>: loss / accum_grad_iters backpropagated; returns the loss.</summary>
-    public double Step(int[] batch, int epoch)
+    /// <summary>
+    /// One micro-batch of data epoch <paramref name="epoch"/>: loss / accum_grad_iters backpropagated; returns the loss.
+    /// <paramref name="injectNonfinite"/>: the loss is made NaN before backward (<see cref="FaultInjection"/>).
+    /// </summary>
+    public double Step(int[] batch, int epoch, bool injectNonfinite = false)
     {
         using var scope = NewDisposeScope();
         _policy.Model.train();
@@ -58,6 +62,7 @@ public sealed class CeUpdate
         // caption every annotation gets its own draw, as each LAVIS __getitem__ does.
         var pixels = _train.TrainPixels(images, epoch, _policy.Device, ByCaption ? batch.Select(i => (long)i).ToArray() : null);
         var loss = _policy.CrossEntropy(pixels, captions, _config.Run.LabelSmoothing);
+        if (injectNonfinite) loss = loss.mul(Scalars.Of(double.NaN));
         loss.div(Scalars.Of((long)_config.Run.AccumGradIters)).backward();
         return loss.item<float>();
     }

@@ -47,6 +47,7 @@ public sealed class Learner : IDisposable
 
     public static Learner Create(ScstConfig config, string runDir, IMetricsSink metrics, ILogger log)
     {
+        FaultInjection.Validate();
         Directory.CreateDirectory(runDir);
         var checkpoints = new CheckpointStore(Path.Combine(runDir, "checkpoints"));
         var setup = RunSetup.Load(config, checkpoints.Directory, log);

@@ -30,13 +30,32 @@ public sealed class Optimization
     /// <summary>The optimizer's parameter groups (weight decay and LR scale each).</summary>
     public IReadOnlyList<ParameterGroup> Groups => _optimizer.Groups;
 
-    /// <summary>Sets the learning rate for update <paramref name="update"/>, clips, steps and clears gradients.</summary>
-    public (double Lr, double GradNorm) Step(long update, int dataEpoch)
+    /// <summary>
+    /// Why the last <see cref="Step"/> took no optimizer step — "loss", "reward" or "gradient norm", whichever was
+    /// non-finite (<see cref="NonfiniteGuard"/>) — or null when it stepped.
+    /// </summary>
+    public string? LastSkip { get; private set; }
+
+    /// <summary>
+    /// Sets the learning rate for update <paramref name="update"/>, clips, steps and clears gradients. With
+    /// <paramref name="nonfinite"/> (the caller saw a non-finite loss or reward), or a non-finite gradient norm, it takes
+    /// no step and only clears the gradients: weights and optimizer state stay as they were (<see cref="LastSkip"/>).
+    /// The returned norm is the one before clipping, NaN when <c>max_grad_norm</c> is 0 (not clipped).
+    /// </summary>
+    public (double Lr, double GradNorm) Step(long update, int dataEpoch, string? nonfinite = null)
     {
         var (epoch, step) = Plan.ScheduleStep(update, dataEpoch);
         var lr = _scheduler.Step(epoch, step);
-        var norm = _run.MaxGradNorm > 0 ? Gradients.ClipGlobalNorm(_optimizer.Parameters, _run.MaxGradNorm) : double.NaN;
-        _optimizer.Step();
+        LastSkip = nonfinite;
+        var norm = double.NaN;
+        if (nonfinite is null)
+        {
+            // Without clipping the norm is still taken: a NaN gradient can come from a finite loss.
+            var total = _run.MaxGradNorm > 0 ? Gradients.ClipGlobalNorm(_optimizer.Parameters, _run.MaxGradNorm) : Gradients.GlobalNorm(_optimizer.Parameters);
+            if (!double.IsFinite(total)) LastSkip = "gradient norm";
+            else if (_run.MaxGradNorm > 0) norm = total;
+        }
+        if (LastSkip is null) _optimizer.Step();
         _optimizer.ZeroGrad();
         return (lr, norm);
     }

@@ -1,3 +1,4 @@
+using Scst.Model;
 using Scst.Training.Configuration;
 using Scst.Model.Blip2;
 using Scst.Model.Checkpoints;
@@ -42,7 +43,7 @@ public sealed class Policy : IDisposable
     public Tensor Labels(IReadOnlyList<string> captions)
     {
         var (ids, mask) = Tokenizer.EncodeBatch(captions, MaxTxtLen);
-        return ids.masked_fill(mask == 0, -100).to(Device);
+        return ids.masked_fill(mask.eq(Scalars.Of(0L)), Scalars.Of(-100L)).to(Device);
     }
 
     /// <summary>Mean token cross-entropy of the captions given the images (teacher forcing).</summary>

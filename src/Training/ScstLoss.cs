@@ -1,3 +1,4 @@
+using Scst.Model;
 using Scst.Training.Configuration;
 using static TorchSharp.torch;
 
@@ -21,7 +22,7 @@ public static class ScstLoss
     {
         var m = mask.to(tokenLogProbs.dtype);
         var seqLogProb = (tokenLogProbs * m).sum(1);
-        var lengths = m.sum(1).clamp_min(1);
+        var lengths = m.sum(1).clamp_min(Scalars.One);
         var weight = importanceWeights is null ? advantages : advantages * importanceWeights;
         return normalization switch
         {

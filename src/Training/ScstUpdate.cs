@@ -50,14 +50,21 @@ public sealed class ScstUpdate(ScstConfig config, Policy policy, CaptionSplit tr
     {
         var values = new Dictionary<string, double>();
         var importance = new List<double>();
+        // A non-finite reward would make every gradient NaN: the update is skipped without a backward pass.
+        var nonfinite = microBatches.Any(m => !m.Rewards.All(double.IsFinite) || !m.Advantages.All(double.IsFinite)) ? "reward" : null;
+        var poison = FaultInjection.NonfiniteLossAt(update + 1);
         foreach (var m in microBatches)
         {
-            var (loss, rho) = Backward(m, offPolicy);                                                  // 4.–5.
-            if (rho is not null) importance.AddRange(rho);
+            if (nonfinite is null)
+            {
+                var (loss, rho) = Backward(m, offPolicy, poison);                                      // 4.–5.
+                if (rho is not null) importance.AddRange(rho);
+                Accumulate(values, "loss", loss, microBatches.Count);
+            }
             foreach (var (k, v) in RolloutStats(m)) Accumulate(values, k, v, microBatches.Count);
-            Accumulate(values, "loss", loss, microBatches.Count);
         }
-        var (lr, norm) = optimization.Step(update, dataEpoch);                                          // 6. θ ← AdamW(θ, ∇L)
+        if (nonfinite is null && !double.IsFinite(values["loss"])) nonfinite = "loss";
+        var (lr, norm) = optimization.Step(update, dataEpoch, nonfinite);                              // 6. θ ← AdamW(θ, ∇L)
         values["lr"] = lr;
         if (!double.IsNaN(norm)) values["grad_norm"] = norm;
         if (importance.Count > 0)
@@ -73,8 +80,9 @@ public sealed class ScstUpdate(ScstConfig config, Policy policy, CaptionSplit tr
     /// <summary>
     /// Steps 4–5 for one micro-batch: teacher-forced log p_θ(wˢ) with gradients, ρˢ when off-policy, the loss divided
     /// by <c>accum_grad_iters</c> and backpropagated. Returns the loss and the ρˢ (null on-policy).
+    /// <paramref name="injectNonfinite"/>: the loss is made NaN before backward (<see cref="FaultInjection"/>).
     /// </summary>
-    public (double Loss, double[]? ImportanceWeights) Backward(ScoredRollout m, bool offPolicy)
+    public (double Loss, double[]? ImportanceWeights) Backward(ScoredRollout m, bool offPolicy, bool injectNonfinite = false)
     {
         using var scope = NewDisposeScope();
         policy.Model.train();
@@ -89,6 +97,7 @@ public sealed class ScstUpdate(ScstConfig config, Policy policy, CaptionSplit tr
             rho = (seqLogp - tensor(m.Rollout.BehaviourLogProbs).to(policy.Device)).exp().clamp_max(Scalars.Of(config.Scst.IsClip));
         }
         var loss = ScstLoss.Compute(logp, mask, advantages, config.Scst.LossNormalization, rho);         // 5. L(θ) = −mean ρ·A·log p_θ(wˢ)
+        if (injectNonfinite) loss = loss.mul(Scalars.Of(double.NaN));
         // Scalars: an implicit conversion could be finalised while the native op reads it (TorchSharp 0.107).
         loss.div(Scalars.Of((long)config.Run.AccumGradIters)).backward();
         return (loss.item<float>(), rho?.cpu().data<float>().Select(v => (double)v).ToArray());

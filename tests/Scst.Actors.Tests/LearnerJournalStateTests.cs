@@ -25,6 +25,21 @@ public class LearnerJournalStateTests
     }
 
     [Fact]
+    public void A_skipped_update_consumes_its_batches_and_is_recorded_and_counted_as_skipped()
+    {
+        var j = new LearnerJournalState();
+        j.Apply(LearnerJournalState.StepEvent(0, 0, 2, [(0, [1, 2])], [], 0));
+        j.Apply(new LearnerStepSkipped(LearnerJournalState.StepEvent(1, 0, 4, [(0, [3, 4])], [], 0), "loss"));
+        j.Apply(LearnerJournalState.StepEvent(2, 0, 6, [(0, [5, 6])], [], 0));
+
+        Assert.Equal([null, "loss", null], j.Steps.Values.OrderBy(s => s.Update).Select(s => s.Skipped));
+        Assert.Equal(["3,4"], j.Steps[1].Batches.Select(b => string.Join(",", b)));
+        Assert.Equal(1, j.NonfiniteSkipped);
+        Assert.Equal(6, j.Samples);
+        Assert.Equal(6, j.Consumed[0].Count);
+    }
+
+    [Fact]
     public void A_step_event_flattens_batches_and_pending_with_their_sizes_and_epochs()
     {
         var e = LearnerJournalState.StepEvent(7, 2, 30, [(1, [4]), (2, [5, 6])], [(2, [8, 9, 10])], droppedStale: 3);

@@ -168,6 +168,7 @@ public class ConfigLoaderTests
     [InlineData("run:\n  max_iters: 1\n  lr_layer_decay: 0\n", "run.lr_layer_decay", "> 0")]
     [InlineData("run:\n  max_iters: 1\n  log_freq: -1\n", "run.log_freq", ">= 0")]
     [InlineData("run:\n  max_iters: 1\n  log_freq: often\n", "run.log_freq", "expected an integer")]
+    [InlineData("run:\n  max_iters: 1\n  max_nonfinite: 0\n", "run.max_nonfinite", ">= 1")]
     public void RunnerAndOptimizerKeysAreCheckedWithTheKey(string run, string key, string expected)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(run + Shapes, "x.yaml"));
@@ -192,4 +193,10 @@ public class ConfigLoaderTests
     [InlineData("  log_freq: 0\n", 0)]    // never
     public void LogFreqReachesTheRunOptions(string line, int expected) =>
         Assert.Equal(expected, ConfigLoader.Parse("run:\n  max_iters: 1\n" + line + Shapes, "x.yaml").Run.LogFreq);
+
+    [Theory]
+    [InlineData("", 5)]
+    [InlineData("  max_nonfinite: 1\n", 1)]
+    public void MaxNonfiniteReachesTheRunOptions(string line, int expected) =>
+        Assert.Equal(expected, ConfigLoader.Parse("run:\n  max_iters: 1\n" + line + Shapes, "x.yaml").Run.MaxNonfinite);
 }

@@ -49,6 +49,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         if (!s.Config.IsScst) throw new ArgumentException("the actor learner runs SCST: the config needs an scst section (CE pre-training runs with the plain trainer)");
 
         Recover<LearnerStepApplied>(e => _run.ApplyEvent(e, recovering: true));
+        Recover<LearnerStepSkipped>(e => _run.ApplyEvent(e, recovering: true));
         Recover<RecoveryCompleted>(_ => Start());
 
         Command<RegisterWorker>(OnRegister);
@@ -207,14 +208,14 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
             return;
         }
         var persistStarted = Stopwatch.GetTimestamp();
-        Persist(applied.Event, e =>
+        Persist(applied.JournalEvent, _ =>
         {
             var lag = Stopwatch.GetElapsedTime(persistStarted).TotalSeconds;
             ScstMetrics.PersistenceLag.Record(lag);
             var nodes = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.Status == MemberStatus.Up && !m.HasRole(StatusRole));
             try
             {
-                _run.Journaled(applied, e, lag, nodes);
+                _run.Journaled(applied, applied.Event, lag, nodes);
                 ReportQueues();
                 Next();
             }
@@ -250,7 +251,9 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         _log.Info("learner: {0} at update {1}; {2} samples, {3} stale rollouts dropped, {4} nodes seen", stopped ? "stopped on request" : "finished",
             _run.Update, _run.Journal.Samples, Scheduler.DroppedStale, _run.Stats.NodesSeen);
         foreach (var w in Scheduler.RolloutWorkers.Concat(Scheduler.RewardWorkers)) w.Tell(new TrainingFinished(_run.Update, stopped));
-        _s.Done.TrySetResult(summary);
+        // run.max_nonfinite skipped updates in a row: the checkpoint and summary are written, the host exits with the error.
+        if (_run.NonfiniteStop is { } stop) _s.Done.TrySetException(stop);
+        else _s.Done.TrySetResult(summary);
     }
 
     // What the learner tells people: the console's progress, a missing worker, the status command, queue gauges

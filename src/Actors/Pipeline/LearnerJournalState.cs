@@ -1,7 +1,10 @@
 namespace Scst.Actors.Pipeline;
 
-/// <summary>One journaled update: the micro-batches (image ids) it consumed and the data epoch its step used.</summary>
-public sealed record StepRecord(long Update, int Epoch, int[][] Batches);
+/// <summary>
+/// One journaled update: the micro-batches (image ids) it consumed and the data epoch its step used;
+/// <see cref="Skipped"/>: why it applied nothing (a non-finite loss, reward or gradient norm), null when applied.
+/// </summary>
+public sealed record StepRecord(long Update, int Epoch, int[][] Batches, string? Skipped = null);
 
 /// <summary>
 /// What the learner's journal says about consumption, built from its <see cref="LearnerStepApplied"/> events: the
@@ -19,9 +22,19 @@ public sealed class LearnerJournalState
     /// <summary>Image ids consumed, by data epoch (ascending).</summary>
     public IReadOnlyDictionary<int, HashSet<int>> Consumed => _consumed;
     public long Samples { get; private set; }
+    /// <summary>Updates journaled as skipped (<see cref="LearnerStepSkipped"/>) in the whole run.</summary>
+    public long NonfiniteSkipped { get; private set; }
     public long Duplicates { get; private set; }
     /// <summary>The last event's drawn-but-unconsumed micro-batches, in the order they were journaled.</summary>
     public IReadOnlyList<(int Epoch, int[] Ids)> CarriedPending => _carriedPending;
+
+    /// <summary>A skipped update consumed its batches like an applied one; its record says it applied nothing.</summary>
+    public void Apply(LearnerStepSkipped e)
+    {
+        Apply(e.Step);
+        _steps[e.Step.Update] = _steps[e.Step.Update] with { Skipped = e.Reason };
+        NonfiniteSkipped++;
+    }
 
     public void Apply(LearnerStepApplied e)
     {

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using Akka.Actor;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Scst.Actors.Messages;
 using Scst.Actors.Weights;
 using Scst.Training;
@@ -10,7 +12,12 @@ namespace Scst.Actors.Pipeline;
 
 /// <summary>An update taken from the scheduler and applied, waiting for its journal write.</summary>
 /// <param name="Values">The update's metrics row, completed once the event is journaled.</param>
-public sealed record AppliedUpdate(LearnerStepApplied Event, Dictionary<string, double> Values, int Epoch, int Images);
+/// <param name="Skipped">Why the update applied nothing (non-finite loss, reward or gradient norm), or null.</param>
+public sealed record AppliedUpdate(LearnerStepApplied Event, Dictionary<string, double> Values, int Epoch, int Images, string? Skipped = null)
+{
+    /// <summary>What the journal records: the step, or for a skipped update its own event, never an applied one.</summary>
+    public object JournalEvent => Skipped is null ? Event : new LearnerStepSkipped(Event, Skipped);
+}
 
 /// <summary>
 /// The actor learner's run between messages: the training core (<see cref="Learner"/>), the journaled state (policy
@@ -27,6 +34,7 @@ public sealed class LearnerRun
     readonly LearnerJournalState _journal = new();
     readonly LearnerRunStats _stats = new();
     RunProgress _best; // best validation value, its update, evaluations since
+    NonfiniteGuard _nonfinite;
     long _weightsVersion;             // the version the model holds now
     (int Epoch, int Position) _journaledCursor; // the data cursor as the last journaled update left it
     long _lastApplied;                // timestamp of the previous update's apply (update_interval_s)
@@ -43,8 +51,10 @@ public sealed class LearnerRun
     public DataCursor Cursor { get; private set; }
     public long WeightsVersion => _weightsVersion;
     public long Total => core.TotalUpdates;
-    public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop);
+    public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop) || NonfiniteStop is not null;
     public bool HasRemoteRollouts => weights.AnyRemote(Scheduler.RolloutWorkers);
+    /// <summary>Set when run.max_nonfinite updates in a row were skipped: the learner stops with this error.</summary>
+    public NonfiniteUpdatesException? NonfiniteStop { get; private set; }
 
     WorkerFingerprint? _rolloutFingerprint, _rewardFingerprint;
 
@@ -64,6 +74,7 @@ public sealed class LearnerRun
     {
         (this.settings, this.core, this.weights) = (settings, core, weights);
         _best = core.Start();
+        _nonfinite = new NonfiniteGuard(Config.Run.MaxNonfinite);
         Cursor = core.NewCursor();
         Scheduler = new RolloutScheduler<IActorRef>(new RolloutSchedulerOptions(Async, settings.InFlightPerWorker, Config.Scst.MaxStaleness, settings.Timeout),
             serial => (long)RolloutGenerator.SamplingSeed(Config.Run.Seed, 1_000_000_000L + serial, 0),
@@ -72,9 +83,20 @@ public sealed class LearnerRun
             localReward, send, warn);
     }
 
+    public void ApplyEvent(LearnerStepSkipped e, bool recovering)
+    {
+        _journal.Apply(e);
+        Advance(e.Step, recovering);
+    }
+
     public void ApplyEvent(LearnerStepApplied e, bool recovering)
     {
         _journal.Apply(e);
+        Advance(e, recovering);
+    }
+
+    void Advance(LearnerStepApplied e, bool recovering)
+    {
         Update = e.Update + 1;
         _journaledCursor = (e.CursorEpoch, e.CursorPosition);
         // Live, the cursor already stands where the event says (or, in sync, past the next update's batches, drawn while
@@ -103,12 +125,19 @@ public sealed class LearnerRun
     /// <summary>Journaled updates re-run on the learner itself: same batches, same sampling seeds, same step; then the carried work is queued again.</summary>
     public void Replay(long fromUpdate)
     {
+        // A skipped update is not run again (it applied nothing): the replayed weights are the live run's whatever
+        // made it non-finite, SCST_INJECT_NONFINITE included.
+        var skippedAfter = Enumerable.Range(0, (int)(Update - fromUpdate)).Count(i => _journal.Steps[fromUpdate + i].Skipped is not null);
+        var replayed = new NonfiniteGuard(int.MaxValue) { Skipped = _journal.NonfiniteSkipped - skippedAfter };
         for (var u = fromUpdate; u < Update; u++)
         {
             var step = _journal.Steps[u];
-            var values = core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, core.Rollouts!, core.Reward!);
+            var values = step.Skipped is null ? core.Scst!.RunLocal(step.Update, step.Epoch, step.Batches, core.Rollouts!, core.Reward!) : [];
+            replayed.Count(step.Update + 1, step.Skipped, values, NullLogger.Instance);
+            if (step.Skipped is not null) settings.Log.LogInformation("replay: update {Update} was journaled as skipped (non-finite {Reason}); not run again", step.Update + 1, step.Skipped);
             AfterUpdate(step.Update + 1, step.Epoch, values, replay: true);
         }
+        _nonfinite = new NonfiniteGuard(Config.Run.MaxNonfinite) { Skipped = _journal.NonfiniteSkipped };
         foreach (var (epoch, ids) in _journal.CarriedPending) Scheduler.AddCarried(ids, epoch);
         _weightsVersion = Update;
     }
@@ -158,13 +187,14 @@ public sealed class LearnerRun
         var now = System.Diagnostics.Stopwatch.GetTimestamp();
         if (_lastApplied != 0) values["update_interval_s"] = System.Diagnostics.Stopwatch.GetElapsedTime(_lastApplied, now).TotalSeconds;
         _lastApplied = now;
-        return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length));
+        return new AppliedUpdate(ev, values, epoch, used.Sum(w => w.Ids.Length), core.Optimization.LastSkip);
     }
 
     /// <summary>The update's event is journaled: consumption counted, metrics, validation and checkpoints, weights published.</summary>
     public void Journaled(AppliedUpdate u, LearnerStepApplied e, double persistLagS, int nodes)
     {
-        ApplyEvent(e, recovering: false);
+        if (u.Skipped is null) ApplyEvent(e, recovering: false);
+        else ApplyEvent(new LearnerStepSkipped(e, u.Skipped), recovering: false);
         _journal.ClearCarriedPending();
         _journal.ForgetStep(e.Update - Math.Max(1, Config.Run.CheckpointEvery) * 2);
         var values = u.Values;
@@ -172,7 +202,9 @@ public sealed class LearnerRun
         values["samples_consumed"] = _journal.Samples;
         values["pending_rollouts"] = Scheduler.Queued + Scheduler.InFlight;
         values["nodes"] = nodes;
+        _nonfinite.Count(Update, u.Skipped, values, core.Log);
         AfterUpdate(Update, u.Epoch, values, replay: false);
+        NonfiniteStop = _nonfinite.Exhausted(Update);
         ScstMetrics.RecordUpdate(Async ? "scst-async" : "scst", u.Images, Update, values);
         // Sync announced the new weights before the journal write (TryApply); async publishes every publish_every updates.
         if (Async && HasRemoteRollouts && (Update % Math.Max(1, settings.PublishEvery) == 0 || Update >= Total)) weights.Publish(Update);
@@ -193,7 +225,7 @@ public sealed class LearnerRun
     /// <summary>The final checkpoint, evaluation (when the run completed) and summary.json with the actor learner's keys.</summary>
     public TrainSummary Finish()
     {
-        var stopped = Update < Total && !_stopEarly;
+        var stopped = (Update < Total && !_stopEarly) || NonfiniteStop is not null;
         return core.Finish(ProgressAt(Update), completed: !stopped, ExtraState(Update),
             _stats.Summary(_journal, Update, Scheduler.DroppedStale, core.Corpus.Train.Count, Config.Scst.Mode.Name()));
     }

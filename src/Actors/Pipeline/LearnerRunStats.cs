@@ -86,6 +86,7 @@ public sealed class LearnerRunStats
             ["policy_version"] = update,
             ["samples_consumed_per_epoch"] = perEpoch,
             ["duplicate_samples"] = journal.Duplicates,
+            [NonfiniteGuard.MetricKey] = journal.NonfiniteSkipped,
             ["train_images"] = trainImages,
             ["nodes_seen"] = _nodesSeen.Count,
             ["rollouts_by_node"] = byNode,

@@ -137,3 +137,11 @@ public sealed record LearnerStepApplied(
     ImmutableArray<int> PendingEpochs,
     ImmutableArray<int> PendingIds,
     long RolloutsDroppedStale) : IScstMessage;
+
+/// <summary>
+/// Learner journal event: update <see cref="LearnerStepApplied.Update"/> was skipped because its loss, reward or
+/// gradient norm was not finite (<see cref="Reason"/>; Scst.Training.NonfiniteGuard). <see cref="Step"/> records what
+/// it consumed and the cursor after it, exactly as an applied update would, but no optimizer step was taken: replay
+/// counts it without running it, so the weights after replay are the live run's.
+/// </summary>
+public sealed record LearnerStepSkipped(LearnerStepApplied Step, string Reason) : IScstMessage;

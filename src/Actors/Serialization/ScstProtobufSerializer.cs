@@ -78,17 +78,22 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
             },
             p => new(p.Step, p.PolicyVersion, p.TotalUpdates, p.Mode, p.Running, p.Finished, p.SamplesConsumed, p.RolloutsDroppedStale,
                 p.RolloutWorkers, p.RewardWorkers, p.QueuedBatches, p.InFlightBatches, p.CursorEpoch, p.CursorPosition, p.Node)),
-        C<LearnerStepApplied, P.LearnerStepApplied>("s.ev.step",
-            m => new()
-            {
-                Update = m.Update, PolicyVersion = m.PolicyVersion, CursorEpoch = m.CursorEpoch, CursorPosition = m.CursorPosition,
-                BatchSizes = { m.BatchSizes }, BatchEpochs = { m.BatchEpochs }, ImageIds = { m.ImageIds },
-                PendingSizes = { m.PendingSizes }, PendingEpochs = { m.PendingEpochs }, PendingIds = { m.PendingIds },
-                RolloutsDroppedStale = m.RolloutsDroppedStale,
-            },
-            p => new(p.Update, p.PolicyVersion, p.CursorEpoch, p.CursorPosition, [.. p.BatchSizes], [.. p.BatchEpochs], [.. p.ImageIds],
-                [.. p.PendingSizes], [.. p.PendingEpochs], [.. p.PendingIds], p.RolloutsDroppedStale)),
+        C<LearnerStepApplied, P.LearnerStepApplied>("s.ev.step", StepToProto, StepFromProto),
+        C<LearnerStepSkipped, P.LearnerStepSkipped>("s.ev.skip",
+            m => new() { Step = StepToProto(m.Step), Reason = m.Reason ?? "" }, p => new(StepFromProto(p.Step), p.Reason)),
     ];
+
+    static P.LearnerStepApplied StepToProto(LearnerStepApplied m) => new()
+    {
+        Update = m.Update, PolicyVersion = m.PolicyVersion, CursorEpoch = m.CursorEpoch, CursorPosition = m.CursorPosition,
+        BatchSizes = { m.BatchSizes }, BatchEpochs = { m.BatchEpochs }, ImageIds = { m.ImageIds },
+        PendingSizes = { m.PendingSizes }, PendingEpochs = { m.PendingEpochs }, PendingIds = { m.PendingIds },
+        RolloutsDroppedStale = m.RolloutsDroppedStale,
+    };
+
+    static LearnerStepApplied StepFromProto(P.LearnerStepApplied p) =>
+        new(p.Update, p.PolicyVersion, p.CursorEpoch, p.CursorPosition, [.. p.BatchSizes], [.. p.BatchEpochs], [.. p.ImageIds],
+            [.. p.PendingSizes], [.. p.PendingEpochs], [.. p.PendingIds], p.RolloutsDroppedStale);
 
     /// <summary>
     /// Manifests of the removed data-shard (d.*) and run-manifest (m.*) messages. Older journals may hold them under

@@ -102,7 +102,15 @@ public static class ClusterTraining
                         log.LogWarning("stop requested: finishing the update in hand and writing a checkpoint (Ctrl-C / SIGTERM again exits at once)");
                         proxy.Tell(StopLearner.Instance);
                     }
-                    var summary = await learnerDone.Task;
+                    TrainSummary? summary;
+                    try { summary = await learnerDone.Task; }
+                    catch (NonfiniteUpdatesException e)
+                    {
+                        // The learner wrote its checkpoint and summary and journaled every skipped update: the same command resumes.
+                        log.LogError("{Message}", e.Message);
+                        await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
+                        return 2;
+                    }
                     // Let TrainingFinished reach the workers before this node leaves.
                     await Task.Delay(500, CancellationToken.None);
                     await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));

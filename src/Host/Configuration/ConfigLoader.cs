@@ -277,7 +277,8 @@ public static partial class ConfigLoader
             BestMetric: s.GetString("best_metric", "CIDEr", BestMetrics),
             Beta2: beta2,
             LrLayerDecay: s.GetDouble("lr_layer_decay", 1.0, 0, 1, minExclusive: true),
-            LogFreq: s.GetInt("log_freq", UpdateLog.DefaultEvery, 0));
+            LogFreq: s.GetInt("log_freq", UpdateLog.DefaultEvery, 0),
+            MaxNonfinite: s.GetInt("max_nonfinite", 5, 1));
         if (double.IsInfinity(run.RepetitionPenalty)) s.Error("repetition_penalty", s.Where, "expected a finite number > 0 (1.0 = no penalty)");
         if (double.IsInfinity(run.LengthPenalty)) s.Error("length_penalty", s.Where, "expected a finite number (1.0 = HF's default; > 0 favours longer beams, < 0 shorter)");
         if (double.IsInfinity(run.Temperature)) s.Error("temperature", s.Where, "expected a finite number > 0");

@@ -119,13 +119,13 @@ public sealed class Blip2T5 : nn.Module
         if (inputIds is null) return (projected.MoveToOuterDisposeScope(), queryMask.MoveToOuterDisposeScope());
         var mask = attentionMask ?? ones_like(inputIds);
         Tensor embeds, outMask;
-        var placeholders = Config.ImageTokenIndex is int idx ? inputIds == idx : null;
+        var placeholders = Config.ImageTokenIndex is int idx ? inputIds.eq(Scalars.Of((long)idx)) : null;
         var count = placeholders?.sum().item<long>() ?? 0;
         if (count > 0)
         {
             if (count != b * q)
                 throw new ArgumentException($"input_ids hold {count} image tokens (id {Config.ImageTokenIndex}); expected {q} per row × {b} rows.");
-            var textEmbeds = language_model.Embed(inputIds.masked_fill(placeholders!, 0));
+            var textEmbeds = language_model.Embed(inputIds.masked_fill(placeholders!, Scalars.Of(0L)));
             embeds = textEmbeds.masked_scatter(placeholders!.unsqueeze(2).expand_as(textEmbeds), projected.to(textEmbeds.dtype));
             outMask = mask;
         }
@@ -193,11 +193,11 @@ public sealed class Blip2T5 : nn.Module
         {
             if (name.StartsWith("language_model.", StringComparison.Ordinal)) continue;
             if (name.EndsWith("bias", StringComparison.Ordinal)) p.zero_(); // ".bias", and the ViT's q_bias / v_bias
-            else if (name.Contains("layer_norm", StringComparison.Ordinal) || name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal)) p.fill_(1.0);
+            else if (name.Contains("layer_norm", StringComparison.Ordinal) || name.Contains("LayerNorm", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal)) p.fill_(Scalars.Of(1.0));
             else if (name.Contains("embedding", StringComparison.Ordinal))
             {
                 p.normal_(0, std, generator);
-                p.clamp_(-2 * std, 2 * std); // truncated normal, as HF's trunc_normal_ for the ViT embeddings
+                p.clamp_(Scalars.Of(-2 * std), Scalars.Of(2 * std)); // truncated normal, as HF's trunc_normal_ for the ViT embeddings
             }
             else p.normal_(0, std, generator);
         }

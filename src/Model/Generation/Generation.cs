@@ -116,6 +116,9 @@ public static class Seq2SeqGeneration
         return SampleOrGreedy(lm, encoderHidden, encoderMask, o);
     }
 
+    // arange(n) through the overload that takes every Scalar: the short ones make their start and step as temporaries.
+    private static Tensor Range(long n, Device dev) => arange(Scalars.Of(0L), Scalars.Of(n), Scalars.One, dtype: ScalarType.Int64, device: dev);
+
     private static GenerationResult BeamSearch(T5ForConditionalGeneration lm, Tensor enc, Tensor? encMask, GenerationOptions o)
     {
         var c = lm.Config;
@@ -123,20 +126,20 @@ public static class Seq2SeqGeneration
         var dev = enc.device;
         using var outer = NewDisposeScope();
         using var cache = lm.CreateCache(enc, encMask, maxLen, k);
-        var runSeq = full(b, k, maxLen, (long)c.EosTokenId, dtype: ScalarType.Int64, device: dev);
-        runSeq.select(2, 0).fill_(c.DecoderStartTokenId);
+        var runSeq = full(b, k, maxLen, Scalars.Of((long)c.EosTokenId), dtype: ScalarType.Int64, device: dev);
+        runSeq.select(2, 0).fill_(Scalars.Of((long)c.DecoderStartTokenId));
         var runTok = zeros(b, k, maxNew, dtype: ScalarType.Float32, device: dev);
         var runScores = zeros(b, k, dtype: ScalarType.Float32, device: dev);
         runScores.narrow(1, 1, k - 1).fill_(Scalars.Of(Neg));
         var seqs = runSeq.clone();
         var tokScores = zeros(b, k, maxNew, dtype: ScalarType.Float32, device: dev);
-        var beamScores = full(b, k, Neg, dtype: ScalarType.Float32, device: dev);
+        var beamScores = full(b, k, Scalars.Of(Neg), dtype: ScalarType.Float32, device: dev);
         var finLen = zeros(b, k, dtype: ScalarType.Int64, device: dev);
         var isFinished = zeros(b, k, dtype: ScalarType.Bool, device: dev);
         var unsatisfied = ones(b, 1, dtype: ScalarType.Bool, device: dev);
         var topMask = cat([ones(k, dtype: ScalarType.Bool, device: dev), zeros(keep - k, dtype: ScalarType.Bool, device: dev)]).unsqueeze(0);
-        var batchOffset = arange(b, dtype: ScalarType.Int64, device: dev).mul(Scalars.Of((long)k)).unsqueeze(1);
-        var tokens = full(b * k, (long)c.DecoderStartTokenId, dtype: ScalarType.Int64, device: dev);
+        var batchOffset = Range(b, dev).mul(Scalars.Of((long)k)).unsqueeze(1);
+        var tokens = full(b * k, Scalars.Of((long)c.DecoderStartTokenId), dtype: ScalarType.Int64, device: dev);
         var stop = zeros(1, dtype: ScalarType.Bool, device: dev);
 
         for (long step = 0; step < maxNew; step++)
@@ -150,8 +153,8 @@ public static class Seq2SeqGeneration
             var flatLogp = logp.view(b, k * v);
             var acc = logp.view(b, k, v).add(runScores.unsqueeze(2), Scalars.One).view(b, k * v);
             var (topVals, topIdx) = topk(acc, (int)keep, dim: 1);
-            var parent = topIdx.div(v, rounding_mode: RoundingMode.floor);
-            var tok = topIdx.remainder(v);
+            var parent = topIdx.div(Scalars.Of(v), rounding_mode: RoundingMode.floor);
+            var tok = topIdx.remainder(Scalars.Of(v));
             var topSeq = runSeq.gather(1, parent.unsqueeze(2).expand(b, keep, maxLen)).clone();
             topSeq.select(2, curLen).copy_(tok);
             var topTok = runTok.gather(1, parent.unsqueeze(2).expand(b, keep, maxNew)).clone();
@@ -207,7 +210,7 @@ public static class Seq2SeqGeneration
         long l = 1 + outLen.max().item<long>();
         var sequences = seqs.narrow(1, 0, r).reshape(b * r, maxLen).narrow(1, 0, l).contiguous();
         var tokenLp = tokScores.narrow(1, 0, r).reshape(b * r, maxNew).narrow(1, 0, l - 1).contiguous();
-        var mask = arange(l - 1, dtype: ScalarType.Int64, device: dev).unsqueeze(0) < outLen.reshape(b * r, 1);
+        var mask = Range(l - 1, dev).unsqueeze(0) < outLen.reshape(b * r, 1);
         var scores = beamScores.narrow(1, 0, r).reshape(b * r).contiguous();
         return new GenerationResult
         {
@@ -259,7 +262,7 @@ public static class Seq2SeqGeneration
             var (sorted, idx) = sort(s, dim: 1, descending: false);
             var cum = F.softmax(sorted, 1).cumsum(1);
             var remove = cum.le(Scalars.Of(1 - topP));
-            remove.narrow(1, remove.shape[1] - 1, 1).fill_(false);
+            remove.narrow(1, remove.shape[1] - 1, 1).fill_(Scalars.Of(false));
             var removeOrig = zeros_like(remove).scatter(1, idx, remove);
             s = s.masked_fill(removeOrig, Scalars.Of(double.NegativeInfinity));
         }
@@ -275,12 +278,12 @@ public static class Seq2SeqGeneration
         var dev = enc.device;
         using var outer = NewDisposeScope();
         using var cache = lm.CreateCache(enc, encMask, maxLen, r);
-        var seq = full(n, maxLen, (long)c.PadTokenId, dtype: ScalarType.Int64, device: dev);
-        seq.select(1, 0).fill_(c.DecoderStartTokenId);
+        var seq = full(n, maxLen, Scalars.Of((long)c.PadTokenId), dtype: ScalarType.Int64, device: dev);
+        seq.select(1, 0).fill_(Scalars.Of((long)c.DecoderStartTokenId));
         var tokLp = zeros(n, maxNew, dtype: ScalarType.Float32, device: dev);
         var finished = zeros(n, dtype: ScalarType.Bool, device: dev);
-        var lengths = full(n, maxNew, dtype: ScalarType.Int64, device: dev);
-        var tokens = full(n, (long)c.DecoderStartTokenId, dtype: ScalarType.Int64, device: dev);
+        var lengths = full(n, Scalars.Of(maxNew), dtype: ScalarType.Int64, device: dev);
+        var tokens = full(n, Scalars.Of((long)c.DecoderStartTokenId), dtype: ScalarType.Int64, device: dev);
         var uniforms = o.SampleKeys is null ? null : KeyedSampling.Uniforms(o.SampleKeys, maxNew, dev);
         for (long step = 0; step < maxNew; step++)
         {
@@ -305,7 +308,7 @@ public static class Seq2SeqGeneration
             if (o.CheckFinishedEvery > 0 && (step + 1) % o.CheckFinishedEvery == 0 && finished.all().item<bool>()) break;
         }
         long l = 1 + lengths.max().item<long>();
-        var mask = arange(l - 1, dtype: ScalarType.Int64, device: dev).unsqueeze(0) < lengths.unsqueeze(1);
+        var mask = Range(l - 1, dev).unsqueeze(0) < lengths.unsqueeze(1);
         var tokenLp = tokLp.narrow(1, 0, l - 1).contiguous();
         return new GenerationResult
         {

@@ -6,6 +6,16 @@ namespace Scst.Model.Optim;
 
 public static class Gradients
 {
+    /// <summary>The L2 norm over all gradients together (as <see cref="ClipGlobalNorm"/> measures it), without changing them.</summary>
+    public static double GlobalNorm(IEnumerable<Parameter> parameters)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToList();
+        if (grads.Count == 0) return 0.0;
+        return torch.stack(grads.Select(g => g.detach().to_type(ScalarType.Float32).norm()).ToArray()).norm().item<float>();
+    }
+
     /// <summary>
     /// <c>torch.nn.utils.clip_grad_norm_</c>: scales all gradients by <c>min(1, max_norm / (‖g‖₂ + 1e-6))</c>, where
     /// ‖g‖₂ is the norm over all gradients together. Returns that total norm (before clipping).

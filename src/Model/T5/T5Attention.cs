@@ -69,8 +69,8 @@ public sealed class T5Attention : nn.Module
     {
         if (relative_attention_bias is null) throw new InvalidOperationException("this attention layer has no relative_attention_bias");
         using var scope = NewDisposeScope();
-        var ctx = arange(offset, offset + qLen, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var mem = arange(kLen, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var ctx = arange(Scalars.Of(offset), Scalars.Of(offset + qLen), Scalars.One, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        var mem = arange(Scalars.Of(0L), Scalars.Of(kLen), Scalars.One, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var buckets = RelativePositionBucket(mem.sub(ctx), _bidirectional, _buckets, _maxDistance);
         var values = relative_attention_bias.forward(buckets); // [q, k, H]
         return values.permute(2, 0, 1).unsqueeze(0).MoveToOuterDisposeScope();

@@ -164,7 +164,7 @@ public sealed class T5ForConditionalGeneration : nn.Module
     public static Tensor ShiftRight(Tensor labels, long decoderStartTokenId, long padTokenId)
     {
         using var scope = NewDisposeScope();
-        var start = full(labels.shape[0], 1, decoderStartTokenId, dtype: ScalarType.Int64, device: labels.device);
+        var start = full(labels.shape[0], 1, Scalars.Of(decoderStartTokenId), dtype: ScalarType.Int64, device: labels.device);
         var shifted = cat([start, labels.narrow(1, 0, labels.shape[1] - 1)], 1);
         return shifted.masked_fill(shifted.eq(Scalars.Of(-100L)), Scalars.Of((long)padTokenId)).MoveToOuterDisposeScope();
     }
@@ -243,6 +243,6 @@ public sealed class T5ForConditionalGeneration : nn.Module
             }
         }
         foreach (var (name, p) in named_parameters())
-            if (name.EndsWith("layer_norm.weight", StringComparison.Ordinal)) p.fill_(f * 1.0);
+            if (name.EndsWith("layer_norm.weight", StringComparison.Ordinal)) p.fill_(Scalars.Of(f * 1.0));
     }
 }

@@ -121,7 +121,9 @@ public sealed record RunOptions(
     double Beta2 = 0.999,
     double LrLayerDecay = 1.0,
     // Updates between the drivers' one-line progress logs (UpdateLog); 0 = never. metrics.jsonl still gets every update.
-    int LogFreq = UpdateLog.DefaultEvery);
+    int LogFreq = UpdateLog.DefaultEvery,
+    // Updates in a row with a non-finite loss, reward or gradient norm (each skipped) before the run stops (NonfiniteGuard).
+    int MaxNonfinite = 5);
 
 public sealed record ScstOptions(
     bool Enabled,

@@ -19,7 +19,8 @@ public static class BenchLearnerCommand
         var (model, device) = (run.Model, run.Device);
         model.train();
         int b = run.Batch, k = run.Beams, n = run.NewTokens, v = model.Config.VocabSize;
-        var opt = optim.AdamW(model.parameters(), 1e-5);
+        // The project's AdamW (the trainers' optimizer): TorchSharp's step makes temporary Scalars (src/Model/Scalars.cs).
+        var opt = new Scst.Model.Optim.AdamW([new Scst.Model.Optim.ParameterGroup("all", [.. model.named_parameters().Select(p => (p.name, p.parameter))], 0.0)], 1e-5);
         var times = run.TimeSteps(() =>
         {
             var (embeds, mask) = run.EncoderInputs();
@@ -29,11 +30,11 @@ public static class BenchLearnerCommand
             var advantage = randn(b * k, device: device);
             return () =>
             {
-                opt.zero_grad();
+                opt.ZeroGrad();
                 var enc = model.Encode(null, embeds, mask);
                 var (lp, valid) = Seq2SeqGeneration.SequenceLogProbs(model, enc, mask, seqs);
                 ScstLoss.Compute(lp, valid, advantage, LossNormalization.TokenMean).backward();
-                opt.step();
+                opt.Step();
                 return null;
             };
         });
