@@ -46,6 +46,7 @@ public class SerializerTests : IDisposable
         RegisterWorker r => r with { Fingerprint = new([]) },
         TrainingFinished f => f with { Stopped = false },
         RolloutResult r => r with { Device = "" },
+        WeightsAvailable w => w with { ChunkSize = 65536, Url = "", ChunkSha256 = [] },
         _ => s,
     })];
 

@@ -40,6 +40,8 @@ public class CommandErrorTests(Xunit.Abstractions.ITestOutputHelper output)
         // A missing --dir is written (15.8 GB): only a file where the folder goes is safe to try.
         ("bench seed-scale", "bench seed-scale --dir {F} --work-dir {WORK}", "", Folder),
         ("bench weights", "bench weights --mb 1 --repeat 1 --work-dir {F}", "", Folder),
+        ("bench soak", "bench soak --updates 3 --every 1 --ce-updates 1 --work-dir {F}", "", Folder),
+        ("bench soak", "bench soak --updates 3 --every 1 --ce-updates 1 --work-dir {WORK} --data-dir {F}", "", Folder),
         ("bench tokenize", "bench tokenize --tokenizer {F} --file {STRINGS}", ".model", Readable),
         ("bench tokenize", "bench tokenize --tokenizer {SPIECE} --file {F}", ".json", Readable),
         ("train", "train --config {F} --run-dir {WORK}", ".yaml", Yaml),
