@@ -51,7 +51,10 @@ public sealed class LearnerRun
     public DataCursor Cursor { get; private set; }
     public long WeightsVersion => _weightsVersion;
     public long Total => core.TotalUpdates;
-    public bool Done => Update >= Total || _stopEarly || (settings.StopAfterUpdates is int stop && Update >= stop) || NonfiniteStop is not null;
+    public bool Done => PastLastUpdate(Update) || _stopEarly || NonfiniteStop is not null;
+
+    /// <summary>Whether <paramref name="update"/> is beyond the run's length or <c>--stop-after</c>.</summary>
+    bool PastLastUpdate(long update) => update >= Total || (settings.StopAfterUpdates is int stop && update >= stop);
     public bool HasRemoteRollouts => weights.AnyRemote(Scheduler.RolloutWorkers);
     /// <summary>Set when run.max_nonfinite updates in a row were skipped: the learner stops with this error.</summary>
     public NonfiniteUpdatesException? NonfiniteStop { get; private set; }
@@ -150,7 +153,7 @@ public sealed class LearnerRun
     {
         // The update the model's weights are for: the journaled count, or one more while the last update's write is in flight.
         var update = _weightsVersion;
-        if (Async || Scheduler.HasSyncUpdate || update >= Total || (settings.StopAfterUpdates is int stop && update >= stop)) return;
+        if (Async || Scheduler.HasSyncUpdate || PastLastUpdate(update)) return;
         for (var m = 0; m < core.Plan.MicroBatches(update); m++)
         {
             var ids = Cursor.Next(Config.Run.BatchSizeTrain);
