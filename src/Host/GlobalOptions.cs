@@ -11,7 +11,7 @@ public static class GlobalOptions
 {
     public static readonly Option<string> Role = new("--role")
     {
-        Description = "Node role: learner | rollout | reward | all (all = everything in one process, no network)",
+        Description = "Node role: learner | rollout | reward | all (all = everything in one process, no network) | submit (send a run to a running cluster and follow it)",
         DefaultValueFactory = _ => "all",
     };
 
@@ -31,6 +31,11 @@ public static class GlobalOptions
     {
         Description = "Cluster seed nodes, e.g. akka.tcp://scst@127.0.0.1:4053",
         AllowMultipleArgumentsPerToken = true,
+    };
+
+    public static readonly Option<string?> RunId = new("--run-id")
+    {
+        Description = "The run's id in the cluster (default: the run folder's name); rollout and reward nodes serve this run (default: the first one announced)",
     };
 
     public static readonly Option<int?> Port = new("--port")
@@ -76,7 +81,7 @@ public static class GlobalOptions
         Recursive = true,
     };
 
-    public static readonly string[] Roles = ["learner", "rollout", "reward", "all"];
+    public static readonly string[] Roles = ["learner", "rollout", "reward", "all", "submit"];
 
     /// <summary>On the root: the options every command understands, and (for `--role R --config FILE` without a command) the cluster ones.</summary>
     public static void AddTo(RootCommand root)
@@ -91,7 +96,7 @@ public static class GlobalOptions
     public static void AddCluster(Command cmd, bool withRole = true)
     {
         if (withRole) cmd.Options.Add(Role);
-        foreach (var o in new Option[] { Hocon, SeedNodes, Port, TlsCert, TlsCa, TlsPasswordEnv }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Hocon, SeedNodes, Port, RunId, TlsCert, TlsCa, TlsPasswordEnv }) cmd.Options.Add(o);
     }
 
     /// <summary>Where a command runs long enough to be scraped: the Prometheus endpoint.</summary>

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Logging;
 using Scst.Host.Cluster;
 using Scst.Host.Reporting;
 
+using Scst.Actors.Pipeline;
+
 namespace Scst.Host;
 
 /// <summary>
@@ -71,14 +73,14 @@ public static partial class HostLogging
             var m = AkkaPrefix().Match(message);
             var src = m.Success ? m.Groups["src"].Value : category;
             var text = m.Success ? m.Groups["msg"].Value : message;
+            // A run's learner entity: /system/sharding/learner/SHARD/RUN (its children, e.g. the weight publisher, below it).
+            var entity = src.IndexOf("/system/sharding/" + LearnerRegion.Name + "/", StringComparison.Ordinal);
+            if (entity >= 0 && src[(entity + 18 + LearnerRegion.Name.Length)..].Split('/').Length >= 2) return ("learner", text, false);
             var user = src.IndexOf("/user/", StringComparison.Ordinal);
             if (user >= 0)
             {
                 var path = src[(user + 6)..].Split('/');
-                // /user/learner is Akka's singleton manager and /user/learner-proxy its proxy; the learner itself is /user/learner/learner
-                // (Akka.Hosting's WithSingleton names the singleton like its manager).
-                if (path[0] is "learner" or "learner-proxy" && (path.Length < 2 || path[1] != ScstActorHosting.LearnerName)) return ("singleton", text, true);
-                return (path[0] == "membership" ? "cluster" : path[0], text, false);
+                return (path[0] switch { "membership" => "cluster", "rollout-link" or "reward-link" => "run", _ => path[0] }, text, false);
             }
             return (AkkaSource(src), text, true);
         }

@@ -54,7 +54,10 @@ public sealed class LearnerRun
     public bool Done => PastLastUpdate(Update) || _stopEarly || NonfiniteStop is not null;
 
     /// <summary>Whether <paramref name="update"/> is beyond the run's length or <c>--stop-after</c>.</summary>
-    bool PastLastUpdate(long update) => update >= Total || (settings.StopAfterUpdates is int stop && update >= stop);
+    bool PastLastUpdate(long update) => update >= Total || (StopAfterUpdates is long stop && update >= stop);
+
+    /// <summary><c>--stop-after</c> of the latest submission (a run continued without it runs to its end).</summary>
+    public long? StopAfterUpdates { get; set; }
     public bool HasRemoteRollouts => weights.AnyRemote(Scheduler.RolloutWorkers);
     /// <summary>Set when run.max_nonfinite updates in a row were skipped: the learner stops with this error.</summary>
     public NonfiniteUpdatesException? NonfiniteStop { get; private set; }
@@ -78,6 +81,7 @@ public sealed class LearnerRun
         (this.settings, this.core, this.weights) = (settings, core, weights);
         _best = core.Start();
         _nonfinite = new NonfiniteGuard(Config.Run.MaxNonfinite);
+        StopAfterUpdates = settings.StopAfterUpdates;
         Cursor = core.NewCursor();
         Scheduler = new RolloutScheduler<IActorRef>(new RolloutSchedulerOptions(Async, settings.InFlightPerWorker, Config.Scst.MaxStaleness, settings.Timeout),
             serial => (long)RolloutGenerator.SamplingSeed(Config.Run.Seed, 1_000_000_000L + serial, 0),

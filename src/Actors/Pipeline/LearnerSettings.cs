@@ -15,12 +15,14 @@ namespace Scst.Actors.Pipeline;
 /// <param name="RolloutCommand">The command line that starts a rollout node for this learner, logged while it has none.</param>
 /// <param name="WeightsInAmpDType">scst.weights.dtype = auto: weight files carry linear layers in the amp dtype (bf16) when the run uses one.</param>
 /// <param name="Progress">Called (on the learner's thread) as updates and evaluations advance, for the console.</param>
+/// <param name="Ended">Called once the run has ended (its summary, or null when it failed to start), before the entity stops: the host flushes the run's metrics and draws its plots.</param>
+/// <param name="Released">Called when the entity stops (ended, handed off or killed with its node's actor system).</param>
 public sealed record LearnerSettings(
+    string RunId,
     ScstConfig Config,
     string RunDir,
     IMetricsSink Metrics,
     ILogger Log,
-    TaskCompletionSource<TrainSummary?> Done,
     int RewardPoolSize,
     WeightServerSettings WeightPlane,
     int KeepVersions,
@@ -28,11 +30,20 @@ public sealed record LearnerSettings(
     TimeSpan RequestTimeout,
     int InFlightPerWorker,
     RewardContext? LocalReward = null,
-    int? StopAfterUpdates = null,
+    long? StopAfterUpdates = null,
     string? RolloutCommand = null,
     TimeSpan? WaitingReportEvery = null,
     Action<TrainingProgress>? Progress = null,
-    bool WeightsInAmpDType = true)
+    bool WeightsInAmpDType = true,
+    Action<TrainSummary?>? Ended = null,
+    Action? Released = null)
 {
     public TimeSpan Timeout => RequestTimeout;
 }
+
+/// <summary>
+/// What a learner node gives every run entity it hosts: <see cref="SettingsFor"/> builds a run's settings from its spec
+/// (loading the config text, opening its metrics; may throw for a bad config or corpus), <see cref="DescribeUserError"/>
+/// turns a user's mistake into its one-line message (null: unexpected, reported with the trace in <see cref="TraceFile"/>).
+/// </summary>
+public sealed record LearnerNode(Func<RunSpec, LearnerSettings> SettingsFor, Func<Exception, string?> DescribeUserError, string? TraceFile = null);

@@ -80,7 +80,7 @@ public sealed record ScoreRequest(long RequestId, ImmutableArray<int> ImageIds, 
 
 public sealed record ScoreResult(long RequestId, ImmutableArray<double> Rewards, ImmutableArray<double> Advantages, ImmutableArray<double> GreedyRewards) : IScstMessage;
 
-/// <summary>Asks the learner singleton how the run stands (the `status` command); answered with <see cref="LearnerStatus"/>.</summary>
+/// <summary>Asks a run's learner entity how the run stands (the `status` command); answered with <see cref="LearnerStatus"/>.</summary>
 public sealed record GetLearnerStatus : IScstMessage;
 
 /// <summary>
@@ -102,7 +102,8 @@ public sealed record LearnerStatus(
     int InFlightBatches,
     int CursorEpoch,
     int CursorPosition,
-    string Node) : IScstMessage;
+    string Node,
+    string RunId = "") : IScstMessage;
 
 /// <summary>
 /// The run is over (the learner wrote summary.json), or <see cref="Stopped"/> on request before its end (the learner

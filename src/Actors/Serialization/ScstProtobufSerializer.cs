@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Serialization;
 using Google.Protobuf;
@@ -75,13 +76,39 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
                 Finished = m.Finished, SamplesConsumed = m.SamplesConsumed, RolloutsDroppedStale = m.RolloutsDroppedStale,
                 RolloutWorkers = m.RolloutWorkers, RewardWorkers = m.RewardWorkers, QueuedBatches = m.QueuedBatches,
                 InFlightBatches = m.InFlightBatches, CursorEpoch = m.CursorEpoch, CursorPosition = m.CursorPosition, Node = m.Node ?? "",
+                RunId = m.RunId ?? "",
             },
             p => new(p.Step, p.PolicyVersion, p.TotalUpdates, p.Mode, p.Running, p.Finished, p.SamplesConsumed, p.RolloutsDroppedStale,
-                p.RolloutWorkers, p.RewardWorkers, p.QueuedBatches, p.InFlightBatches, p.CursorEpoch, p.CursorPosition, p.Node)),
+                p.RolloutWorkers, p.RewardWorkers, p.QueuedBatches, p.InFlightBatches, p.CursorEpoch, p.CursorPosition, p.Node, p.RunId)),
+        // Runs
+        C<StartRun, P.StartRun>("s.run.start", m => new() { Spec = SpecToProto(m.Spec), StopAfterUpdates = m.StopAfterUpdates },
+            p => new(SpecFromProto(p.Spec), p.StopAfterUpdates)),
+        C<WatchRun, P.WatchRun>("s.run.watch", _ => new(), _ => WatchRun.Instance),
+        C<RunAccepted, P.RunAccepted>("s.run.accepted",
+            m => new() { RunId = m.RunId ?? "", Update = m.Update, TotalUpdates = m.TotalUpdates, Mode = m.Mode ?? "", Node = m.Node ?? "" },
+            p => new(p.RunId, p.Update, p.TotalUpdates, p.Mode, p.Node)),
+        C<RunRefused, P.RunRefused>("s.run.refused", m => new() { RunId = m.RunId ?? "", Reason = m.Reason ?? "" }, p => new(p.RunId, p.Reason)),
+        C<RunEnded, P.RunEnded>("s.run.ended",
+            m => new()
+            {
+                RunId = m.RunId ?? "", Updates = m.Updates, SamplesConsumed = m.SamplesConsumed, ElapsedS = m.ElapsedS, Completed = m.Completed,
+                Stopped = m.Stopped, FinalCheckpoint = m.FinalCheckpoint ?? "", Metrics = { m.Metrics }, Error = m.Error ?? "", UserError = m.UserError,
+                Node = m.Node ?? "",
+            },
+            p => new(p.RunId, p.Updates, p.SamplesConsumed, p.ElapsedS, p.Completed, p.Stopped, p.FinalCheckpoint, p.Metrics.ToImmutableDictionary(),
+                p.Error, p.UserError, p.Node)),
+        C<RunAnnounced, P.RunAnnounced>("s.run.announce", m => new() { RunId = m.RunId ?? "", Mode = m.Mode ?? "", Node = m.Node ?? "" },
+            p => new(p.RunId, p.Mode, p.Node)),
+        C<RunSubmitted, P.RunSubmitted>("s.ev.run", m => new() { Spec = SpecToProto(m.Spec) }, p => new(SpecFromProto(p.Spec))),
         C<LearnerStepApplied, P.LearnerStepApplied>("s.ev.step", StepToProto, StepFromProto),
         C<LearnerStepSkipped, P.LearnerStepSkipped>("s.ev.skip",
             m => new() { Step = StepToProto(m.Step), Reason = m.Reason ?? "" }, p => new(StepFromProto(p.Step), p.Reason)),
     ];
+
+    static P.RunSpec SpecToProto(RunSpec s) =>
+        new() { RunId = s.RunId ?? "", RunDir = s.RunDir ?? "", ConfigPath = s.ConfigPath ?? "", ConfigText = s.ConfigText ?? "" };
+
+    static RunSpec SpecFromProto(P.RunSpec? p) => p is null ? new RunSpec("", "", "", "") : new(p.RunId, p.RunDir, p.ConfigPath, p.ConfigText);
 
     static P.LearnerStepApplied StepToProto(LearnerStepApplied m) => new()
     {

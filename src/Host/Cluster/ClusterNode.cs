@@ -48,10 +48,15 @@ public sealed class ClusterNode : IAsyncDisposable
     /// </summary>
     public static ClusterNode Create(ScstClusterOptions options, Action<ILoggingBuilder>? logging = null, Action<AkkaConfigurationBuilder>? actors = null)
     {
-        if (options.SeedNodes.Count == 0 && options.Role is "rollout" or "reward" or "status")
+        if (options.SeedNodes.Count == 0 && options.Role is "rollout" or "reward" or "status" or "submit")
             throw new ArgumentException($"--role {options.Role} joins an existing cluster: give --seed-nodes (the learner's address, e.g. akka.tcp://scst@127.0.0.1:4053)");
-        // A status client persists nothing; it must not create or lock journal files.
-        if (options.Role != "status") ScstAkka.PreflightJournal(options);
+        // The SQLite journal is this node's own file: a second learner node could neither read its runs nor take them over.
+        if (options.SeedNodes.Count > 0 && options.Roles.Contains("learner") && options.Backend == JournalBackend.Sqlite)
+            throw new ArgumentException($"--role {options.Role} with --seed-nodes: a second learner node needs the shared PostgreSQL journal " +
+                                        "(scst.persistence.backend = postgresql); with the embedded SQLite journal a cluster has one learner node. " +
+                                        "To run another experiment on this cluster, send it with --role submit");
+        // Status and submit clients persist nothing; they must not create or lock journal files.
+        if (options.Role is not ("status" or "submit")) ScstAkka.PreflightJournal(options);
         // Parsed here so a bad file or certificate is reported before the host exists.
         ScstAkka.BuildConfig(options);
         EnsurePortFree(options);
@@ -105,7 +110,7 @@ public sealed class ClusterNode : IAsyncDisposable
         // Seeds (WithClustering) join by themselves; a first learner / `all` node forms its own cluster.
         if (Options.SeedNodes.Count == 0) cluster.Join(cluster.SelfAddress);
         log.LogInformation("node started: {Address} role={Role} roles=[{Roles}]", cluster.SelfAddress, Options.Role, string.Join(",", Options.Roles));
-        if (Options.SeedNodes.Count > 0 && Options.Role != "status") SayWhileNotJoined(cluster, Options.SeedNodes, log, JoinWaitReport);
+        if (Options.SeedNodes.Count > 0 && Options.Role is not ("status" or "submit")) SayWhileNotJoined(cluster, Options.SeedNodes, log, JoinWaitReport);
     }
 
     /// <summary>How often a node that has not joined yet says which seeds it is trying.</summary>
@@ -135,11 +140,10 @@ public sealed class ClusterNode : IAsyncDisposable
 
     /// <summary>
     /// Leaves the cluster gracefully (the other members see it go, nothing waits on it) within <paramref name="timeout"/>;
-    /// stopping the singleton proxy first keeps it from searching for a learner that has already gone.
+    /// a learner node's shard region hands its remaining runs to another learner node first.
     /// </summary>
-    public async Task LeaveAsync(IActorRef? learnerProxy, TimeSpan timeout)
+    public async Task LeaveAsync(TimeSpan timeout)
     {
-        if (learnerProxy is not null) System.Stop(learnerProxy);
         try { await Akka.Cluster.Cluster.Get(System).LeaveAsync().WaitAsync(timeout); }
         catch (TimeoutException) { }
     }

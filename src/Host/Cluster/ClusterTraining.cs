@@ -9,16 +9,26 @@ using Scst.Host.Reporting;
 namespace Scst.Host.Cluster;
 
 /// <summary>
-/// <c>train --role learner|rollout|reward|all</c>: SCST distributed over actors. A learner (or all) node runs the
-/// persistent learner singleton and writes the run's outputs; rollout and reward nodes join with --seed-nodes, load
-/// the corpus from the same config, and work until the learner says the run is over.
+/// <c>train --role learner|rollout|reward|all|submit</c>: SCST distributed over actors. A learner (or all) node hosts
+/// the shard region of learner entities, one per run, and submits its own run to it; <c>submit</c> sends a run to a
+/// cluster that is already running and follows it. Rollout and reward nodes join with --seed-nodes, load the corpus
+/// from the same config, serve one run (--run-id, or the first announced) and work until its learner says it is over.
 /// </summary>
 public static class ClusterTraining
 {
-    /// <param name="configFile">The config's path, for the command line a waiting learner prints (null: the learner names only its address).</param>
+    /// <param name="configFile">The config's path: its text is what the run's entity journals and rebuilds the run from. Null
+    /// (benches, which change a loaded config): <paramref name="config"/> itself, which only this process can host.</param>
     public static async Task<int> RunAsync(ScstConfig config, NodeOptions node, int? stopAfter, CancellationToken ct, string? configFile = null)
     {
-        Directory.CreateDirectory(node.RunDir);
+        var runId = node.RunId ?? RunIds.FromRunDir(node.RunDir);
+        if (RunIds.Problem(runId) is { } bad)
+        {
+            Console.Error.WriteLine($"error: --run-id: {bad}");
+            return 2;
+        }
+        var submits = node.ClusterRoles.Contains("learner") || node.Role == "submit";
+        // The run folder of a submitted run belongs to the learner node that hosts it.
+        if (node.Role != "submit") Directory.CreateDirectory(node.RunDir);
         var actors = new ScstActorHosting();
         ScstClusterOptions options;
         ClusterNode cluster;
@@ -38,124 +48,162 @@ public static class ClusterTraining
             var log = cluster.LoggerFactory.CreateLogger("train");
             var roles = options.Roles;
             var finished = new TaskCompletionSource<TrainingFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
-            var learnerDone = new TaskCompletionSource<TrainSummary?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            CompositeMetricsSink? sink = null;
-            // The learner reports from its own thread; the console's progress display exists only while this node waits for it.
-            Action<TrainingProgress>? progressTarget = null;
-            void Relay(TrainingProgress p) => Volatile.Read(ref progressTarget)?.Invoke(p);
-            try
+            LearnerHost? host = null;
+            // Loaded before the node starts, so a bad corpus stops here with its own message.
+            if (roles.Contains("learner"))
             {
-                // Loaded before the node starts, so a bad corpus stops here with its own message.
-                if (roles.Contains("learner"))
-                {
-                    var localReward = RewardContext.Load(config, log);
-                    var metricsFile = Path.Combine(options.RunDir, "metrics.jsonl");
-                    sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(options.RunDir, "tensorboard")));
-                    var metrics = sink;
-                    actors.Learner = system => new LearnerSettings(config, node.RunDir, metrics, log, learnerDone,
-                        LocalReward: localReward, RewardPoolSize: options.RewardActors,
-                        WeightPlane: new WeightServerSettings(options.Hostname, options.PublicHostname ?? options.Hostname, options.WeightPort,
-                            options.WeightKeepVersions, TlsSetup.WeightPlane(options)),
-                        KeepVersions: options.WeightKeepVersions,
-                        PublishEvery: options.AsyncPublishEvery, RequestTimeout: options.RequestTimeout,
-                        InFlightPerWorker: options.InFlightPerWorker, StopAfterUpdates: stopAfter,
-                        RolloutCommand: RolloutCommandLine.For(Akka.Cluster.Cluster.Get(system).SelfAddress.ToString(), node, configFile),
-                        Progress: Relay, WeightsInAmpDType: options.WeightDType == "auto");
-                }
-                if (roles.Contains("rollout"))
-                {
-                    var fetcher = new WeightFetcherSettings(options.WeightFetchAttempts, TlsSetup.WeightPlane(options), WholeFileSha256: options.WeightVerifyWholeFile);
-                    RunSetup.InitializeRuntime(config.Run);
-                    var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
-                    actors.RolloutDevices = RolloutDevices.Resolve(options.RolloutDevices, options.RolloutActors, config.Run.Device, cuda);
-                    log.LogInformation("rollout devices: {Devices} (one rollout actor each)", string.Join(", ", actors.RolloutDevices));
-                    actors.Rollout = (i, device, proxy) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), proxy, log, fetcher, finished, device);
-                }
-                if (options.Role == "reward")
-                {
-                    var reward = RewardContext.Load(config, log);
-                    actors.RewardPool = proxy => RewardPool.Props(reward, options.RewardActors, proxy, finished);
-                }
-                try { await cluster.StartAsync(ct); }
-                catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
-                {
-                    Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");
-                    return 2;
-                }
-                var proxy = cluster.Registry.Get<LearnerActor>();
-
-                using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, cluster.Stopping);
-                var stopped = Task.Delay(Timeout.Infinite, stop.Token);
-                if (roles.Contains("learner"))
-                {
-                    var done = TrainingConsole.WithProgress("learner", cluster.LoggerFactory.CreateLogger("learner"), progress =>
-                    {
-                        Volatile.Write(ref progressTarget, progress);
-                        try { return Task.WhenAny(learnerDone.Task, stopped).GetAwaiter().GetResult(); }
-                        finally { Volatile.Write(ref progressTarget, null); }
-                    });
-                    var signalled = done != learnerDone.Task;
-                    if (signalled)
-                    {
-                        if (cluster.System.WhenTerminated.IsCompleted) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 3; }
-                        // Graceful: the learner completes the update being journaled, writes a checkpoint and tells its workers.
-                        log.LogWarning("stop requested: finishing the update in hand and writing a checkpoint (Ctrl-C / SIGTERM again exits at once)");
-                        proxy.Tell(StopLearner.Instance);
-                    }
-                    TrainSummary? summary;
-                    try { summary = await learnerDone.Task; }
-                    catch (NonfiniteUpdatesException e)
-                    {
-                        // The learner wrote its checkpoint and summary and journaled every skipped update: the same command resumes.
-                        log.LogError("{Message}", e.Message);
-                        await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
-                        return 2;
-                    }
-                    // Let TrainingFinished reach the workers before this node leaves.
-                    await Task.Delay(500, CancellationToken.None);
-                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
-                    sink!.Dispose();
-                    sink = null;
-                    var plots = PlotWriter.Write(Path.Combine(node.RunDir, "metrics.jsonl"), Path.Combine(node.RunDir, "plots"));
-                    if (summary is not null && summary.Metrics.Count > 0) TrainingConsole.PrintMetrics($"scst ({summary.Updates} updates)", summary.Metrics);
-                    log.LogInformation("scst ({Mode}, actors): {Updates} updates, {Samples} samples in {Elapsed:F1} s; summary {Summary}; plots {Plots}",
-                        config.Scst.Mode, summary?.Updates, summary?.SamplesConsumed, summary?.ElapsedS, Path.Combine(node.RunDir, "summary.json"), plots.Count);
-                    if (signalled && summary is { Completed: false })
-                        log.LogWarning("stopped at update {Update} with a checkpoint ({Checkpoint}); start the same command again to continue", summary.Updates, summary.FinalCheckpoint);
-                    return 0;
-                }
-                var which = await Task.WhenAny(finished.Task, stopped);
-                if (finished.Task.IsFaulted && finished.Task.Exception!.InnerException is WorkerRefusedException refused)
-                {
-                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
-                    log.LogError("{Message}", refused.Message);
-                    return 2;
-                }
-                if (which == finished.Task)
-                {
-                    // Leave before the learner's node is gone, so no proxy goes looking for it and nobody sees this node vanish.
-                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
-                    var f = finished.Task.Result;
-                    if (f.Stopped) log.LogInformation("{Role} node: the learner stopped the run at update {Updates}; start this node again with it to continue", node.Role, f.Updates);
-                    else log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, f.Updates);
-                    return 0;
-                }
-                if (!cluster.System.WhenTerminated.IsCompleted)
-                {
-                    // Ctrl-C / SIGTERM: leave, so the learner sees this node go at once and hands its work to the others.
-                    await cluster.LeaveAsync(proxy, TimeSpan.FromSeconds(10));
-                    log.LogInformation("{Role} node: stopped on request and left the cluster", node.Role);
-                    return 0;
-                }
-                // Downed (e.g. the learner died: the split-brain resolver keeps the learner's side).
-                log.LogWarning("{Role} node: left the cluster before the run finished; start it again to rejoin", node.Role);
-                return 3;
+                host = new LearnerHost(node, options, cluster.LoggerFactory);
+                actors.Learner = host.For;
             }
-            // Errors (a bad corpus, a corrupt checkpoint, a full disk) leave through CommandErrors: one line, exit 2.
-            finally
+            // --role all serves its own run; a worker node the run it names, or the first one announced.
+            actors.WorkerRunId = node.Role == "all" ? runId : node.RunId;
+            if (roles.Contains("rollout"))
             {
-                sink?.Dispose();
+                var fetcher = new WeightFetcherSettings(options.WeightFetchAttempts, TlsSetup.WeightPlane(options), WholeFileSha256: options.WeightVerifyWholeFile);
+                RunSetup.InitializeRuntime(config.Run);
+                var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
+                actors.RolloutDevices = RolloutDevices.Resolve(options.RolloutDevices, options.RolloutActors, config.Run.Device, cuda);
+                log.LogInformation("rollout devices: {Devices} (one rollout actor each)", string.Join(", ", actors.RolloutDevices));
+                actors.Rollout = (i, device, link) => new RolloutSettings(config, Path.Combine(node.RunDir, "replicas", $"rollout-{i}"), link, log, fetcher, finished, device);
             }
+            if (options.Role == "reward")
+            {
+                var reward = RewardContext.Load(config, log);
+                actors.RewardPool = link => RewardPool.Props(reward, options.RewardActors, link, finished);
+            }
+            try { await cluster.StartAsync(ct); }
+            catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException)
+            {
+                Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");
+                return 2;
+            }
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, cluster.Stopping);
+            var stopped = Task.Delay(Timeout.Infinite, stop.Token);
+            if (submits)
+            {
+                var spec = configFile is null
+                    ? new RunSpec(runId, Path.GetFullPath(node.RunDir), "", Scst.Host.Configuration.ConfigPrinter.ToYaml(config))
+                    : new RunSpec(runId, Path.GetFullPath(node.RunDir), Path.GetFullPath(configFile), await File.ReadAllTextAsync(configFile, CancellationToken.None));
+                host?.UseConfig(spec, config);
+                return await FollowRun(cluster, host, spec, stopAfter, stopped, log);
+            }
+            var which = await Task.WhenAny(finished.Task, stopped);
+            if (finished.Task.IsFaulted && finished.Task.Exception!.InnerException is WorkerRefusedException refused)
+            {
+                await cluster.LeaveAsync(TimeSpan.FromSeconds(10));
+                log.LogError("{Message}", refused.Message);
+                return 2;
+            }
+            if (which == finished.Task)
+            {
+                // Leave before the learner's node is gone, so nobody sees this node vanish.
+                await cluster.LeaveAsync(TimeSpan.FromSeconds(10));
+                var f = finished.Task.Result;
+                if (f.Stopped) log.LogInformation("{Role} node: the learner stopped the run at update {Updates}; start this node again with it to continue", node.Role, f.Updates);
+                else log.LogInformation("{Role} node: the run finished after {Updates} updates", node.Role, f.Updates);
+                return 0;
+            }
+            if (!cluster.System.WhenTerminated.IsCompleted)
+            {
+                // Ctrl-C / SIGTERM: leave, so the learner sees this node go at once and hands its work to the others.
+                await cluster.LeaveAsync(TimeSpan.FromSeconds(10));
+                log.LogInformation("{Role} node: stopped on request and left the cluster", node.Role);
+                return 0;
+            }
+            // Downed (e.g. the learner died: the split-brain resolver keeps the learner's side).
+            log.LogWarning("{Role} node: left the cluster before the run finished; start it again to rejoin", node.Role);
+            return 3;
         }
+    }
+
+    /// <summary>
+    /// Submits the run and follows it to its end, showing its progress when its entity lives in this process. A first
+    /// Ctrl-C / SIGTERM stops it (and every run this learner node hosts) with a checkpoint. A learner node then stays
+    /// until the other runs it hosts have ended.
+    /// </summary>
+    static async Task<int> FollowRun(ClusterNode cluster, LearnerHost? host, RunSpec spec, int? stopAfter, Task stopped, ILogger log)
+    {
+        var region = cluster.Registry.Get<LearnerActor>();
+        var ended = new TaskCompletionSource<RunEnded>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Action<TrainingProgress>? progressTarget = null;
+        host?.ShowProgress(spec.RunId, p => Volatile.Read(ref progressTarget)?.Invoke(p));
+        cluster.System.ActorOf(RunSubmitter.Props(region, new StartRun(spec, stopAfter ?? 0), ended,
+            a => log.LogInformation("run {RunId}: {Mode} on learner {Node} at update {Update}/{Total}", a.RunId, a.Mode, a.Node, a.Update, a.TotalUpdates)), "submit");
+        var done = TrainingConsole.WithProgress("learner", cluster.LoggerFactory.CreateLogger("learner"), progress =>
+        {
+            Volatile.Write(ref progressTarget, progress);
+            try { return Task.WhenAny(ended.Task, stopped).GetAwaiter().GetResult(); }
+            finally { Volatile.Write(ref progressTarget, null); }
+        });
+        var signalled = done != ended.Task;
+        if (signalled)
+        {
+            if (cluster.System.WhenTerminated.IsCompleted) { log.LogWarning("stopped before the run finished; start the same command again to resume"); return 3; }
+            // Graceful: each learner completes the update being journaled, writes a checkpoint and tells its workers.
+            log.LogWarning("stop requested: finishing the update in hand and writing a checkpoint (Ctrl-C / SIGTERM again exits at once)");
+            StopRuns(region, [spec.RunId, .. host?.HostedRuns ?? []]);
+        }
+        RunEnded end;
+        try { end = await ended.Task; }
+        catch (ArgumentException refused)
+        {
+            log.LogError("{Message}", refused.Message);
+            await cluster.LeaveAsync(TimeSpan.FromSeconds(10));
+            return 2;
+        }
+        if (end.Failed) log.LogError("error: {Message}", end.Error);
+        else
+        {
+            if (end.Metrics.Count > 0) TrainingConsole.PrintMetrics($"scst ({end.Updates} updates)", end.MetricsBySplit());
+            log.LogInformation("scst (run {RunId}, actors): {Updates} updates, {Samples} samples in {Elapsed:F1} s; summary {Summary}",
+                end.RunId, end.Updates, end.SamplesConsumed, end.ElapsedS, Path.Combine(spec.RunDir, "summary.json"));
+            if (signalled && !end.Completed)
+                log.LogWarning("stopped at update {Update} with a checkpoint ({Checkpoint}); start the same command again to continue", end.Updates, end.FinalCheckpoint);
+        }
+        if (host is not null) await WhileHosting(host, region, stopped, signalled, log);
+        // Let TrainingFinished reach the workers before this node leaves.
+        await Task.Delay(500, CancellationToken.None);
+        await cluster.LeaveAsync(TimeSpan.FromSeconds(10));
+        return end.Failed ? (end.UserError ? 2 : 1) : 0;
+    }
+
+    /// <summary>A learner node whose own run ended stays while it hosts others (leaving would stop them); a signal stops them too.</summary>
+    static async Task WhileHosting(LearnerHost host, IActorRef region, Task stopped, bool stopping, ILogger log)
+    {
+        // Its own run's entity is still on its way out for a moment; only runs that stay are worth a line.
+        var said = DateTime.UtcNow.AddSeconds(-25);
+        var deadline = DateTime.MaxValue;
+        while (host.HostedRuns.Count > 0 && DateTime.UtcNow < deadline)
+        {
+            if (!stopping && stopped.IsCompleted)
+            {
+                stopping = true;
+                StopRuns(region, host.HostedRuns);
+            }
+            if (stopping && deadline == DateTime.MaxValue) deadline = DateTime.UtcNow.AddMinutes(2);
+            if (DateTime.UtcNow - said > TimeSpan.FromSeconds(30))
+            {
+                log.LogInformation("this learner node still hosts run(s) {Runs}; it stays until they end (Ctrl-C stops them with a checkpoint)", string.Join(", ", host.HostedRuns));
+                said = DateTime.UtcNow;
+            }
+            await Task.Delay(250, CancellationToken.None);
+        }
+    }
+
+    /// <summary>A learner node told to stop: every run it hosts stops with a checkpoint (within two minutes) before it leaves.</summary>
+    public static async Task StopHostedRuns(LearnerHost host, ClusterNode node)
+    {
+        var region = node.Registry.Get<LearnerActor>();
+        if (host.HostedRuns.Count > 0)
+        {
+            node.LoggerFactory.CreateLogger("learner").LogWarning("stop requested: stopping run(s) {Runs} with a checkpoint", string.Join(", ", host.HostedRuns));
+            await WhileHosting(host, region, Task.CompletedTask, stopping: false, node.LoggerFactory.CreateLogger("learner"));
+        }
+        await node.LeaveAsync(TimeSpan.FromSeconds(10));
+    }
+
+    static void StopRuns(IActorRef region, IEnumerable<string> runIds)
+    {
+        foreach (var id in runIds.Distinct()) LearnerRegion.Tell(region, id, StopLearner.Instance);
     }
 }

@@ -8,6 +8,9 @@ public sealed record NodeOptions
     /// <summary>learner | rollout | reward | all.</summary>
     public string Role { get; init; } = "all";
 
+    /// <summary>--run-id: the run a learner submits, or a worker serves (null: derived from the run folder / the first announced run).</summary>
+    public string? RunId { get; init; }
+
     /// <summary>Akka.Remote port; null keeps the --hocon files' value, else 0 (any free port).</summary>
     public int? Port { get; init; }
 
@@ -39,8 +42,8 @@ public sealed record NodeOptions
     {
         "all" => ["learner", "rollout", "reward"],
         "learner" or "rollout" or "reward" => [Role],
-        // The `status` command's member: joins, asks, leaves; hosts nothing and is never given work.
-        "status" => [Role],
-        _ => throw new ArgumentException($"--role '{Role}' is not one of learner, rollout, reward, all"),
+        // The `status` command's member and `--role submit`'s: join, ask (or follow a run), leave; they host nothing and are never given work.
+        "status" or "submit" => [Role],
+        _ => throw new ArgumentException($"--role '{Role}' is not one of learner, rollout, reward, all, submit"),
     };
 }

@@ -7,14 +7,16 @@ namespace Scst.Host.Cluster;
 /// </summary>
 public static class RolloutCommandLine
 {
-    public static string For(string learnerAddress, NodeOptions learner, string? configFile) =>
-        Build(SelfInvocation(), learnerAddress, learner, configFile);
+    public static string For(string learnerAddress, NodeOptions learner, string? configFile, string? runId = null) =>
+        Build(SelfInvocation(), learnerAddress, learner, configFile, runId);
 
-    public static string Build(string program, string learnerAddress, NodeOptions learner, string? configFile)
+    public static string Build(string program, string learnerAddress, NodeOptions learner, string? configFile, string? runId = null)
     {
         var runDir = Path.GetFullPath(learner.RunDir).TrimEnd(Path.DirectorySeparatorChar);
         var config = configFile is null ? "<the learner's config>" : Quote(Path.GetFullPath(configFile));
-        return string.Join(" ", [program, .. Arguments(learnerAddress, learner, config, runDir + "-rollout-1", p => Quote(Path.GetFullPath(p)))]);
+        var args = Arguments(learnerAddress, learner, config, runDir + "-rollout-1", p => Quote(Path.GetFullPath(p)));
+        if (runId is not null) args.AddRange(["--run-id", Quote(runId)]);
+        return string.Join(" ", [program, .. args]);
     }
 
     /// <summary>

@@ -4,8 +4,10 @@ using Scst.Host.Cluster;
 namespace Scst.Host.Commands;
 
 /// <summary>
-/// `node`: run one cluster node (learner, rollout, reward or all) until Ctrl-C / SIGTERM. Joins --seed-nodes,
-/// logs membership, writes &lt;run-dir&gt;/nodes_seen.json on exit. Training wiring hangs off this node.
+/// `node`: run one cluster node until Ctrl-C / SIGTERM. Joins --seed-nodes, logs membership, writes
+/// &lt;run-dir&gt;/nodes_seen.json on exit. A learner node hosts the learner region, so it takes runs submitted to the
+/// cluster (or inherited from a learner node that died, with the PostgreSQL journal); a signal stops the runs it
+/// hosts with a checkpoint before it leaves. Rollout and reward workers need a run's config: `train --role`.
 /// </summary>
 public static class NodeCommand
 {
@@ -21,6 +23,7 @@ public static class NodeCommand
         SeedNodes = r.GetValue(GlobalOptions.SeedNodes) ?? [],
         ExtraHoconFiles = (r.GetValue(GlobalOptions.Hocon) ?? []).Select(f => f.FullName).ToArray(),
         RunDir = r.GetValue(GlobalOptions.RunDir)?.FullName ?? Path.Combine("runs", "default"),
+        RunId = r.GetValue(GlobalOptions.RunId),
         FastFailure = r.GetValue(FastFailure),
         TlsCertificate = r.GetValue(GlobalOptions.TlsCert)?.FullName,
         TlsCa = r.GetValue(GlobalOptions.TlsCa)?.FullName,
@@ -37,11 +40,21 @@ public static class NodeCommand
         {
             NodeOptions options;
             ClusterNode node;
+            LearnerHost? host = null;
             try
             {
                 options = OptionsFrom(r);
                 Directory.CreateDirectory(options.RunDir);
-                node = await ClusterNode.StartAsync(ScstClusterOptions.From(options), ct: ct);
+                var cluster = ScstClusterOptions.From(options);
+                if (cluster.Roles.Contains(ScstActorHosting.LearnerRole))
+                {
+                    Func<Akka.Actor.ActorSystem, Scst.Actors.Pipeline.LearnerNode>? learner = null;
+                    node = ClusterNode.Create(cluster, actors: akka => ScstActorHosting.AddLearnerRegion(akka, system => learner!(system)));
+                    host = new LearnerHost(options, cluster, node.LoggerFactory);
+                    learner = host.For;
+                    await node.StartAsync(ct);
+                }
+                else node = await ClusterNode.StartAsync(cluster, ct: ct);
             }
             catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
                                       or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
@@ -53,6 +66,7 @@ public static class NodeCommand
             {
                 using var either = CancellationTokenSource.CreateLinkedTokenSource(ct, node.Stopping);
                 try { await Task.Delay(Timeout.Infinite, either.Token); } catch (OperationCanceledException) { }
+                if (host is not null && !node.System.WhenTerminated.IsCompleted) await ClusterTraining.StopHostedRuns(host, node);
                 await File.WriteAllTextAsync(Path.Combine(options.RunDir, "nodes_seen.json"),
                     System.Text.Json.JsonSerializer.Serialize(new { nodes_seen = node.NodesSeen.Count, members = node.NodesSeen.Order().ToArray() }), CancellationToken.None);
             }

@@ -29,11 +29,14 @@ public class StatusCommandTests(ITestOutputHelper output)
         var member = status.Lines.Single(l => l.TrimStart().StartsWith(seed + " ", StringComparison.Ordinal));
         Assert.Contains(" Up ", member);
         Assert.Contains("learner", member);
-        var step = Regex.Match(status.Lines.Single(l => l.StartsWith("learner: ", StringComparison.Ordinal)), @"step (\d+)/400, policy v(\d+)");
-        Assert.True(step.Success, "no 'step N/400, policy vN' in the learner line");
+        // The run's id is its run folder's name.
+        Assert.Contains("runs: 1", status.Lines);
+        var step = Regex.Match(status.Lines.Single(l => l.StartsWith("run learner: learner " + seed, StringComparison.Ordinal)), @"step (\d+)/400, policy v(\d+), mode sync");
+        Assert.True(step.Success, "no 'step N/400, policy vN, mode sync' in the run's line");
         Assert.True(long.Parse(step.Groups[1].Value) >= 1, $"step {step.Groups[1].Value}: the learner had logged update 1 before status asked");
         Assert.Equal(step.Groups[1].Value, step.Groups[2].Value);
-        Assert.Contains(status.Lines, l => l.StartsWith("data: the learner owns the data cursor", StringComparison.Ordinal));
+        Assert.Contains(status.Lines, l => l.StartsWith("  workers: 1 rollout", StringComparison.Ordinal));
+        Assert.Contains(status.Lines, l => l.StartsWith("  data: the learner owns the data cursor", StringComparison.Ordinal));
 
         // The status member joined with role status, was given no work, and left the cluster.
         var self = status.Lines.Single(l => l.Contains("(this status client)"));
