@@ -96,6 +96,7 @@ public static partial class HostLogging
     {
         var s = src.ToLowerInvariant();
         if (s.Contains("singleton")) return "singleton";
+        if (s.Contains("sharding")) return "sharding";
         if (s.Contains("sbr") || s.Contains("splitbrain") || s.Contains("downing")) return "sbr";
         if (s.Contains("cluster")) return "cluster";
         if (s.Contains("remot") || s.Contains("endpoint") || s.Contains("transport") || s.Contains("dotnetty")) return "remote";

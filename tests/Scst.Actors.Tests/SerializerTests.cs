@@ -17,6 +17,8 @@ public class SerializerTests : IDisposable
 
     public void Dispose() => TestNodes.Stop(_system);
 
+    static readonly RunSpec Spec = new("sync-lr3e-5", "/runs/sync-lr3e-5", "/configs/caption_coco_scst.yaml", "model:\n  arch: blip2_t5\n# ünïcode\n");
+
     /// <summary>One sample per message type, with non-default values in every field (negative and large where allowed).</summary>
     public static readonly IScstMessage[] Samples =
     [
@@ -32,7 +34,16 @@ public class SerializerTests : IDisposable
         new TrainingFinished(1000, Stopped: true),
         StopLearner.Instance,
         new GetLearnerStatus(),
-        new LearnerStatus(41, 41, 1000, "async", true, false, 2050, 3, 4, 1, 2, 5, 7, 150, "akka.tcp://scst@10.0.0.1:4053"),
+        new LearnerStatus(41, 41, 1000, "async", true, false, 2050, 3, 4, 1, 2, 5, 7, 150, "akka.tcp://scst@10.0.0.1:4053", "sync-lr3e-5"),
+        new StartRun(Spec, 17),
+        new RunSubmitted(Spec),
+        WatchRun.Instance,
+        new RunAccepted("sync-lr3e-5", 12, 1000, "sync", "akka.tcp://scst@10.0.0.1:4053"),
+        new RunRefused("sync-lr3e-5", "run id 'sync-lr3e-5' belongs to the run in /runs/a"),
+        new RunEnded("sync-lr3e-5", 1000, 64_000, 3600.5, true, false, "/runs/a/checkpoints/step-1000.safetensors",
+            ImmutableDictionary<string, double>.Empty.Add("test/CIDEr", 1.25).Add("val/Bleu_4", 0.375), "", false, "akka.tcp://scst@10.0.0.1:4053"),
+        RunEnded.FromError("async-k5", "checkpoint step-10.safetensors is corrupt", userError: true, "akka.tcp://scst@10.0.0.2:4053"),
+        new RunAnnounced("async-k5", "async", "akka.tcp://scst@10.0.0.2:4053"),
         new LearnerStepApplied(41, 42, 3, 150, [25, 25], [2, 3], [.. Enumerable.Range(0, 50)], [10], [3], [.. Enumerable.Range(100, 10)], 7),
         new LearnerStepSkipped(new LearnerStepApplied(43, 44, 4, 50, [25], [4], [.. Enumerable.Range(50, 25)], [], [], [], 9), "gradient norm"),
     ];
@@ -41,8 +52,10 @@ public class SerializerTests : IDisposable
     /// The samples as the first protobuf build wrote them (tests/data/journal-v1): without the message types and fields
     /// added since, which proto3 leaves off the wire when empty, so those bytes still read back and rewrite identically.
     /// </summary>
-    public static IScstMessage[] V1Samples => [.. Samples.Where(s => s is not (WorkerRefused or StopLearner or LearnerStepSkipped)).Select(s => s switch
+    public static IScstMessage[] V1Samples => [.. Samples.Where(s => s is not (WorkerRefused or StopLearner or LearnerStepSkipped or StartRun or RunSubmitted
+        or WatchRun or RunAccepted or RunRefused or RunEnded or RunAnnounced)).Select(s => s switch
     {
+        LearnerStatus l => l with { RunId = "" },
         RegisterWorker r => r with { Fingerprint = new([]) },
         TrainingFinished f => f with { Stopped = false },
         RolloutResult r => r with { Device = "" },

@@ -104,11 +104,14 @@ public class ConsoleReportingTests
     }
 
     [Theory]
-    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka.tcp://scst@127.0.0.1:4053/user/learner/learner] learner: sync SCST at update 0/40",
-        "learner", "learner: sync SCST at update 0/40", false)]
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka.tcp://scst@127.0.0.1:4053/system/sharding/learner/7/sync-run] learner: run sync-run: sync SCST at update 0/40",
+        "learner", "learner: run sync-run: sync SCST at update 0/40", false)]
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/system/sharding/learner/7/sync-run/weights] weights v3 published",
+        "learner", "weights v3 published", false)]
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/system/sharding/learner/7] Shard 7 started", "sharding", "Shard 7 started", true)]
+    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/rollout-link] serving run sync-run (sync, learner on x)", "run",
+        "serving run sync-run (sync, learner on x)", false)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/rollout-0] rollout-0: learner at x", "rollout-0", "rollout-0: learner at x", false)]
-    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/learner] Singleton manager started singleton actor", "singleton", "Singleton manager started singleton actor", true)]
-    [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/user/learner-proxy] Singleton identified at x", "singleton", "Singleton identified at x", true)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][Cluster(akka://scst)] Cluster Node [a] - Starting up...", "cluster", "Cluster Node [a] - Starting up...", true)]
     [InlineData("[WARNING][12/02/2026 01:38:52.672Z][Thread 0017][akka://scst/system/singletonProxylearnerconsumer] ClusterSingletonProxy failed", "singleton", "ClusterSingletonProxy failed", true)]
     [InlineData("[INFO][12/02/2026 01:38:52.672Z][Thread 0017][remoting (akka://scst)] Remoting started", "remote", "Remoting started", true)]

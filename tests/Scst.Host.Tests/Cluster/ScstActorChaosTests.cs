@@ -326,7 +326,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
                          string.Join(" ", lines.Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("staleness_mean").GetDouble())));
     }
 
-    static (string Hocon, Action Drop) PostgresHocon()
+    internal static (string Hocon, Action Drop) PostgresHocon()
     {
         var admin = Environment.GetEnvironmentVariable("SCST_TEST_POSTGRES");
         Skip.If(string.IsNullOrWhiteSpace(admin), "SCST_TEST_POSTGRES is not set: PostgreSQL variants of the actor chaos tests skipped");
