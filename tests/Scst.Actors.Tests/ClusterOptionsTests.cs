@@ -156,6 +156,9 @@ public class ClusterOptionsTests
         Assert.Equal("PostgreSQL.15", c.GetString("akka.persistence.snapshot-store.sql.provider-name"));
         Assert.Equal("Host=127.0.0.1;Database=x;Username=u", c.GetString("akka.persistence.journal.sql.connection-string"));
         Assert.Equal("Host=127.0.0.1;Database=x;Username=u", c.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+        // Several learner nodes may share this journal: the majority is counted over every node, not learner nodes only.
+        Assert.Equal("keep-majority", c.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.True(string.IsNullOrEmpty(c.GetString("akka.cluster.split-brain-resolver.keep-majority.role", "")));
 
         var missing = Write(run, "pg-missing.conf", "scst.persistence.backend = postgresql");
         var e = Assert.Throws<ConfigurationException>(() => Bind(new NodeOptions { RunDir = run, ExtraHoconFiles = [missing] }));

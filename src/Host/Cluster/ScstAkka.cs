@@ -31,9 +31,11 @@ public static class ScstAkka
         {
             Roles = o.Roles.ToArray(),
             SeedNodes = o.SeedNodes.ToArray(),
-            // Count only learner-role nodes: the side with the learner always survives. Counting every node, a learner
-            // with one rollout node is a 1:1 tie that the lowest address breaks, and the learner could down itself.
-            SplitBrainResolver = new KeepMajorityOption { Role = "learner" },
+            // SQLite (one learner node): count only learner-role nodes, so the learner's side always survives; counting
+            // every node, a learner with one rollout node is a 1:1 tie. PostgreSQL (learner nodes may take over each
+            // other's runs): count every node, so the side that keeps most of the cluster takes the runs of a learner
+            // node that died; one learner node against another would be a 1:1 tie, which Akka breaks for the oldest.
+            SplitBrainResolver = o.Backend == JournalBackend.Sqlite ? new KeepMajorityOption { Role = "learner" } : new KeepMajorityOption(),
         });
         var (journal, snapshots) = Persistence(o);
         akka.WithJournalAndSnapshot(journal, snapshots);

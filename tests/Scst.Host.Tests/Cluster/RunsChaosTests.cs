@@ -109,10 +109,8 @@ public class RunsChaosTests(ITestOutputHelper output)
             await TinyScstRun.PlainRun(syncConfig, plain);
 
             var (syncRun, asyncRun) = (Path.Combine(dir, "sync-run"), Path.Combine(dir, "async-run"));
-            // Keep-majority counts learner nodes: one against one keeps the side with the lower address, so the node that
-            // takes over has it (with three learner nodes any one may die).
-            var ports = Enumerable.Range(0, 6).Select(_ => HostProcess.FreePort()).Order().ToArray();
-            int pb = ports[0], pa = ports[1], p1 = ports[2], p2 = ports[3], pr = ports[4];
+            // With PostgreSQL keep-majority counts every node: learner B, the workers and the submitter outvote dead learner A.
+            int pa = HostProcess.FreePort(), pb = HostProcess.FreePort(), p1 = HostProcess.FreePort(), p2 = HostProcess.FreePort(), pr = HostProcess.FreePort();
             var seed = Addr(pa);
             string[] Worker(string role, string config, string runId, string name, int port) =>
                 ["--role", role, "train", "--config", config, "--run-id", runId, "--run-dir", Path.Combine(dir, name), "--port", $"{port}",
