@@ -38,6 +38,7 @@ public class SerializerTests : IDisposable
         new StartRun(Spec, 17),
         new RunSubmitted(Spec),
         WatchRun.Instance,
+        GetRunSpec.Instance,
         new RunAccepted("sync-lr3e-5", 12, 1000, "sync", "akka.tcp://scst@10.0.0.1:4053"),
         new RunRefused("sync-lr3e-5", "run id 'sync-lr3e-5' belongs to the run in /runs/a"),
         new RunEnded("sync-lr3e-5", 1000, 64_000, 3600.5, true, false, "/runs/a/checkpoints/step-1000.safetensors",
@@ -53,7 +54,7 @@ public class SerializerTests : IDisposable
     /// added since, which proto3 leaves off the wire when empty, so those bytes still read back and rewrite identically.
     /// </summary>
     public static IScstMessage[] V1Samples => [.. Samples.Where(s => s is not (WorkerRefused or StopLearner or LearnerStepSkipped or StartRun or RunSubmitted
-        or WatchRun or RunAccepted or RunRefused or RunEnded or RunAnnounced)).Select(s => s switch
+        or WatchRun or GetRunSpec or RunAccepted or RunRefused or RunEnded or RunAnnounced)).Select(s => s switch
     {
         LearnerStatus l => l with { RunId = "" },
         RegisterWorker r => r with { Fingerprint = new([]) },

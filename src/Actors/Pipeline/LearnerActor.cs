@@ -74,6 +74,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
 
         Command<StartRun>(OnStartRun);
         Command<WatchRun>(_ => Watch(Sender));
+        Command<GetRunSpec>(_ => { if (_spec is not null) Sender.Tell(new RunSubmitted(_spec)); });
         Command<RegisterWorker>(r =>
         {
             if (_run is not null) OnRegister(r);
@@ -275,7 +276,7 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
         if (rollout && !local && weights.PublishedVersion != _run.WeightsVersion) weights.Publish(_run.WeightsVersion);
         Sender.Tell(new WorkerWelcome(weights.Publisher, _run.Update));
         if (local) weights.ShareLocally(_run.WeightsVersion, Sender);
-        _log.Info("learner: {0} worker {1} joined ({2} rollout, {3} reward workers)", r.Kind, Sender.Path, Scheduler.RolloutWorkers.Count, Scheduler.RewardWorkers.Count);
+        _log.Info("learner: run {0}: {1} worker {2} joined ({3} rollout, {4} reward workers)", _runId, r.Kind, Sender.Path, Scheduler.RolloutWorkers.Count, Scheduler.RewardWorkers.Count);
         if (_finished) { Sender.Tell(new TrainingFinished(_run.Update, _stopped)); return; }
         Pump();
     }

@@ -55,6 +55,12 @@ public sealed record StartRun(RunSpec Spec, long StopAfterUpdates) : IScstMessag
 /// <summary>Learner journal event, the first of every run: what <see cref="RunSpec"/> the run was started with.</summary>
 public sealed record RunSubmitted(RunSpec Spec) : IScstMessage;
 
+/// <summary>Asks a run's learner for the <see cref="RunSpec"/> it runs (answered with <see cref="RunSubmitted"/>): shared reward nodes load the run's references from its config.</summary>
+public sealed record GetRunSpec : IScstMessage
+{
+    public static readonly GetRunSpec Instance = new();
+}
+
 /// <summary>Tell the sender when the run ends (<see cref="RunEnded"/>); answered with <see cref="RunAccepted"/> while it runs.</summary>
 public sealed record WatchRun : IScstMessage
 {

@@ -84,6 +84,7 @@ public sealed class ScstProtobufSerializer(ExtendedActorSystem system) : Seriali
         C<StartRun, P.StartRun>("s.run.start", m => new() { Spec = SpecToProto(m.Spec), StopAfterUpdates = m.StopAfterUpdates },
             p => new(SpecFromProto(p.Spec), p.StopAfterUpdates)),
         C<WatchRun, P.WatchRun>("s.run.watch", _ => new(), _ => WatchRun.Instance),
+        C<GetRunSpec, P.GetRunSpec>("s.run.spec.get", _ => new(), _ => GetRunSpec.Instance),
         C<RunAccepted, P.RunAccepted>("s.run.accepted",
             m => new() { RunId = m.RunId ?? "", Update = m.Update, TotalUpdates = m.TotalUpdates, Mode = m.Mode ?? "", Node = m.Node ?? "" },
             p => new(p.RunId, p.Update, p.TotalUpdates, p.Mode, p.Node)),

@@ -33,14 +33,21 @@ public sealed class LearnerHost(NodeOptions node, ScstClusterOptions options, IL
 
     public LearnerNode For(ActorSystem system) => new(spec => SettingsFor(system, spec), CommandErrors.Describe, CommandErrors.RunLog);
 
+    /// <summary>The run's config from the text its entity journaled, read as the file it came from (relative paths resolve against it).</summary>
+    public static ScstConfig ConfigOf(RunSpec spec)
+    {
+        if (spec.ConfigPath.Length == 0)
+            throw new ArgumentException($"run '{spec.RunId}' was submitted with a config built in its submitting process (a bench); only that process can host it");
+        var config = ConfigLoader.Parse(spec.ConfigText, spec.ConfigPath);
+        if (!config.IsScst) throw new ArgumentException($"{spec.ConfigPath}: the actor learner runs SCST: the config needs an scst section (CE pre-training runs with the plain trainer)");
+        return config;
+    }
+
     LearnerSettings SettingsFor(ActorSystem system, RunSpec spec)
     {
         ScstConfig config;
         if (_configs.TryGetValue(spec.RunId, out var local) && local.Sha256 == spec.ConfigSha256) config = local.Config;
-        else if (spec.ConfigPath.Length == 0)
-            throw new ArgumentException($"run '{spec.RunId}' was submitted with a config built in its submitting process (a bench); only that process can host it");
-        else config = ConfigLoader.Parse(spec.ConfigText, spec.ConfigPath);
-        if (!config.IsScst) throw new ArgumentException($"{spec.ConfigPath}: the actor learner runs SCST: the config needs an scst section (CE pre-training runs with the plain trainer)");
+        else config = ConfigOf(spec);
         var log = loggers.CreateLogger("learner");
         var localReward = RewardContext.Load(config, log);
         Directory.CreateDirectory(spec.RunDir);

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Akka.Hosting;
+using Microsoft.Extensions.Logging;
 using Scst.Host.Cluster;
 
 namespace Scst.Host.Commands;
@@ -7,7 +9,9 @@ namespace Scst.Host.Commands;
 /// `node`: run one cluster node until Ctrl-C / SIGTERM. Joins --seed-nodes, logs membership, writes
 /// &lt;run-dir&gt;/nodes_seen.json on exit. A learner node hosts the learner region, so it takes runs submitted to the
 /// cluster (or inherited from a learner node that died, with the PostgreSQL journal); a signal stops the runs it
-/// hosts with a checkpoint before it leaves. Rollout and reward workers need a run's config: `train --role`.
+/// hosts with a checkpoint before it leaves. A reward node serves every run of the cluster, each with its own
+/// references and document frequencies (<see cref="Scst.Actors.Pipeline.SharedRewardNode"/>). Rollout workers need a
+/// run's config: `train --role rollout`.
 /// </summary>
 public static class NodeCommand
 {
@@ -52,6 +56,18 @@ public static class NodeCommand
                     node = ClusterNode.Create(cluster, actors: akka => ScstActorHosting.AddLearnerRegion(akka, system => learner!(system)));
                     host = new LearnerHost(options, cluster, node.LoggerFactory);
                     learner = host.For;
+                    await node.StartAsync(ct);
+                }
+                else if (options.Role == "reward")
+                {
+                    // Every run's references, loaded from the config its learner journaled, once per run.
+                    ClusterNode? self = null;
+                    node = self = ClusterNode.Create(cluster, actors: akka =>
+                    {
+                        ScstActorHosting.AddLearnerProxy(akka);
+                        akka.WithActors((system, registry) => system.ActorOf(Scst.Actors.Pipeline.SharedRewardNode.Props(registry.Get<Scst.Actors.Pipeline.LearnerActor>(),
+                            spec => Scst.Actors.Pipeline.RewardContext.Load(LearnerHost.ConfigOf(spec), self!.LoggerFactory.CreateLogger("reward")), cluster.RewardActors), "reward"));
+                    });
                     await node.StartAsync(ct);
                 }
                 else node = await ClusterNode.StartAsync(cluster, ct: ct);

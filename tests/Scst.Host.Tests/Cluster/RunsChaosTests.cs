@@ -44,7 +44,9 @@ public class RunsChaosTests(ITestOutputHelper output)
             "--hocon", hocon, "--fast-failure");
         using var r1 = HostProcess.Start("rollout-sync", Worker("rollout", syncConfig, "sync-run", "r1", p1));
         using var r2 = HostProcess.Start("rollout-async", Worker("rollout", asyncConfig, "async-run", "r2", p2));
-        using var reward = HostProcess.Start("reward", Worker("reward", syncConfig, "sync-run", "rw", pr));
+        // One reward node for both runs: it loads each run's references from the config its learner journaled.
+        using var reward = HostProcess.Start("reward", "node", "--role", "reward", "--run-dir", Path.Combine(dir, "rw"), "--port", $"{pr}", "--seed-nodes", seed,
+            "--hocon", hocon, "--fast-failure");
 
         // Both running at once, on the one learner node: `status` lists both.
         await TinyScstRun.WaitUntil(() => TinyScstRun.LastUpdate(syncRun) >= 1 && TinyScstRun.LastUpdate(asyncRun) >= 1, Run, "both runs updating", learner, submit, r1, r2);
@@ -59,9 +61,17 @@ public class RunsChaosTests(ITestOutputHelper output)
 
         await submit.ExpectExit(0, Run, "the async run finishing");
         await learner.ExpectExit(0, Run, "the sync run finishing (and the node leaving once it hosts no run)");
-        foreach (var w in new[] { r1, r2, reward }) await w.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after its run");
+        foreach (var w in new[] { r1, r2 }) await w.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after its run");
         Assert.Contains(submit.Lines, l => l.Contains("run async-run: async on learner " + seed));
-        Assert.Contains(learner.Lines, l => l.Contains("learner: reward worker") && l.Contains($"127.0.0.1:{pr}"));
+        foreach (var run in new[] { "sync-run", "async-run" })
+        {
+            Assert.Contains(learner.Lines, l => l.Contains($"learner: run {run}: reward worker") && l.Contains($"127.0.0.1:{pr}"));
+            // Loaded once per run, released when it ended.
+            Assert.Single(reward.Lines, l => l.Contains($"reward: run {run}: references of 200 images and their document frequencies loaded"));
+            Assert.Contains(reward.Lines, l => l.Contains($"reward: run {run} ended; its references are released"));
+        }
+        Assert.True(reward.Terminate(TimeSpan.FromSeconds(30)), "the reward node did not stop on SIGTERM");
+        Assert.Equal(0, reward.ExitCode);
 
         var delta = TinyScstRun.MaxWeightDelta(plain, syncRun);
         output.WriteLine($"max |Δ| plain vs the sync run sharing its learner node with an async run: {delta:G3}");
@@ -73,7 +83,8 @@ public class RunsChaosTests(ITestOutputHelper output)
         Assert.Equal(24, ScstLines(syncRun));
         Assert.Equal(64, ScstLines(asyncRun));
         Assert.Contains(learner.Lines, l => l.Contains("this learner node still hosts run(s) async-run"));
-        // Each run's rollouts came from its own rollout node.
+        // Each run's rollouts came from its own rollout node; its scores from the shared reward node (the learner's own pool only until it registered).
+        Assert.True(s.GetProperty("nodes_seen").GetInt32() >= 3 && a.GetProperty("nodes_seen").GetInt32() >= 3);
         Assert.True(s.GetProperty("rollouts_by_node").TryGetProperty(Addr(p1), out _) && !s.GetProperty("rollouts_by_node").TryGetProperty(Addr(p2), out _));
         Assert.True(a.GetProperty("rollouts_by_node").TryGetProperty(Addr(p2), out _) && !a.GetProperty("rollouts_by_node").TryGetProperty(Addr(p1), out _));
         // One journal file (the learner node's), one stream per run.

@@ -196,7 +196,7 @@ public class ScstActorChaosTests(ITestOutputHelper output)
         await r2.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
         await r3.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
         await reward.ExpectExit(0, TimeSpan.FromSeconds(30), "exit after the run");
-        Assert.Contains(learner.Lines, l => l.Contains("learner: reward worker") && l.Contains($"127.0.0.1:{pr}"));
+        Assert.Contains(learner.Lines, l => l.Contains(": reward worker") && l.Contains($"127.0.0.1:{pr}"));
 
         var s = TinyScstRun.Summary(learnerDir);
         Assert.Equal(40, s.GetProperty("updates").GetInt64());
