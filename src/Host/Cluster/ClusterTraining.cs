@@ -147,11 +147,12 @@ public static class ClusterTraining
         try { end = await ended.Task; }
         catch (ArgumentException refused)
         {
-            log.LogError("{Message}", refused.Message);
+            Console.Error.WriteLine($"error: {refused.Message}");
             await cluster.LeaveAsync(TimeSpan.FromSeconds(10));
             return 2;
         }
-        if (end.Failed) log.LogError("error: {Message}", end.Error);
+        // One line, as CommandErrors prints the errors of a run in this process (the trace, if any, is in the hosting node's log).
+        if (end.Failed) Console.Error.WriteLine($"error: {end.Error}");
         else
         {
             if (end.Metrics.Count > 0) TrainingConsole.PrintMetrics($"scst ({end.Updates} updates)", end.MetricsBySplit());

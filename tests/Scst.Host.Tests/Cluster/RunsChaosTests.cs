@@ -141,9 +141,15 @@ public class RunsChaosTests(ITestOutputHelper output)
             await a.WaitForLine(l => l.Contains($"member up: {Addr(pb)}"), Run, "learner B up");
             await TinyScstRun.WaitUntil(() => TinyScstRun.LastUpdate(syncRun) >= 7 && TinyScstRun.LastUpdate(asyncRun) >= 5, Run, "updates 7 / 5", a, submit);
             a.Kill9();
+            var killed = System.Diagnostics.Stopwatch.StartNew();
             var (killedSync, killedAsync) = (TinyScstRun.LastUpdate(syncRun), TinyScstRun.LastUpdate(asyncRun));
             output.WriteLine($"SIGKILL learner A with sync at update {killedSync}, async at {killedAsync}");
             Assert.True(killedSync < 48 && killedAsync < 32, "a run finished before the kill");
+            await b.WaitForLine(l => l.Contains("learner: run sync-run: sync SCST at update"), Run, "the sync run restarted on B");
+            var restarted = killed.Elapsed;
+            await TinyScstRun.WaitUntil(() => TinyScstRun.LastUpdate(syncRun) > killedSync, Run, "a new sync update on B", b, r1);
+            output.WriteLine($"SIGKILL -> sync run restarted on learner B {restarted.TotalSeconds:F1} s (downing, coordinator hand-over, recovery, checkpoint, replay), " +
+                             $"-> its next update {killed.Elapsed.TotalSeconds:F1} s");
 
             await submit.ExpectExit(0, Run, "the async run finishing on learner B");
             await TinyScstRun.WaitUntil(() => File.Exists(Path.Combine(syncRun, "summary.json")) && TinyScstRun.Summary(syncRun).GetProperty("completed").GetBoolean(),
