@@ -21,32 +21,13 @@ public class RunsChaosTests(ITestOutputHelper output)
     [Fact]
     public async Task Two_runs_on_one_learner_node_sync_exact_async_alongside_each_with_its_own_journal_and_summary()
     {
-        var dir = TinyScstRun.NewDir("two-runs");
-        var syncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-sync")).FullName, maxIters: 24, checkpointEvery: 8, evalEvery: 24);
         // The async run outlasts the sync one: `status` sees both, and the learner node stays until the async run ends.
-        var asyncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-async")).FullName, maxIters: 64, checkpointEvery: 16,
-            evalEvery: 64, mode: "async", maxStaleness: 2);
-        var hocon = Path.Combine(dir, "test.conf");
-        File.WriteAllText(hocon, "scst.learner.request-timeout = 15s\n");
-        var plain = Path.Combine(dir, "plain");
-        await TinyScstRun.PlainRun(syncConfig, plain);
-
-        var (syncRun, asyncRun) = (Path.Combine(dir, "sync-run"), Path.Combine(dir, "async-run"));
-        int lp = HostProcess.FreePort(), p1 = HostProcess.FreePort(), p2 = HostProcess.FreePort(), pr = HostProcess.FreePort();
-        var seed = Addr(lp);
-        string[] Worker(string role, string config, string runId, string name, int port) =>
-            ["--role", role, "train", "--config", config, "--run-id", runId, "--run-dir", Path.Combine(dir, name), "--port", $"{port}",
-             "--seed-nodes", seed, "--hocon", hocon, "--fast-failure"];
-        using var learner = HostProcess.Start("learner", "--role", "learner", "train", "--config", syncConfig, "--run-dir", syncRun, "--port", $"{lp}",
-            "--hocon", hocon, "--fast-failure");
-        await learner.WaitForLine(l => l.Contains($"member up: {seed}"), Run, "its own member-up");
-        using var submit = HostProcess.Start("submit", "--role", "submit", "train", "--config", asyncConfig, "--run-dir", asyncRun, "--seed-nodes", seed,
-            "--hocon", hocon, "--fast-failure");
-        using var r1 = HostProcess.Start("rollout-sync", Worker("rollout", syncConfig, "sync-run", "r1", p1));
-        using var r2 = HostProcess.Start("rollout-async", Worker("rollout", asyncConfig, "async-run", "r2", p2));
+        using var c = await TwoRuns.Start("two-runs", syncUpdates: 24, asyncUpdates: 64, checkpointEvery: 8, extraHocon: "");
+        var (learner, submit, r1, r2, dir, seed) = (c.Learner, c.Submit, c.R1, c.R2, c.Dir, c.Seed);
+        var (syncRun, asyncRun, p1, p2, pr) = (c.SyncRun, c.AsyncRun, c.P1, c.P2, HostProcess.FreePort());
         // One reward node for both runs: it loads each run's references from the config its learner journaled.
         using var reward = HostProcess.Start("reward", "node", "--role", "reward", "--run-dir", Path.Combine(dir, "rw"), "--port", $"{pr}", "--seed-nodes", seed,
-            "--hocon", hocon, "--fast-failure");
+            "--hocon", c.Hocon, "--fast-failure");
 
         // Both running at once, on the one learner node: `status` lists both.
         await TinyScstRun.WaitUntil(() => TinyScstRun.LastUpdate(syncRun) >= 1 && TinyScstRun.LastUpdate(asyncRun) >= 1, Run, "both runs updating", learner, submit, r1, r2);
@@ -73,7 +54,7 @@ public class RunsChaosTests(ITestOutputHelper output)
         Assert.True(reward.Terminate(TimeSpan.FromSeconds(30)), "the reward node did not stop on SIGTERM");
         Assert.Equal(0, reward.ExitCode);
 
-        var delta = TinyScstRun.MaxWeightDelta(plain, syncRun);
+        var delta = TinyScstRun.MaxWeightDelta(c.Plain, syncRun);
         output.WriteLine($"max |Δ| plain vs the sync run sharing its learner node with an async run: {delta:G3}");
         Assert.True(delta <= Tolerance, $"weights differ by {delta}");
         var (s, a) = (TinyScstRun.Summary(syncRun), TinyScstRun.Summary(asyncRun));
@@ -110,34 +91,15 @@ public class RunsChaosTests(ITestOutputHelper output)
         var (pg, drop) = ScstActorChaosTests.PostgresHocon();
         try
         {
-            var dir = TinyScstRun.NewDir("failover");
-            var syncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-sync")).FullName, maxIters: 48, checkpointEvery: 5, evalEvery: 48);
-            var asyncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-async")).FullName, maxIters: 32, checkpointEvery: 5,
-                evalEvery: 32, mode: "async", maxStaleness: 2);
-            var hocon = Path.Combine(dir, "test.conf");
-            File.WriteAllText(hocon, "scst.learner.request-timeout = 15s\n" + pg);
-            var plain = Path.Combine(dir, "plain");
-            await TinyScstRun.PlainRun(syncConfig, plain);
-
-            var (syncRun, asyncRun) = (Path.Combine(dir, "sync-run"), Path.Combine(dir, "async-run"));
             // With PostgreSQL keep-majority counts every node: learner B, the workers and the submitter outvote dead learner A.
-            int pa = HostProcess.FreePort(), pb = HostProcess.FreePort(), p1 = HostProcess.FreePort(), p2 = HostProcess.FreePort(), pr = HostProcess.FreePort();
-            var seed = Addr(pa);
-            string[] Worker(string role, string config, string runId, string name, int port) =>
-                ["--role", role, "train", "--config", config, "--run-id", runId, "--run-dir", Path.Combine(dir, name), "--port", $"{port}",
-                 "--seed-nodes", seed, "--hocon", hocon, "--fast-failure"];
-            using var a = HostProcess.Start("learner-a", "--role", "learner", "train", "--config", syncConfig, "--run-dir", syncRun, "--port", $"{pa}",
-                "--hocon", hocon, "--fast-failure");
-            await a.WaitForLine(l => l.Contains($"member up: {seed}"), Run, "its own member-up");
-            using var submit = HostProcess.Start("submit", "--role", "submit", "train", "--config", asyncConfig, "--run-dir", asyncRun, "--seed-nodes", seed,
-                "--hocon", hocon, "--fast-failure");
-            using var r1 = HostProcess.Start("rollout-sync", Worker("rollout", syncConfig, "sync-run", "r1", p1));
-            using var r2 = HostProcess.Start("rollout-async", Worker("rollout", asyncConfig, "async-run", "r2", p2));
-            using var reward = HostProcess.Start("reward", Worker("reward", syncConfig, "sync-run", "rw", pr));
+            using var c = await TwoRuns.Start("failover", syncUpdates: 48, asyncUpdates: 32, checkpointEvery: 5, extraHocon: pg);
+            var (a, submit, r1, r2, dir, seed) = (c.Learner, c.Submit, c.R1, c.R2, c.Dir, c.Seed);
+            var (syncRun, asyncRun, pb) = (c.SyncRun, c.AsyncRun, HostProcess.FreePort());
+            using var reward = HostProcess.Start("reward", c.Worker("reward", c.SyncConfig, "sync-run", "rw", HostProcess.FreePort()));
             await TinyScstRun.WaitUntil(() => TinyScstRun.LastUpdate(syncRun) >= 1 && TinyScstRun.LastUpdate(asyncRun) >= 1, Run, "both runs updating on A", a, submit, r1, r2);
 
             using var b = HostProcess.Start("learner-b", "node", "--role", "learner", "--port", $"{pb}", "--seed-nodes", seed, "--run-dir", Path.Combine(dir, "b"),
-                "--hocon", hocon, "--fast-failure");
+                "--hocon", c.Hocon, "--fast-failure");
             await a.WaitForLine(l => l.Contains($"member up: {Addr(pb)}"), Run, "learner B up");
             await TinyScstRun.WaitUntil(() => TinyScstRun.LastUpdate(syncRun) >= 7 && TinyScstRun.LastUpdate(asyncRun) >= 5, Run, "updates 7 / 5", a, submit);
             a.Kill9();
@@ -160,7 +122,7 @@ public class RunsChaosTests(ITestOutputHelper output)
             Assert.Contains(b.Lines, l => l.Contains("learner: journal at update"));
             Assert.Contains(submit.Lines, l => l.Contains("run async-run: async on learner " + Addr(pb)));
 
-            var delta = TinyScstRun.MaxWeightDelta(plain, syncRun);
+            var delta = TinyScstRun.MaxWeightDelta(c.Plain, syncRun);
             output.WriteLine($"max |Δ| plain vs the sync run moved to learner B after a SIGKILL: {delta:G3}");
             Assert.True(delta <= Tolerance, $"weights differ by {delta}");
             Assert.Equal(48, TinyScstRun.Summary(syncRun).GetProperty("updates").GetInt64());
@@ -171,5 +133,52 @@ public class RunsChaosTests(ITestOutputHelper output)
             Assert.Equal(0, b.ExitCode);
         }
         finally { drop(); }
+    }
+
+    /// <summary>
+    /// A learner node with its own sync run, an async run sent with `--role submit`, and a rollout node for each run
+    /// (started once the learner is up); the plain trainer's run of the sync config is the reference.
+    /// </summary>
+    sealed class TwoRuns : IDisposable
+    {
+        public required string Dir, SyncConfig, AsyncConfig, Hocon, Plain, SyncRun, AsyncRun, Seed;
+        public required int P1, P2;
+        public required HostProcess Learner, Submit, R1, R2;
+
+        public string[] Worker(string role, string config, string runId, string name, int port) =>
+            ["--role", role, "train", "--config", config, "--run-id", runId, "--run-dir", Path.Combine(Dir, name), "--port", $"{port}",
+             "--seed-nodes", Seed, "--hocon", Hocon, "--fast-failure"];
+
+        public static async Task<TwoRuns> Start(string name, int syncUpdates, int asyncUpdates, int checkpointEvery, string extraHocon)
+        {
+            var dir = TinyScstRun.NewDir(name);
+            var syncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-sync")).FullName, syncUpdates, checkpointEvery, evalEvery: syncUpdates);
+            var asyncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-async")).FullName, asyncUpdates, checkpointEvery,
+                evalEvery: asyncUpdates, mode: "async", maxStaleness: 2);
+            var hocon = Path.Combine(dir, "test.conf");
+            File.WriteAllText(hocon, "scst.learner.request-timeout = 15s\n" + extraHocon);
+            var plain = Path.Combine(dir, "plain");
+            await TinyScstRun.PlainRun(syncConfig, plain);
+            var (syncRun, asyncRun, lp) = (Path.Combine(dir, "sync-run"), Path.Combine(dir, "async-run"), HostProcess.FreePort());
+            var learner = HostProcess.Start("learner", "--role", "learner", "train", "--config", syncConfig, "--run-dir", syncRun, "--port", $"{lp}",
+                "--hocon", hocon, "--fast-failure");
+            await learner.WaitForLine(l => l.Contains($"member up: {Addr(lp)}"), Run, "its own member-up");
+            var c = new TwoRuns
+            {
+                Dir = dir, SyncConfig = syncConfig, AsyncConfig = asyncConfig, Hocon = hocon, Plain = plain, SyncRun = syncRun, AsyncRun = asyncRun,
+                Seed = Addr(lp), P1 = HostProcess.FreePort(), P2 = HostProcess.FreePort(), Learner = learner,
+                Submit = HostProcess.Start("submit", "--role", "submit", "train", "--config", asyncConfig, "--run-dir", asyncRun, "--seed-nodes", Addr(lp),
+                    "--hocon", hocon, "--fast-failure"),
+                R1 = null!, R2 = null!,
+            };
+            c.R1 = HostProcess.Start("rollout-sync", c.Worker("rollout", syncConfig, "sync-run", "r1", c.P1));
+            c.R2 = HostProcess.Start("rollout-async", c.Worker("rollout", asyncConfig, "async-run", "r2", c.P2));
+            return c;
+        }
+
+        public void Dispose()
+        {
+            foreach (var p in new[] { R1, R2, Submit, Learner }) p?.Dispose();
+        }
     }
 }
