@@ -19,6 +19,7 @@ namespace Scst.Host.Cluster;
 public sealed class LearnerHost(NodeOptions node, ScstClusterOptions options, ILoggerFactory loggers)
 {
     readonly ConcurrentDictionary<string, byte> _hosted = new();
+    string? _fixedPortRun;
     readonly ConcurrentDictionary<string, Action<TrainingProgress>> _progress = new();
     readonly ConcurrentDictionary<string, (string Sha256, ScstConfig Config)> _configs = new();
 
@@ -54,6 +55,18 @@ public sealed class LearnerHost(NodeOptions node, ScstClusterOptions options, IL
         var metricsFile = Path.Combine(spec.RunDir, "metrics.jsonl");
         var sink = new CompositeMetricsSink(new JsonlMetricsSink(metricsFile), new TensorBoardSink(Path.Combine(spec.RunDir, "tensorboard")));
         _hosted[spec.RunId] = 0;
+        // Each run serves its weights itself: scst.weights.port goes to one run at a time, the others take free ports.
+        var port = options.WeightPort;
+        if (port != 0)
+            lock (_hosted)
+            {
+                if (_fixedPortRun is { } holder && holder != spec.RunId && _hosted.ContainsKey(holder))
+                {
+                    log.LogInformation("run {RunId}: weight server on a free port (scst.weights.port {Port} serves run {Holder})", spec.RunId, port, holder);
+                    port = 0;
+                }
+                else _fixedPortRun = spec.RunId;
+            }
         var runNode = node with { RunDir = spec.RunDir };
         var closed = 0;
         void Close()
@@ -62,7 +75,7 @@ public sealed class LearnerHost(NodeOptions node, ScstClusterOptions options, IL
         }
         return new LearnerSettings(spec.RunId, config, spec.RunDir, sink, log,
             LocalReward: localReward, RewardPoolSize: options.RewardActors,
-            WeightPlane: new WeightServerSettings(options.Hostname, options.PublicHostname ?? options.Hostname, options.WeightPort,
+            WeightPlane: new WeightServerSettings(options.Hostname, options.PublicHostname ?? options.Hostname, port,
                 options.WeightKeepVersions, TlsSetup.WeightPlane(options)),
             KeepVersions: options.WeightKeepVersions,
             PublishEvery: options.AsyncPublishEvery, RequestTimeout: options.RequestTimeout,
