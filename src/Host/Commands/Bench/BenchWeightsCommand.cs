@@ -112,7 +112,7 @@ public static class BenchWeightsCommand
             Console.WriteLine(string.Format(inv, "  raw TCP:      {0} MB/s (runs: {1})", rawMedian.ToString("F0", inv), string.Join(", ", raw.Select(x => x.ToString("F0", inv)))));
             Console.WriteLine(string.Format(inv, "  plane / raw:  {0:F2}", planeMedian / rawMedian));
             Console.WriteLine(string.Format(inv, "  CPU s per GB: plane server {0:F2} + fetcher {1:F2}; raw sender {2:F2} + receiver {3:F2}", perGb[0], perGb[1], perGb[2], perGb[3]));
-            Console.WriteLine(string.Format(inv, "  peak RSS: fetcher {0:F0} MB, server {1:F0} MB (the server also holds the payload in memory for the raw socket)",
+            Console.WriteLine(string.Format(inv, "  peak RSS: fetcher {0:F0} MB, server {1:F0} MB (the fetcher receives into one payload buffer; the server also holds the payload in memory for the raw socket)",
                 ProcessMemory.PeakRssBytes() / 1e6, serverRss / 1e6));
             if (json is not null)
             {
