@@ -233,8 +233,12 @@ public sealed class WeightServer : IDisposable
         _listener.Dispose();
         lock (_connections)
         {
-            // Blocked sends and receives of open connections end with the socket.
-            foreach (var c in _connections) c.Dispose();
+            // A shutdown ends blocked receives and sendfile calls (closing alone does not interrupt a call in progress).
+            foreach (var c in _connections)
+            {
+                try { c.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+                c.Dispose();
+            }
             _connections.Clear();
         }
         lock (_versions)
