@@ -173,6 +173,29 @@ public class WeightSyncTests
     }
 
     [Fact]
+    public async Task A_disposed_server_frees_its_port_and_ends_a_transfer_in_flight()
+    {
+        var first = Server();
+        var port = first.Port;
+        var (path, _) = WriteWeights(30 * 1024 * 1024, 10);
+        var info = first.Add(1, path);
+        // A transfer that stalls mid-file (the client stops reading): the server's sendfile blocks on a full socket.
+        using var http = new HttpClient();
+        using var response = await http.GetAsync(info.Url, HttpCompletionOption.ResponseHeadersRead);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        Assert.True(await body.ReadAsync(new byte[1000]) > 0);
+        first.Dispose();
+        // The learner restarting on a fixed scst.weights.port gets it at once, and the stalled transfer ends.
+        using var second = WeightServer.Start(new WeightServerSettings("127.0.0.1", "127.0.0.1", port, 2));
+        Assert.Equal(port, second.Port);
+        var rest = new byte[1 << 20];
+        long got = 1000;
+        try { for (int n; (n = await body.ReadAsync(rest)) > 0;) got += n; }
+        catch (Exception e) when (e is IOException or HttpRequestException) { }
+        Assert.InRange(got, 1000, info.SizeBytes - 1);
+    }
+
+    [Fact]
     public async Task A_version_no_longer_kept_is_reported_gone_so_the_fetcher_asks_for_the_latest()
     {
         using var server = Server(keep: 1);

@@ -94,7 +94,8 @@ sealed class WeightHttpConnection(WeightServer server, Socket socket, WeightPlan
             var value = line[(colon + 1)..].Trim();
             if (name.Equals("Range", StringComparison.OrdinalIgnoreCase)) range = value;
             else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase)) close = value.Equals("close", StringComparison.OrdinalIgnoreCase);
-            else if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase) && value != "0") close = true; // a body we will not read
+            // A body we will not read: answer, then close rather than parse it as the next request.
+            else if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase) && value != "0" || name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)) close = true;
         }
         return new Request(parts[0], parts[1], range, close);
     }
