@@ -90,6 +90,34 @@ public class WeightSyncTests
     }
 
     [Fact]
+    public async Task A_newer_version_stops_a_transfer_in_flight_and_is_received_into_the_same_buffer()
+    {
+        var node = TestNodes.Start(TestNodes.NewRunDir(), "learner");
+        try
+        {
+            var server = Server();
+            var publisher = node.ActorOf(WeightPublisher.Props(server), "weights");
+            var owner = new TestKit(node).CreateTestProbe();
+            // Version 1's third chunk arrives damaged on every try: its transfer keeps resuming (with backoff) until superseded.
+            var (path1, _) = WriteWeights(9 * 1024 * 1024, 11);
+            server.Faults.DamageByte(2L * (4 << 20) + 5, times: 1000);
+            var fetcher = node.ActorOf(WeightFetcher.Props(publisher, owner.Ref, new WeightFetcherSettings(50)));
+            await publisher.Ask<WeightsAvailable>(new PublishWeights(1, path1), Wait);
+            await owner.AwaitConditionAsync(async () => (await fetcher.Ask<FetcherStats>(GetFetcherStats.Instance, Wait)).ChunksRefused >= 2, Wait);
+
+            var (path2, sha2) = WriteWeights(1_000_000, 12);
+            await publisher.Ask<WeightsAvailable>(new PublishWeights(2, path2), Wait);
+            using var ready = owner.ExpectMsg<WeightsReady>(Wait);
+            Assert.Equal((2L, sha2), (ready.Version, Sha(ready.Payload)));
+            owner.ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // neither version 1 nor a failure of it
+            var stats = await fetcher.Ask<FetcherStats>(GetFetcherStats.Instance, Wait);
+            Assert.Equal(1L, stats.VersionsReady);
+            Assert.Equal(4L << 20, stats.BufferBytes);
+        }
+        finally { TestNodes.Stop(node); }
+    }
+
+    [Fact]
     public async Task A_damaged_chunk_is_refused_and_fetched_again_from_that_chunk()
     {
         using var server = Server();
