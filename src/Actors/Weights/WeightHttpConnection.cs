@@ -149,7 +149,9 @@ sealed class WeightHttpConnection(WeightServer server, Socket socket, WeightPlan
             var n = (int)Math.Min(Segment, size - pos);
             if (faults.ShouldAbort(sent + n))
             {
-                socket.LingerState = new LingerOption(true, 0); // a reset, as a broken link looks to the fetcher
+                // Closed mid-body: what was sent still arrives (a reset would drop whatever the fetcher had not read yet,
+                // and how much that is depends on timing), then the body ends short, as on a broken link.
+                socket.Shutdown(SocketShutdown.Both);
                 return false;
             }
             if (_tls is null && !faults.WouldDamage(pos, n) && OperatingSystem.IsLinux()) n = SendFile(entry.Handle, pos, n);
