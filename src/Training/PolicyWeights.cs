@@ -58,6 +58,21 @@ public static class PolicyWeights
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 
+    /// <summary>Loads weights written by <see cref="Export"/> from their bytes in memory (a fetched file whose every
+    /// chunk was verified as it arrived); <paramref name="source"/> names them in errors.</summary>
+    public static void Load(Blip2T5 model, PretrainedBase? pretrained, SegmentedBuffer payload, string source)
+    {
+        Dictionary<string, Tensor> tensors;
+        string? recordedBase;
+        using (var reader = SafeTensorsReader.Open(payload, source))
+        {
+            tensors = reader.ReadAll();
+            recordedBase = reader.Metadata.GetValueOrDefault(PretrainedBase.MetadataKey);
+        }
+        try { PolicyModel.Apply(model, tensors, pretrained, recordedBase, source); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
     /// <summary>
     /// A copy of the policy's parameters on its device, for a replica in this process (no file, no chunks). The tensors
     /// belong to no dispose scope: whoever receives the snapshot owns them (<see cref="LoadSnapshot"/> disposes them).

@@ -15,7 +15,7 @@ public class PolicyWeightsDTypeTests
 {
     public PolicyWeightsDTypeTests() => TorchRuntime.Initialize();
 
-    static Blip2T5 Model(ulong seed)
+    internal static Blip2T5 Model(ulong seed)
     {
         var m = new Blip2T5(new Blip2Config
         {
@@ -39,7 +39,7 @@ public class PolicyWeightsDTypeTests
         return m;
     }
 
-    static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.equal(b).all().item<bool>();
+    internal static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.equal(b).all().item<bool>();
 
     [Fact]
     public void Under_bf16_autocast_linear_weights_travel_in_bf16_and_the_replica_computes_the_same_bits()

@@ -9,7 +9,7 @@ using Scst.Reward;
 
 namespace Scst.Actors.Pipeline;
 
-/// <param name="WorkDir">This replica's own folder: tokenizer copy and fetched weights (policy-vN.safetensors).</param>
+/// <param name="WorkDir">This replica's own folder: tokenizer copy and checkpoints.</param>
 /// <param name="Finished">Completed when the learner says the run is over (the rollout process then exits).</param>
 /// <param name="Device">This replica's device (<see cref="RolloutDevices"/>: cuda:N or a CPU slot cpu:N).</param>
 public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRef Learner, ILogger Log, WeightFetcherSettings Fetcher,
@@ -17,8 +17,8 @@ public sealed record RolloutSettings(ScstConfig Config, string WorkDir, IActorRe
 
 /// <summary>
 /// One policy replica (a device, or a CPU slot) in eval mode. Runs on a pinned thread because TorchSharp's dispose
-/// scopes and grad mode are thread-static. Loads each version from the verified safetensors file its
-/// <see cref="WeightFetcher"/> delivers (or, in the learner's process, from the learner's in-memory snapshot), and
+/// scopes and grad mode are thread-static. Loads each version from the verified safetensors bytes its
+/// <see cref="WeightFetcher"/> lends it in memory (or, in the learner's process, from the learner's in-memory snapshot), and
 /// answers <see cref="RolloutRequest"/>s with the training core's <see cref="RolloutGenerator.Generate"/> (and greedy
 /// captions for the greedy baseline), stamped with the version. It holds a policy and a sampler, never an optimizer or a reward.
 /// </summary>
@@ -36,7 +36,6 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     IActorRef? _publisher;
     IActorRef? _fetcher;
     long _version = -1;
-    string? _weightsFile;
     int _fetcherGeneration;
     long _served;
     readonly DateTime _started = DateTime.UtcNow;
@@ -124,16 +123,18 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     void StartFetcher()
     {
         if (_fetcher is not null) Context.Stop(_fetcher);
-        _fetcher = Context.ActorOf(WeightFetcher.Props(_publisher!, Path.Combine(_s.WorkDir, "weights"), Self, _s.Fetcher), $"fetcher-{++_fetcherGeneration}");
+        _fetcher = Context.ActorOf(WeightFetcher.Props(_publisher!, Self, _s.Fetcher), $"fetcher-{++_fetcherGeneration}");
     }
 
     void OnWeights(WeightsReady w)
     {
-        if (!Equals(Sender, _fetcher)) return; // a fetcher of a previous learner
-        // The fetcher verified every chunk and the whole file while streaming it: no second read to hash it.
-        PolicyWeights.Load(_setup.Policy.Model, _setup.Base, w.Path, sha256: null);
-        if (_weightsFile is not null && _weightsFile != w.Path) TryDelete(_weightsFile);
-        _weightsFile = w.Path;
+        // The fetcher's buffer goes back to it once loaded (or ignored): it receives the next version into it.
+        using (w)
+        {
+            if (!Equals(Sender, _fetcher)) return; // a fetcher of a previous learner
+            // The fetcher verified every chunk while it arrived: the bytes are loaded from its memory, not hashed again.
+            PolicyWeights.Load(_setup.Policy.Model, _setup.Base, w.Payload, $"weights v{w.Version} fetched from the learner");
+        }
         _version = w.Version;
         Serve();
     }
@@ -166,10 +167,5 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
             replyTo.Tell(RolloutResult.From(r.RequestId, batch, greedy, _node, _s.Device, waited, Stopwatch.GetElapsedTime(started).TotalSeconds));
             _served++;
         }
-    }
-
-    static void TryDelete(string f)
-    {
-        try { File.Delete(f); } catch (IOException) { }
     }
 }

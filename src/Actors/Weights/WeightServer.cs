@@ -1,14 +1,7 @@
 using System.Buffers;
 using System.Net;
+using System.Net.Sockets;
 using System.Security.Cryptography;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Win32.SafeHandles;
 
 namespace Scst.Actors.Weights;
@@ -20,17 +13,19 @@ namespace Scst.Actors.Weights;
 public sealed record WeightServerSettings(string BindHost, string PublicHost, int Port, int KeepVersions, WeightPlaneTls? Tls = null);
 
 /// <summary>
-/// The learner node's weight plane: an HTTP/1.1 server (Kestrel; HTTPS with required, CA-checked client certificates
-/// when the cluster's TLS is on) that serves each published weight file at <c>/weights/vN</c>, with byte ranges so a
-/// broken fetch resumes. <see cref="Add"/> hashes a file per chunk; the announcement carries the hashes, never bytes.
+/// The learner node's weight plane: an HTTP/1.1 server (HTTPS with required, CA-checked client certificates when the
+/// cluster's TLS is on) that serves each published weight file at <c>/weights/vN</c>, with byte ranges so a broken fetch
+/// resumes. Over plain HTTP the bytes go from the file to the socket with <c>sendfile(2)</c>
+/// (<see cref="WeightHttpConnection"/>); a general web server (Kestrel, measured first) copied every byte through its
+/// response pipe. <see cref="Add"/> hashes a file per chunk; the announcement carries the hashes, never bytes.
 /// Each file is served from a handle held open, so the bytes stay the hashed ones even if the path is replaced.
 /// </summary>
 public sealed class WeightServer : IDisposable
 {
-    /// <summary>Bytes read from the file per write to the connection.</summary>
+    /// <summary>Bytes read from the file per hashing step.</summary>
     const int Segment = 1 << 20;
 
-    sealed class Entry(WeightsAvailable info, SafeFileHandle handle)
+    internal sealed class Entry(WeightsAvailable info, SafeFileHandle handle)
     {
         int _refs = 1; // the server's own, released when the version is no longer kept
         public WeightsAvailable Info { get; } = info;
@@ -48,10 +43,12 @@ public sealed class WeightServer : IDisposable
         }
     }
 
-    readonly WebApplication _app;
+    readonly Socket _listener;
     readonly WeightServerSettings _settings;
     readonly SortedDictionary<long, Entry> _versions = [];
-    long _bytesServed, _requests;
+    readonly HashSet<Socket> _connections = [];
+    volatile bool _disposed;
+    long _bytesServed, _requests, _accepted;
 
     /// <summary>Where fetchers reach this server, e.g. <c>https://10.0.0.1:43121</c>.</summary>
     public string BaseUrl { get; }
@@ -59,56 +56,77 @@ public sealed class WeightServer : IDisposable
     public long BytesServed => Interlocked.Read(ref _bytesServed);
     /// <summary>Requests that reached the handler (an untrusted TLS client never does).</summary>
     public long Requests => Interlocked.Read(ref _requests);
+    /// <summary>Connections accepted (a fetcher keeps one open between requests).</summary>
+    public long Connections => Interlocked.Read(ref _accepted);
     /// <summary>Fault injection for tests: breaks or damages responses of the real server.</summary>
     public WeightServerFaults Faults { get; } = new();
 
-    WeightServer(WebApplication app, WeightServerSettings settings, int port)
+    WeightServer(Socket listener, WeightServerSettings settings)
     {
-        (_app, _settings, Port) = (app, settings, port);
+        (_listener, _settings) = (listener, settings);
+        Port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         var host = settings.PublicHost.Contains(':') ? $"[{settings.PublicHost}]" : settings.PublicHost;
-        BaseUrl = $"{(settings.Tls is null ? "http" : "https")}://{host}:{port}";
+        BaseUrl = $"{(settings.Tls is null ? "http" : "https")}://{host}:{Port}";
+        new Thread(AcceptLoop) { IsBackground = true, Name = $"weight server :{Port}" }.Start();
     }
 
     /// <summary>Starts listening; a port in use or an unresolvable host is an <see cref="IOException"/> naming scst.weights.port.</summary>
     public static WeightServer Start(WeightServerSettings settings)
     {
         if (settings.KeepVersions < 1) throw new ArgumentException($"scst.weights.keep-versions {settings.KeepVersions} must be >= 1");
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        var address = BindAddress(settings.BindHost);
+        var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
         {
-            k.AddServerHeader = false;
-            k.Limits.MinResponseDataRate = null; // a slow replica is the fetcher's to time out, not the server's
-            k.Listen(BindAddress(settings.BindHost), settings.Port, listen =>
-            {
-                // HTTP/1.1: one stream per fetch, no flow-control windows between the file and the socket.
-                listen.Protocols = HttpProtocols.Http1;
-                if (settings.Tls is { } tls)
-                    listen.UseHttps(new HttpsConnectionAdapterOptions
-                    {
-                        ServerCertificate = tls.Certificate,
-                        ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                        ClientCertificateValidation = (cert, chain, errors) => tls.Trusts(cert, chain, errors),
-                    });
-            });
-        });
-        var app = builder.Build();
-        WeightServer? server = null;
-        app.Run(ctx =>
+            listener.Bind(new IPEndPoint(address, settings.Port));
+            listener.Listen(64);
+        }
+        catch (SocketException e)
         {
-            if (Volatile.Read(ref server) is { } s) return s.Serve(ctx);
-            ctx.Response.StatusCode = StatusCodes.Status503ServiceUnavailable; // listening, not yet told its own port
-            return Task.CompletedTask;
-        });
-        try { app.StartAsync().GetAwaiter().GetResult(); }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
-        {
-            ((IDisposable)app).Dispose();
+            listener.Dispose();
             throw new IOException($"scst.weights.port: cannot listen on {settings.BindHost}:{settings.Port} for the weight plane: {e.Message}", e);
         }
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var started = new WeightServer(app, settings, new Uri(address).Port);
-        Volatile.Write(ref server, started);
-        return started;
+        return new WeightServer(listener, settings);
+    }
+
+    /// <summary>Blocking accepts, one thread per connection: a weight server has a few fetchers at a time, each a long transfer.</summary>
+    void AcceptLoop()
+    {
+        while (!_disposed)
+        {
+            Socket socket;
+            try { socket = _listener.Accept(); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                if (_disposed) return;
+                continue;
+            }
+            Interlocked.Increment(ref _accepted);
+            lock (_connections)
+            {
+                if (_disposed) { socket.Dispose(); return; }
+                _connections.Add(socket);
+            }
+            var connection = new WeightHttpConnection(this, socket, _settings.Tls);
+            new Thread(connection.Run) { IsBackground = true, Name = "weight server connection" }.Start();
+        }
+    }
+
+    internal void Closed(Socket socket)
+    {
+        lock (_connections) _connections.Remove(socket);
+        socket.Dispose();
+    }
+
+    internal void CountRequest() => Interlocked.Increment(ref _requests);
+    internal void CountBytes(long n) => Interlocked.Add(ref _bytesServed, n);
+
+    internal bool TryAcquire(long version, out Entry entry)
+    {
+        Entry? e;
+        lock (_versions) e = _versions.GetValueOrDefault(version);
+        entry = e!;
+        return e is not null && e.TryAcquire();
     }
 
     static IPAddress BindAddress(string host)
@@ -191,74 +209,7 @@ public sealed class WeightServer : IDisposable
         get { lock (_versions) return _versions.Count > 0 ? _versions.Keys.Max() : -1; }
     }
 
-    async Task Serve(HttpContext ctx)
-    {
-        Interlocked.Increment(ref _requests);
-        var res = ctx.Response;
-        if (!HttpMethods.IsGet(ctx.Request.Method) || !TryVersion(ctx.Request.Path.Value, out var version))
-        {
-            res.StatusCode = StatusCodes.Status404NotFound;
-            return;
-        }
-        Entry? entry;
-        lock (_versions) entry = _versions.GetValueOrDefault(version);
-        if (entry is null || !entry.TryAcquire())
-        {
-            // Not kept any more (or never published): the fetcher asks the publisher for the latest announcement.
-            res.StatusCode = StatusCodes.Status404NotFound;
-            res.Headers["X-Latest-Version"] = Latest.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return;
-        }
-        try
-        {
-            var size = entry.Info.SizeBytes;
-            var start = 0L;
-            if (ctx.Request.Headers.Range.Count > 0)
-            {
-                if (!TryRangeStart(ctx.Request.Headers.Range.ToString(), out start) || start >= size)
-                {
-                    res.StatusCode = StatusCodes.Status416RangeNotSatisfiable;
-                    res.Headers.ContentRange = $"bytes */{size}";
-                    return;
-                }
-                res.StatusCode = StatusCodes.Status206PartialContent;
-                res.Headers.ContentRange = $"bytes {start}-{size - 1}/{size}";
-            }
-            res.ContentType = "application/octet-stream";
-            res.ContentLength = size - start;
-            await Copy(ctx, entry, start, size);
-        }
-        finally { entry.Release(); }
-    }
-
-    async Task Copy(HttpContext ctx, Entry entry, long start, long size)
-    {
-        var body = ctx.Response.BodyWriter;
-        var faults = Faults;
-        var sent = 0L;
-        for (var pos = start; pos < size;)
-        {
-            // Read straight into the response pipe's memory: one copy from the page cache, one into the socket (or TLS).
-            var mem = body.GetMemory(Segment);
-            var want = (int)Math.Min(mem.Length, size - pos);
-            var n = RandomAccess.Read(entry.Handle, mem.Span[..want], pos);
-            if (n == 0) throw new IOException($"weights v{entry.Info.Version}: file ended at {pos} of {size} bytes");
-            if (faults.ShouldAbort(sent + n))
-            {
-                ctx.Abort();
-                return;
-            }
-            faults.MaybeDamage(mem.Span[..n], pos);
-            body.Advance(n);
-            pos += n;
-            sent += n;
-            Interlocked.Add(ref _bytesServed, n);
-            var flushed = await body.FlushAsync(ctx.RequestAborted);
-            if (flushed.IsCanceled || flushed.IsCompleted) return;
-        }
-    }
-
-    static bool TryVersion(string? path, out long version)
+    internal static bool TryVersion(string? path, out long version)
     {
         version = 0;
         const string prefix = "/weights/v";
@@ -267,7 +218,7 @@ public sealed class WeightServer : IDisposable
     }
 
     /// <summary>The start of <c>bytes=N-</c> (or <c>bytes=N-M</c>, served to the end as a fetcher wants the rest).</summary>
-    static bool TryRangeStart(string header, out long start)
+    internal static bool TryRangeStart(string header, out long start)
     {
         start = 0;
         if (!header.StartsWith("bytes=", StringComparison.Ordinal) || header.Contains(',')) return false;
@@ -278,8 +229,18 @@ public sealed class WeightServer : IDisposable
 
     public void Dispose()
     {
-        using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(2))) _app.StopAsync(stop.Token).GetAwaiter().GetResult();
-        ((IDisposable)_app).Dispose();
+        _disposed = true;
+        _listener.Dispose();
+        lock (_connections)
+        {
+            // A shutdown ends blocked receives and sendfile calls (closing alone does not interrupt a call in progress).
+            foreach (var c in _connections)
+            {
+                try { c.Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+                c.Dispose();
+            }
+            _connections.Clear();
+        }
         lock (_versions)
         {
             foreach (var e in _versions.Values) e.Release();
@@ -302,6 +263,9 @@ public sealed class WeightServerFaults
 
     internal bool ShouldAbort(long sentAfterThis) =>
         _abortAfter >= 0 && sentAfterThis > _abortAfter && Interlocked.Decrement(ref _aborts) >= 0;
+
+    internal bool WouldDamage(long fileOffset, int length) =>
+        _damageAt >= fileOffset && _damageAt < fileOffset + length && Volatile.Read(ref _damages) > 0;
 
     internal void MaybeDamage(Span<byte> data, long fileOffset)
     {

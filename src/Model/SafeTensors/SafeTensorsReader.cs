@@ -11,11 +11,13 @@ namespace Scst.Model.SafeTensors;
 /// Reads a safetensors file of any size tensor by tensor: the header is parsed once, then each tensor is read with
 /// 64-bit positional reads straight into the memory of a fresh CPU tensor. Nothing but the tensor asked for is resident,
 /// so a 10 GB shard costs the largest tensor in it, not the file (a memory map would count every touched page in RSS).
+/// The same reader works on a payload already in memory (<see cref="Open(SegmentedBuffer, string)"/>: fetched weights).
 /// </summary>
 public sealed class SafeTensorsReader : IDisposable
 {
     private const long MaxHeaderBytes = 100L * 1024 * 1024;
-    private readonly SafeFileHandle _file;
+    private readonly SafeFileHandle? _file;
+    private readonly SegmentedBuffer? _memory;
     private readonly long _dataStart;
 
     /// <summary>One tensor's place in the file: offsets are relative to the start of the data section.</summary>
@@ -32,9 +34,9 @@ public sealed class SafeTensorsReader : IDisposable
     public IReadOnlyDictionary<string, string> Metadata { get; }
     private readonly Dictionary<string, Entry> _byName;
 
-    private SafeTensorsReader(string path, SafeFileHandle file, long length, long dataStart, List<Entry> entries, Dictionary<string, string> metadata)
+    private SafeTensorsReader(string path, SafeFileHandle? file, SegmentedBuffer? memory, long length, long dataStart, List<Entry> entries, Dictionary<string, string> metadata)
     {
-        Path = path; _file = file; Length = length; _dataStart = dataStart; Entries = entries; Metadata = metadata;
+        Path = path; _file = file; _memory = memory; Length = length; _dataStart = dataStart; Entries = entries; Metadata = metadata;
         _byName = entries.ToDictionary(e => e.Name, StringComparer.Ordinal);
     }
 
@@ -42,25 +44,37 @@ public sealed class SafeTensorsReader : IDisposable
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"safetensors file '{path}' does not exist.", path);
         var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-        try
-        {
-            var length = RandomAccess.GetLength(file);
-            Span<byte> lenBytes = stackalloc byte[8];
-            if (length < 8 || RandomAccess.Read(file, lenBytes, 0) != 8)
-                throw new InvalidDataException($"{path}: not a safetensors file ({length} bytes; expected at least the 8-byte header length).");
-            var headerLen = BinaryPrimitives.ReadInt64LittleEndian(lenBytes);
-            if (headerLen <= 0 || headerLen > MaxHeaderBytes || 8 + headerLen > length)
-                throw new InvalidDataException($"{path}: corrupted safetensors header: header length {headerLen} does not fit a file of {length} bytes.");
-            var json = new byte[headerLen];
-            ReadExactly(file, json, 8, path);
-            var (entries, metadata) = ParseHeader(json, length - 8 - headerLen, path);
-            return new SafeTensorsReader(path, file, length, 8 + headerLen, entries, metadata);
-        }
+        try { return Open(path, file, null, RandomAccess.GetLength(file)); }
         catch
         {
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A reader of a safetensors payload in memory; <paramref name="name"/> names it in errors. The buffer must
+    /// not change while the reader is in use.</summary>
+    public static SafeTensorsReader Open(SegmentedBuffer payload, string name) => Open(name, null, payload, payload.Length);
+
+    private static SafeTensorsReader Open(string path, SafeFileHandle? file, SegmentedBuffer? memory, long length)
+    {
+        if (length < 8)
+            throw new InvalidDataException($"{path}: not a safetensors file ({length} bytes; expected at least the 8-byte header length).");
+        Span<byte> lenBytes = stackalloc byte[8];
+        ReadAt(file, memory, lenBytes, 0, path);
+        var headerLen = BinaryPrimitives.ReadInt64LittleEndian(lenBytes);
+        if (headerLen <= 0 || headerLen > MaxHeaderBytes || 8 + headerLen > length)
+            throw new InvalidDataException($"{path}: corrupted safetensors header: header length {headerLen} does not fit a file of {length} bytes.");
+        var json = new byte[headerLen];
+        ReadAt(file, memory, json, 8, path);
+        var (entries, metadata) = ParseHeader(json, length - 8 - headerLen, path);
+        return new SafeTensorsReader(path, file, memory, length, 8 + headerLen, entries, metadata);
+    }
+
+    private static void ReadAt(SafeFileHandle? file, SegmentedBuffer? memory, Span<byte> into, long offset, string path)
+    {
+        if (memory is not null) memory.CopyTo(offset, into);
+        else ReadExactly(file!, into, offset, path);
     }
 
     public bool Contains(string name) => _byName.ContainsKey(name);
@@ -81,7 +95,7 @@ public sealed class SafeTensorsReader : IDisposable
             {
                 var n = Math.Min(slice, e.Bytes - at);
                 using var part = flat.narrow(0, at / elementSize, n / elementSize);
-                ReadExactly(_file, part.bytes, _dataStart + e.Begin + at, Path);
+                ReadAt(_file, _memory, part.bytes, _dataStart + e.Begin + at, Path);
             }
             return t;
         }
@@ -98,7 +112,7 @@ public sealed class SafeTensorsReader : IDisposable
     public int ReadPrefix(Entry e, Span<byte> into)
     {
         var n = (int)Math.Min(into.Length, e.Bytes);
-        ReadExactly(_file, into[..n], _dataStart + e.Begin, Path);
+        ReadAt(_file, _memory, into[..n], _dataStart + e.Begin, Path);
         return n;
     }
 
@@ -178,5 +192,5 @@ public sealed class SafeTensorsReader : IDisposable
         return (entries, metadata);
     }
 
-    public void Dispose() => _file.Dispose();
+    public void Dispose() => _file?.Dispose();
 }

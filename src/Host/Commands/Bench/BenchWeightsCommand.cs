@@ -17,7 +17,7 @@ namespace Scst.Host.Commands.Bench;
 /// <c>bench weights --mb N</c>: the weight plane between two processes on 127.0.0.1. This process writes N MB of
 /// random bytes as a safetensors-shaped file and starts a child (this same program, <c>bench weights --serve FILE</c>)
 /// that serves it with the real <see cref="WeightServer"/>; here the real <see cref="WeightDownloader"/> fetches it
-/// (per-chunk and whole-file SHA-256, written to disk). In the same run, alternating with it, the child sends the same
+/// into memory as a rollout node's fetcher does (per-chunk SHA-256, one buffer reused for every transfer). In the same run, alternating with it, the child sends the same
 /// bytes from memory over a plain TCP socket and this process receives and discards them: the reference.
 /// </summary>
 public static class BenchWeightsCommand
@@ -25,7 +25,6 @@ public static class BenchWeightsCommand
     static readonly Option<int> Mb = new("--mb") { Description = "Payload size in MB (10^6 bytes)", DefaultValueFactory = _ => 100 };
     static readonly Option<int> Repeat = new("--repeat") { Description = "Timed transfers of each kind (median reported)", DefaultValueFactory = _ => 3 };
     static readonly Option<bool> Tls = new("--tls") { Description = "Mutual TLS on the weight plane (throw-away CA and node certificates)" };
-    static readonly Option<bool> Fsync = new("--fsync") { Description = "Also time an fsync of each fetched file (the fetcher does not fsync)" };
     static readonly Option<bool> WholeFile = new("--verify-whole-file") { Description = "Also hash the whole file while streaming (scst.weights.verify-whole-file)" };
     static readonly Option<FileInfo?> Json = new("--json") { Description = "Also write {\"mb_per_s\": x, \"raw_mb_per_s\": y, ...} to this file" };
     static readonly Option<DirectoryInfo?> Work = new("--work-dir") { Description = "Where the payload and fetched copies go (default: a temp folder)" };
@@ -38,7 +37,7 @@ public static class BenchWeightsCommand
     public static Command Create()
     {
         var cmd = new Command("weights", "Weight plane MB/s between two processes on 127.0.0.1, against a raw TCP socket in the same run")
-            { Mb, Repeat, Tls, Fsync, WholeFile, Json, Work, Serve, ServeTls };
+            { Mb, Repeat, Tls, WholeFile, Json, Work, Serve, ServeTls };
         cmd.SetAction(async (p, ct) =>
         {
             if (p.GetValue(Serve) is { } file) return RunServer(file, p.GetValue(ServeTls));
@@ -47,13 +46,13 @@ public static class BenchWeightsCommand
             if (mb < 1) { Console.Error.WriteLine("bench weights: --mb must be at least 1"); return 2; }
             if (repeat < 1) { Console.Error.WriteLine("bench weights: --repeat must be at least 1"); return 2; }
             var work = p.GetValue(Work)?.FullName ?? Path.Combine(Path.GetTempPath(), "scst-bench-weights", Guid.NewGuid().ToString("N")[..8]);
-            try { return await Measure(mb, repeat, p.GetValue(Tls), p.GetValue(Fsync), p.GetValue(WholeFile), work, p.GetValue(Json)?.FullName, ct); }
+            try { return await Measure(mb, repeat, p.GetValue(Tls), p.GetValue(WholeFile), work, p.GetValue(Json)?.FullName, ct); }
             finally { try { Directory.Delete(work, recursive: true); } catch (IOException) { } }
         });
         return cmd;
     }
 
-    static async Task<int> Measure(int mb, int repeat, bool tls, bool fsync, bool wholeFile, string work, string? json, CancellationToken ct)
+    static async Task<int> Measure(int mb, int repeat, bool tls, bool wholeFile, string work, string? json, CancellationToken ct)
     {
         Directory.CreateDirectory(work);
         var payload = Path.Combine(work, "payload.safetensors");
@@ -75,13 +74,12 @@ public static class BenchWeightsCommand
             var rawPort = (int)ready["raw_port"]!;
 
             using var downloader = new WeightDownloader(new WeightFetcherSettings(5, clientTls, WholeFileSha256: wholeFile));
-            var fetched = Path.Combine(work, "fetched");
-            // One untimed round of each, so JIT, connection set-up and the page cache are warm for the timed ones.
-            File.Delete((await PlaneOnce(downloader, info, fetched, ct)).Path);
+            var fetched = new Scst.Model.SafeTensors.SegmentedBuffer();
+            // One untimed round of each, so JIT, connection set-up and the buffers are warm for the timed ones (as a fetcher's are after its first version).
+            await PlaneOnce(downloader, info, fetched, ct);
             await RawOnce(rawPort, bytes, ct);
             var plane = new List<double>();
             var raw = new List<double>();
-            var fsyncs = new List<double>();
             // CPU seconds per GB of each side: on a loaded machine the wall clock depends on the neighbours, this does not.
             var cpu = new double[4];
             async Task<double> ServerCpu()
@@ -93,12 +91,9 @@ public static class BenchWeightsCommand
             for (var r = 0; r < repeat; r++)
             {
                 var (s0, o0) = (await ServerCpu(), OwnCpu());
-                var (s, path) = await PlaneOnce(downloader, info, fetched, ct);
+                var s = await PlaneOnce(downloader, info, fetched, ct);
                 var (s1, o1) = (await ServerCpu(), OwnCpu());
-                var f = fsync ? FsyncSeconds(path) : 0;
-                File.Delete(path);
                 plane.Add(bytes / s / 1e6);
-                if (fsync) fsyncs.Add(f);
                 var (s1f, o1f) = (await ServerCpu(), OwnCpu());
                 raw.Add(bytes / await RawOnce(rawPort, bytes, ct) / 1e6);
                 var (s2, o2) = (await ServerCpu(), OwnCpu());
@@ -117,8 +112,7 @@ public static class BenchWeightsCommand
             Console.WriteLine(string.Format(inv, "  raw TCP:      {0} MB/s (runs: {1})", rawMedian.ToString("F0", inv), string.Join(", ", raw.Select(x => x.ToString("F0", inv)))));
             Console.WriteLine(string.Format(inv, "  plane / raw:  {0:F2}", planeMedian / rawMedian));
             Console.WriteLine(string.Format(inv, "  CPU s per GB: plane server {0:F2} + fetcher {1:F2}; raw sender {2:F2} + receiver {3:F2}", perGb[0], perGb[1], perGb[2], perGb[3]));
-            if (fsync) Console.WriteLine(string.Format(inv, "  fsync of the fetched file: {0:F3} s median (not done by the fetcher)", Median(fsyncs)));
-            Console.WriteLine(string.Format(inv, "  peak RSS: fetcher {0:F0} MB, server {1:F0} MB (the server also holds the payload in memory for the raw socket)",
+            Console.WriteLine(string.Format(inv, "  peak RSS: fetcher {0:F0} MB, server {1:F0} MB (the fetcher receives into one payload buffer; the server also holds the payload in memory for the raw socket)",
                 ProcessMemory.PeakRssBytes() / 1e6, serverRss / 1e6));
             if (json is not null)
             {
@@ -133,7 +127,6 @@ public static class BenchWeightsCommand
                 };
                 o["cpu_s_per_gb"] = new JsonObject { ["plane_server"] = Math.Round(perGb[0], 3), ["plane_fetcher"] = Math.Round(perGb[1], 3),
                     ["raw_sender"] = Math.Round(perGb[2], 3), ["raw_receiver"] = Math.Round(perGb[3], 3) };
-                if (fsync) o["fsync_s"] = Math.Round(Median(fsyncs), 4);
                 File.WriteAllText(json, o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }
             return 0;
@@ -144,17 +137,10 @@ public static class BenchWeightsCommand
         }
     }
 
-    static async Task<(double Seconds, string Path)> PlaneOnce(WeightDownloader downloader, WeightsAvailable info, string dir, CancellationToken ct)
+    static async Task<double> PlaneOnce(WeightDownloader downloader, WeightsAvailable info, Scst.Model.SafeTensors.SegmentedBuffer into, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        var path = await downloader.DownloadAsync(info, dir, ct);
-        return (clock.Elapsed.TotalSeconds, path);
-    }
-
-    static double FsyncSeconds(string path)
-    {
-        var clock = Stopwatch.StartNew();
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite)) fs.Flush(flushToDisk: true);
+        await downloader.DownloadAsync(info, into, ct);
         return clock.Elapsed.TotalSeconds;
     }
 
