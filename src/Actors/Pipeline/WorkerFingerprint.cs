@@ -38,26 +38,30 @@ public sealed record WorkerFingerprint(IReadOnlyList<KeyValuePair<string, string
     public static string Describe(IReadOnlyList<(string Field, string Expected, string Actual)> differences) =>
         string.Join("; ", differences.Select(d => $"{d.Field} differs (learner: {d.Expected}, worker: {d.Actual})"));
 
-    /// <summary>A rollout worker's fingerprint, from the setup it generates with.</summary>
-    public static WorkerFingerprint ForRollout(RunSetup setup)
+    /// <summary>
+    /// A rollout worker's fingerprint, from the setup it generates with. A rollout actor shared by runs gives the run's
+    /// config as <paramref name="run"/>: the model and data fields stay its own (the base it holds), the rollout fields are the run's.
+    /// </summary>
+    public static WorkerFingerprint ForRollout(RunSetup setup, ScstConfig? run = null)
     {
-        var c = setup.Config;
+        var m = setup.Config.Model;
+        var c = run ?? setup.Config;
         var s = c.Scst;
         var r = c.Run;
         return new([
             .. Common(),
-            new("model.architecture", Hash(c.Model with { Pretrained = null, Finetuned = null, LoadFinetuned = false, Tokenizer = c.Model.Tokenizer with { Path = null, MinFreq = 0 }, UseGradCheckpoint = false })),
+            new("model.architecture", Hash(m with { Pretrained = null, Finetuned = null, LoadFinetuned = false, Tokenizer = m.Tokenizer with { Path = null, MinFreq = 0 }, UseGradCheckpoint = false })),
             new("model.base", setup.Base?.Identity[..16] ?? "scratch"),
             new("model.layout", Layout(setup.Policy.Model)),
             new("model.frozen", setup.Base is null ? FrozenValues(setup.Policy.Model) : "on base"),
             new("tokenizer", TokenizerHash(setup.Policy.Tokenizer)),
             new("data.train", ReferencesHash(setup.Corpus.Train.References)),
             new("rollout.sampling", $"{s.Sampling.Name()} n={s.SampleN} beam={s.BeamSize} temperature={s.Temperature} top_k={s.TopK} top_p={s.TopP}"),
-            new("rollout.length", $"max_len={r.MaxLen} min_len={r.MinLen} max_txt_len={c.Model.MaxTxtLen}"),
+            new("rollout.length", $"max_len={r.MaxLen} min_len={r.MinLen} max_txt_len={m.MaxTxtLen}"),
             new("rollout.penalties", $"repetition={r.RepetitionPenalty} length={r.LengthPenalty}"),
             new("rollout.greedy", s.Baseline == BaselineKind.Greedy ? $"num_beams={r.NumBeams}" : "none"),
             new("rollout.precision", r.Amp ? r.AmpDType : "fp32"),
-            new("model.prompt", c.Model.Prompt),
+            new("model.prompt", m.Prompt),
         ]);
     }
 

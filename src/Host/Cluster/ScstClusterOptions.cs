@@ -47,6 +47,8 @@ public sealed record ScstClusterOptions
     public int RolloutActors { get; init; } = 1;
     /// <summary><c>scst.rollout.devices</c>: a list (cuda:N, cpu:N) or ["all"]; null = unset (see Scst.Actors.Pipeline.RolloutDevices).</summary>
     public IReadOnlyList<string>? RolloutDevices { get; init; }
+    /// <summary><c>scst.rollout.memory-budget</c>: bytes a shared rollout actor may hold on its device (base + run overlays); 0 = no limit.</summary>
+    public long RolloutMemoryBudget { get; init; }
     /// <summary>Reward actors per pool; 0 = one per core.</summary>
     public int RewardPoolSize { get; init; }
     public int RewardActors => RewardPoolSize > 0 ? RewardPoolSize : Environment.ProcessorCount;
@@ -110,6 +112,7 @@ public sealed record ScstClusterOptions
             TlsPasswordVariable = node.TlsPasswordVariable ?? user.GetString("scst.tls.password-env", d.TlsPasswordVariable),
             RolloutActors = Math.Max(1, user.GetInt("scst.rollout.actors", d.RolloutActors)),
             RolloutDevices = DevicesSetting(user),
+            RolloutMemoryBudget = user.HasPath("scst.rollout.memory-budget") ? user.GetByteSize("scst.rollout.memory-budget") ?? 0 : d.RolloutMemoryBudget,
             RewardPoolSize = user.GetInt("scst.reward.pool-size", d.RewardPoolSize),
             RequestTimeout = user.GetTimeSpan("scst.learner.request-timeout", d.RequestTimeout),
             InFlightPerWorker = user.GetInt("scst.learner.in-flight-per-worker", d.InFlightPerWorker),
@@ -127,6 +130,7 @@ public sealed record ScstClusterOptions
         if (roles.Contains("learner")) ValidateWeights(o);
         if (o.WeightDType is not ("auto" or "fp32"))
             throw new ArgumentException($"scst.weights.dtype = '{o.WeightDType}' is not one of: auto (linear layers in the amp dtype, bf16 under amp), fp32 (every tensor as held)");
+        if (o.RolloutMemoryBudget < 0) throw new ArgumentException($"scst.rollout.memory-budget {o.RolloutMemoryBudget} must be >= 0 (bytes; 0 = no limit)");
         if (o.WeightFetchAttempts < 1) throw new ArgumentException($"scst.weights.max-fetch-attempts {o.WeightFetchAttempts} must be >= 1");
         return o;
     }
@@ -135,7 +139,7 @@ public sealed record ScstClusterOptions
     public static readonly IReadOnlySet<string> Keys = new SortedSet<string>(StringComparer.Ordinal)
     {
         "scst.persistence.backend", "scst.persistence.connection-string", "scst.tls.certificate", "scst.tls.ca", "scst.tls.password-env",
-        "scst.rollout.actors", "scst.rollout.devices", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
+        "scst.rollout.actors", "scst.rollout.devices", "scst.rollout.memory-budget", "scst.reward.pool-size", "scst.learner.request-timeout", "scst.learner.in-flight-per-worker",
         "scst.learner.async-publish-every", "scst.weights.port", "scst.weights.verify-whole-file", "scst.weights.dtype",
         "scst.weights.max-fetch-attempts", "scst.weights.keep-versions",
     };

@@ -11,7 +11,8 @@ namespace Scst.Host.Commands;
 /// cluster (or inherited from a learner node that died, with the PostgreSQL journal); a signal stops the runs it
 /// hosts with a checkpoint before it leaves. A reward node serves every run of the cluster, each with its own
 /// references and document frequencies (<see cref="Scst.Actors.Pipeline.SharedRewardNode"/>). Rollout workers need a
-/// run's config: `train --role rollout`.
+/// run's model: `node --role rollout --config BASE` shares one frozen base per device among every run whose model and
+/// images match BASE (<see cref="Scst.Actors.Pipeline.SharedRolloutActor"/>); `train --role rollout` serves one run.
 /// </summary>
 public static class NodeCommand
 {
@@ -58,6 +59,29 @@ public static class NodeCommand
                     learner = host.For;
                     await node.StartAsync(ct);
                 }
+                else if (options.Role == "rollout" && r.GetValue(GlobalOptions.Config) is { } baseFile)
+                {
+                    // One frozen base per device, shared by every run whose model and images match it.
+                    var baseConfig = Scst.Host.Configuration.ConfigLoader.Load(baseFile.FullName);
+                    Scst.Training.RunSetup.InitializeRuntime(baseConfig.Run);
+                    var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;
+                    var devices = Scst.Actors.Pipeline.RolloutDevices.Resolve(cluster.RolloutDevices, cluster.RolloutActors, baseConfig.Run.Device, cuda);
+                    var fetcher = new Scst.Actors.Weights.WeightFetcherSettings(cluster.WeightFetchAttempts, TlsSetup.WeightPlane(cluster), WholeFileSha256: cluster.WeightVerifyWholeFile);
+                    ClusterNode? self = null;
+                    var runDir = options.RunDir;
+                    node = self = ClusterNode.Create(cluster, actors: akka =>
+                    {
+                        ScstActorHosting.AddLearnerProxy(akka);
+                        akka.WithActors((system, registry) =>
+                        {
+                            for (var i = 0; i < devices.Count; i++)
+                                system.ActorOf(Scst.Actors.Pipeline.SharedRolloutActor.Props(new Scst.Actors.Pipeline.SharedRolloutSettings(baseConfig,
+                                    Path.Combine(runDir, "replicas", $"rollout-{i}"), registry.Get<Scst.Actors.Pipeline.LearnerActor>(), self!.LoggerFactory.CreateLogger("rollout"),
+                                    fetcher, devices[i], LearnerHost.ConfigOf, cluster.RolloutMemoryBudget)), $"rollout-{i}");
+                        });
+                    });
+                    await node.StartAsync(ct);
+                }
                 else if (options.Role == "reward")
                 {
                     // Every run's references, loaded from the config its learner journaled, once per run.
@@ -72,7 +96,7 @@ public static class NodeCommand
                 }
                 else node = await ClusterNode.StartAsync(cluster, ct: ct);
             }
-            catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException
+            catch (Exception e) when (e is ArgumentException or IOException or Akka.Configuration.ConfigurationException or Scst.Host.Configuration.ConfigException
                                       or Scst.Actors.Persistence.JournalCorruptException or Scst.Actors.Persistence.JournalUnavailableException)
             {
                 Console.Error.WriteLine($"error: {CommandErrors.Describe(e) ?? e.Message}");

@@ -135,6 +135,65 @@ public class RunsChaosTests(ITestOutputHelper output)
         finally { drop(); }
     }
 
+    [Fact]
+    public async Task A_rollout_node_shared_by_two_runs_holds_the_frozen_base_once_and_the_sync_run_stays_exact()
+    {
+        using var c = await TwoRuns.Start("shared-rollout", syncUpdates: 16, asyncUpdates: 24, checkpointEvery: 8, extraHocon: "", rolloutPerRun: false);
+        var pr = HostProcess.FreePort();
+        // One rollout node for both runs: one model (frozen base) on its device, a trainable overlay per run.
+        using var rollout = HostProcess.Start("rollout-shared", "node", "--role", "rollout", "--config", c.SyncConfig, "--run-dir", Path.Combine(c.Dir, "rs"),
+            "--port", $"{c.P1}", "--seed-nodes", c.Seed, "--hocon", c.Hocon, "--fast-failure");
+        using var reward = HostProcess.Start("reward", "node", "--role", "reward", "--run-dir", Path.Combine(c.Dir, "rw"), "--port", $"{pr}", "--seed-nodes", c.Seed,
+            "--hocon", c.Hocon, "--fast-failure");
+        await c.Submit.ExpectExit(0, Run, "the async run finishing");
+        await c.Learner.ExpectExit(0, Run, "the sync run finishing");
+        foreach (var l in rollout.Lines.Where(l => l.Contains("rollout-0:"))) output.WriteLine(l);
+
+        var delta = TinyScstRun.MaxWeightDelta(c.Plain, c.SyncRun);
+        output.WriteLine($"max |Δ| plain vs the sync run on a rollout node shared with an async run: {delta:G3}");
+        Assert.True(delta <= Tolerance, $"weights differ by {delta}");
+        foreach (var run in new[] { c.SyncRun, c.AsyncRun })
+        {
+            var s = TinyScstRun.Summary(run);
+            Assert.True(s.GetProperty("completed").GetBoolean());
+            Assert.True(s.GetProperty("rollouts_by_node").GetProperty(Addr(c.P1)).GetInt64() > 0, $"{run}: rollouts from the shared node");
+        }
+        // The node's own accounting: one base, an overlay per run.
+        var held = rollout.Lines.Single(l => l.Contains("rollout-0: shared by runs on cpu:0: frozen base"));
+        Assert.Single(rollout.Lines, l => l.Contains("rollout-0: shared by runs"));
+        Assert.Contains(rollout.Lines, l => l.Contains("rollout-0: holds frozen base") && l.Contains("run sync-run") && l.Contains("run async-run"));
+        foreach (var run in new[] { "sync-run", "async-run" })
+            Assert.Contains(rollout.Lines, l => l.Contains($"rollout-0: run {run} finished after"));
+        output.WriteLine(held);
+        foreach (var p in new[] { rollout, reward })
+        {
+            Assert.True(p.Terminate(TimeSpan.FromSeconds(30)), "a shared node did not stop on SIGTERM");
+            Assert.Equal(0, p.ExitCode);
+        }
+    }
+
+    [Fact]
+    public async Task Under_a_memory_budget_for_one_overlay_a_shared_rollout_node_evicts_and_refetches_and_the_sync_run_stays_exact()
+    {
+        using var c = await TwoRuns.Start("shared-budget", syncUpdates: 12, asyncUpdates: 16, checkpointEvery: 6, extraHocon: "", rolloutPerRun: false);
+        // The tiny model: frozen base 133,504 bytes, overlay 170,240 bytes; room for the base and one overlay only.
+        var budget = Path.Combine(c.Dir, "budget.conf");
+        File.WriteAllText(budget, "scst.rollout.memory-budget = 400000\n");
+        using var rollout = HostProcess.Start("rollout-shared", "node", "--role", "rollout", "--config", c.SyncConfig, "--run-dir", Path.Combine(c.Dir, "rs"),
+            "--port", $"{c.P1}", "--seed-nodes", c.Seed, "--hocon", c.Hocon, budget, "--fast-failure");
+        await c.Submit.ExpectExit(0, Run, "the async run finishing");
+        await c.Learner.ExpectExit(0, Run, "the sync run finishing");
+        var evictions = rollout.Lines.Count(l => l.Contains("memory budget 400000 bytes: run"));
+        output.WriteLine($"overlay evictions: {evictions}");
+        Assert.True(evictions > 0, "no overlay was evicted under a budget for one");
+        Assert.DoesNotContain(rollout.Lines, l => l.Contains("holds frozen base") && l.Contains("run sync-run") && l.Contains("run async-run"));
+        var delta = TinyScstRun.MaxWeightDelta(c.Plain, c.SyncRun);
+        output.WriteLine($"max |Δ| plain vs the sync run on a shared rollout node evicting overlays: {delta:G3}");
+        Assert.True(delta <= Tolerance, $"weights differ by {delta}");
+        Assert.True(TinyScstRun.Summary(c.AsyncRun).GetProperty("completed").GetBoolean());
+        Assert.True(rollout.Terminate(TimeSpan.FromSeconds(30)), "the rollout node did not stop on SIGTERM");
+    }
+
     /// <summary>
     /// A learner node with its own sync run, an async run sent with `--role submit`, and a rollout node for each run
     /// (started once the learner is up); the plain trainer's run of the sync config is the reference.
@@ -149,7 +208,8 @@ public class RunsChaosTests(ITestOutputHelper output)
             ["--role", role, "train", "--config", config, "--run-id", runId, "--run-dir", Path.Combine(Dir, name), "--port", $"{port}",
              "--seed-nodes", Seed, "--hocon", Hocon, "--fast-failure"];
 
-        public static async Task<TwoRuns> Start(string name, int syncUpdates, int asyncUpdates, int checkpointEvery, string extraHocon)
+        /// <param name="rolloutPerRun">False: no rollout node is started (the test starts one shared by both runs).</param>
+        public static async Task<TwoRuns> Start(string name, int syncUpdates, int asyncUpdates, int checkpointEvery, string extraHocon, bool rolloutPerRun = true)
         {
             var dir = TinyScstRun.NewDir(name);
             var syncConfig = TinyScstRun.WriteConfig(Directory.CreateDirectory(Path.Combine(dir, "cfg-sync")).FullName, syncUpdates, checkpointEvery, evalEvery: syncUpdates);
@@ -171,6 +231,7 @@ public class RunsChaosTests(ITestOutputHelper output)
                     "--hocon", hocon, "--fast-failure"),
                 R1 = null!, R2 = null!,
             };
+            if (!rolloutPerRun) return c;
             c.R1 = HostProcess.Start("rollout-sync", c.Worker("rollout", syncConfig, "sync-run", "r1", c.P1));
             c.R2 = HostProcess.Start("rollout-async", c.Worker("rollout", asyncConfig, "async-run", "r2", c.P2));
             return c;
