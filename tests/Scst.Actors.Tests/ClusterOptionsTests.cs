@@ -147,6 +147,17 @@ public class ClusterOptionsTests
     }
 
     [Fact]
+    public void Rollout_memory_budget_takes_a_size_and_refuses_a_negative_one()
+    {
+        var run = TestNodes.NewRunDir();
+        Assert.Equal(0, Bind(new NodeOptions { Role = "rollout", RunDir = run }).RolloutMemoryBudget);
+        var ok = Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "budget.conf", "scst.rollout.memory-budget = 8GiB\n")] });
+        Assert.Equal(8L << 30, ok.RolloutMemoryBudget);
+        var e = Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "neg.conf", "scst.rollout.memory-budget = -1\n")] }));
+        Assert.Contains("scst.rollout.memory-budget", e.Message);
+    }
+
+    [Fact]
     public void Postgres_backend_takes_the_connection_string_and_requires_one()
     {
         var run = TestNodes.NewRunDir();
