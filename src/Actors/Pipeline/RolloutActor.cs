@@ -52,10 +52,7 @@ public sealed class RolloutActor : ReceiveActor, IWithTimers
     {
         _s = s;
         _node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
-        Directory.CreateDirectory(s.WorkDir);
-        // Its own model on its own device: the frozen base and the trainable part, loaded once per device.
-        var config = s.Config with { Run = s.Config.Run with { Device = RolloutDevices.TorchDevice(s.Device) } };
-        _setup = RunSetup.Load(config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        _setup = RolloutDevices.LoadModel(s.Config, s.Device, s.WorkDir, s.Log);
         _log.Info("{0}: on {1}, model held {2}", Self.Path.Name, s.Device, _setup.Parameters);
         _rollouts = new RolloutGenerator(_setup.Policy, _setup.Corpus.Train, s.Config);
         _fingerprint = WorkerFingerprint.ForRollout(_setup);

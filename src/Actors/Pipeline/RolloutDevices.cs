@@ -39,6 +39,13 @@ public static class RolloutDevices
     /// <summary>The Torch device a rollout device runs on (a CPU slot runs on the CPU).</summary>
     public static string TorchDevice(string device) => device.StartsWith("cpu", StringComparison.Ordinal) ? "cpu" : device;
 
+    /// <summary>A rollout actor's model on its device: the frozen base and the trainable part, loaded once per device, its files under <paramref name="workDir"/>.</summary>
+    public static Scst.Training.RunSetup LoadModel(Scst.Training.Configuration.ScstConfig config, string device, string workDir, Microsoft.Extensions.Logging.ILogger log)
+    {
+        Directory.CreateDirectory(workDir);
+        return Scst.Training.RunSetup.Load(config with { Run = config.Run with { Device = TorchDevice(device) } }, Path.Combine(workDir, "checkpoints"), log);
+    }
+
     static string Normalize(string entry, int cudaDevices)
     {
         var e = entry.Trim().ToLowerInvariant();

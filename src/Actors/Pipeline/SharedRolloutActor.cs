@@ -69,9 +69,7 @@ public sealed class SharedRolloutActor : ReceiveActor, IWithTimers
     {
         _s = s;
         _node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
-        Directory.CreateDirectory(s.WorkDir);
-        var config = s.BaseConfig with { Run = s.BaseConfig.Run with { Device = RolloutDevices.TorchDevice(s.Device) } };
-        _setup = RunSetup.Load(config, Path.Combine(s.WorkDir, "checkpoints"), s.Log);
+        _setup = RolloutDevices.LoadModel(s.BaseConfig, s.Device, s.WorkDir, s.Log);
         var parameters = _setup.Policy.Model.named_parameters().ToArray();
         _trainable = [.. parameters.Where(p => p.parameter.requires_grad).Select(p => (p.name, (torch.Tensor)p.parameter))];
         OverlayBytes = _trainable.Sum(p => p.Param.NumberOfElements * p.Param.ElementSize);
