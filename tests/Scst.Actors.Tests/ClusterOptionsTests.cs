@@ -147,7 +147,7 @@ public class ClusterOptionsTests
     }
 
     [Fact]
-    public void Rollout_memory_budget_takes_a_size_and_refuses_a_negative_one()
+    public void Rollout_memory_budget_and_run_weights_bind_and_refuse_nonsense()
     {
         var run = TestNodes.NewRunDir();
         Assert.Equal(0, Bind(new NodeOptions { Role = "rollout", RunDir = run }).RolloutMemoryBudget);
@@ -155,6 +155,12 @@ public class ClusterOptionsTests
         Assert.Equal(8L << 30, ok.RolloutMemoryBudget);
         var e = Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "neg.conf", "scst.rollout.memory-budget = -1\n")] }));
         Assert.Contains("scst.rollout.memory-budget", e.Message);
+
+        var weights = Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "w.conf", "scst.rollout.run-weights { sync-run = 2, async-run = 0.5 }\n")] });
+        Assert.Equal(2.0, weights.RolloutRunWeights["sync-run"]);
+        Assert.Equal(0.5, weights.RolloutRunWeights["async-run"]);
+        var zero = Assert.Throws<ArgumentException>(() => Bind(new NodeOptions { Role = "rollout", RunDir = run, ExtraHoconFiles = [Write(run, "w0.conf", "scst.rollout.run-weights { a = 0 }\n")] }));
+        Assert.Contains("scst.rollout.run-weights.a", zero.Message);
     }
 
     [Fact]

@@ -12,16 +12,17 @@ namespace Scst.Actors.Pipeline;
 
 /// <param name="BaseConfig">The node's config: the model (its frozen base) and the images every run served here must share.</param>
 /// <param name="ConfigOf">A run's config from the spec its learner journaled (the rollout settings are the run's own).</param>
+/// <param name="RunWeights"><c>scst.rollout.run-weights</c>: a run's share of this actor relative to the others (1 unless set; <see cref="FairShare"/>).</param>
 /// <param name="MemoryBudgetBytes"><c>scst.rollout.memory-budget</c>: base plus overlays held on the device; 0 = no limit. Over it, the least recently used run's overlay goes (that run fetches its weights again when next served).</param>
 public sealed record SharedRolloutSettings(ScstConfig BaseConfig, string WorkDir, IActorRef Region, ILogger Log, WeightFetcherSettings Fetcher, string Device,
-    Func<RunSpec, ScstConfig> ConfigOf, long MemoryBudgetBytes = 0);
+    Func<RunSpec, ScstConfig> ConfigOf, long MemoryBudgetBytes = 0, IReadOnlyDictionary<string, double>? RunWeights = null);
 
 /// <summary>
 /// A rollout actor shared by every run of the cluster (<c>node --role rollout --config BASE</c>): one model on its
 /// device, so one frozen base, and per run a lane with that run's trainable overlay at its current version, its own
 /// rollout settings (sampling, K, lengths: a <see cref="RolloutGenerator"/> over the run's config), its weight
 /// fetcher and its queue. Before generating for a run it copies that run's overlay into the model. Runs are served
-/// round-robin, one request at a time. A run whose model or images differ from the base is refused by its learner
+/// one request at a time by their shares (<see cref="FairShare"/>). A run whose model or images differ from the base is refused by its learner
 /// (the fingerprint's model and data fields come from the base, the rollout fields from the run).
 /// </summary>
 public sealed class SharedRolloutActor : ReceiveActor, IWithTimers
@@ -52,7 +53,7 @@ public sealed class SharedRolloutActor : ReceiveActor, IWithTimers
     readonly Dictionary<string, Lane?> _lanes = [];   // null: asked for its spec
     readonly Dictionary<IActorRef, Lane> _byFetcher = [];
     readonly (string Name, torch.Tensor Param)[] _trainable;
-    int _fetchers, _next;
+    int _fetchers;
     Lane? _loaded;
     long _clock;
 
@@ -223,14 +224,14 @@ public sealed class SharedRolloutActor : ReceiveActor, IWithTimers
         _log.Info("{0}: holds frozen base {1} bytes once; overlays {2}", Self.Path.Name, BaseBytes,
             string.Join(", ", _lanes.Values.Where(l => l?.Overlay is not null).Select(l => $"run {l!.RunId} {OverlayBytes} bytes")));
 
-    /// <summary>Round-robin over runs with a request their weights can serve: one request each in turn.</summary>
+    /// <summary>One request at a time, from the run furthest below its share (<see cref="FairShare"/>: round-robin with equal weights).</summary>
     void Serve()
     {
         while (true)
         {
             var ready = _lanes.Values.OfType<Lane>().Where(l => l.Queue.Count > 0 && l.Overlay is not null && l.Version >= l.Queue.Peek().Request.MinVersion).ToList();
             if (ready.Count == 0) return;
-            var lane = ready[_next++ % ready.Count];
+            var lane = ready[FairShare.Next([.. ready.Select(l => new FairShare.Candidate(l.RunId, l.Served, l.LastServed))], _s.RunWeights)];
             var (r, replyTo, received) = lane.Queue.Dequeue();
             if (r.ExactVersion && lane.Version != r.MinVersion) continue; // the learner has moved past this request
             if (_loaded != lane)

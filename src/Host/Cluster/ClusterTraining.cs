@@ -59,8 +59,9 @@ public static class ClusterTraining
             actors.WorkerRunId = node.Role == "all" ? runId : node.RunId;
             if (roles.Contains("rollout"))
             {
-                if (options.RolloutMemoryBudget > 0)
-                    throw new ArgumentException("scst.rollout.memory-budget applies to rollout nodes shared by runs (node --role rollout --config BASE); a train --role rollout node holds one run: remove the key");
+                if (options.RolloutMemoryBudget > 0 || options.RolloutRunWeights.Count > 0)
+                    throw new ArgumentException($"{(options.RolloutMemoryBudget > 0 ? "scst.rollout.memory-budget" : "scst.rollout.run-weights")} applies to rollout nodes shared by runs " +
+                                                "(node --role rollout --config BASE); a train --role rollout node holds one run: remove the key");
                 var fetcher = new WeightFetcherSettings(options.WeightFetchAttempts, TlsSetup.WeightPlane(options), WholeFileSha256: options.WeightVerifyWholeFile);
                 RunSetup.InitializeRuntime(config.Run);
                 var cuda = TorchSharp.torch.cuda.is_available() ? TorchSharp.torch.cuda.device_count() : 0;

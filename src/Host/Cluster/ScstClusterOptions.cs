@@ -49,6 +49,8 @@ public sealed record ScstClusterOptions
     public IReadOnlyList<string>? RolloutDevices { get; init; }
     /// <summary><c>scst.rollout.memory-budget</c>: bytes a shared rollout actor may hold on its device (base + run overlays); 0 = no limit.</summary>
     public long RolloutMemoryBudget { get; init; }
+    /// <summary><c>scst.rollout.run-weights</c>: run id to its share of a shared rollout actor (1 unless listed).</summary>
+    public IReadOnlyDictionary<string, double> RolloutRunWeights { get; init; } = new Dictionary<string, double>();
     /// <summary>Reward actors per pool; 0 = one per core.</summary>
     public int RewardPoolSize { get; init; }
     public int RewardActors => RewardPoolSize > 0 ? RewardPoolSize : Environment.ProcessorCount;
@@ -113,6 +115,7 @@ public sealed record ScstClusterOptions
             RolloutActors = Math.Max(1, user.GetInt("scst.rollout.actors", d.RolloutActors)),
             RolloutDevices = DevicesSetting(user),
             RolloutMemoryBudget = user.HasPath("scst.rollout.memory-budget") ? user.GetByteSize("scst.rollout.memory-budget") ?? 0 : d.RolloutMemoryBudget,
+            RolloutRunWeights = RunWeightsSetting(user),
             RewardPoolSize = user.GetInt("scst.reward.pool-size", d.RewardPoolSize),
             RequestTimeout = user.GetTimeSpan("scst.learner.request-timeout", d.RequestTimeout),
             InFlightPerWorker = user.GetInt("scst.learner.in-flight-per-worker", d.InFlightPerWorker),
@@ -145,7 +148,7 @@ public sealed record ScstClusterOptions
     };
 
     /// <summary>The pinned dispatchers (hocon/base.conf) may be tuned as Akka dispatchers.</summary>
-    static readonly string[] FreeSections = ["scst.rollout-dispatcher", "scst.learner-dispatcher"];
+    static readonly string[] FreeSections = ["scst.rollout-dispatcher", "scst.learner-dispatcher", "scst.rollout.run-weights"];
 
     /// <summary>Keys of earlier builds that no longer do anything, each refused with what replaced it.</summary>
     static readonly IReadOnlyDictionary<string, string> Retired = new Dictionary<string, string>(StringComparer.Ordinal)
@@ -169,6 +172,21 @@ public sealed record ScstClusterOptions
         v.IsObject() ? v.GetObject().Items.SelectMany(kv => Flatten(kv.Value, $"{prefix}.{kv.Key}")) : [prefix];
 
     /// <summary><c>scst.rollout.devices = all</c> or a list; with a list, <c>scst.rollout.actors</c> would be ignored, so both are refused.</summary>
+    static Dictionary<string, double> RunWeightsSetting(Config user)
+    {
+        var weights = new Dictionary<string, double>(StringComparer.Ordinal);
+        if (!user.HasPath("scst.rollout.run-weights")) return weights;
+        foreach (var (run, value) in user.GetConfig("scst.rollout.run-weights").AsEnumerable())
+        {
+            var id = run.Trim('"');
+            var w = value.GetDouble();
+            if (Scst.Actors.Pipeline.RunIds.Problem(id) is { } bad) throw new ArgumentException($"scst.rollout.run-weights: {bad}");
+            if (!(w > 0) || double.IsInfinity(w)) throw new ArgumentException($"scst.rollout.run-weights.{id} = {w}: a run's weight must be a positive number (1 is an equal share)");
+            weights[id] = w;
+        }
+        return weights;
+    }
+
     static IReadOnlyList<string>? DevicesSetting(Config user)
     {
         if (!user.HasPath("scst.rollout.devices")) return null;

@@ -77,7 +77,7 @@ public static class NodeCommand
                             for (var i = 0; i < devices.Count; i++)
                                 system.ActorOf(Scst.Actors.Pipeline.SharedRolloutActor.Props(new Scst.Actors.Pipeline.SharedRolloutSettings(baseConfig,
                                     Path.Combine(runDir, "replicas", $"rollout-{i}"), registry.Get<Scst.Actors.Pipeline.LearnerActor>(), self!.LoggerFactory.CreateLogger("rollout"),
-                                    fetcher, devices[i], LearnerHost.ConfigOf, cluster.RolloutMemoryBudget)), $"rollout-{i}");
+                                    fetcher, devices[i], LearnerHost.ConfigOf, cluster.RolloutMemoryBudget, cluster.RolloutRunWeights)), $"rollout-{i}");
                         });
                     });
                     await node.StartAsync(ct);
