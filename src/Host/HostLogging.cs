@@ -74,8 +74,9 @@ public static partial class HostLogging
             var src = m.Success ? m.Groups["src"].Value : category;
             var text = m.Success ? m.Groups["msg"].Value : message;
             // A run's learner entity: /system/sharding/learner/SHARD/RUN (its children, e.g. the weight publisher, below it).
-            var entity = src.IndexOf("/system/sharding/" + LearnerRegion.Name + "/", StringComparison.Ordinal);
-            if (entity >= 0 && src[(entity + 18 + LearnerRegion.Name.Length)..].Split('/').Length >= 2) return ("learner", text, false);
+            const string region = "/system/sharding/" + LearnerRegion.Name + "/";
+            var entity = src.IndexOf(region, StringComparison.Ordinal);
+            if (entity >= 0 && src[(entity + region.Length)..].Split('/').Length >= 2) return ("learner", text, false);
             var user = src.IndexOf("/user/", StringComparison.Ordinal);
             if (user >= 0)
             {

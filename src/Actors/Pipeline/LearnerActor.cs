@@ -179,6 +179,8 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
     /// <summary>The run from its spec: settings (config, metrics), the training core, the weight server; then the journaled updates, then work.</summary>
     void Build(StartRun? start, IActorRef? watcher = null)
     {
+        // Start tells every watcher the run is accepted; a failure tells them why it ended.
+        if (watcher is not null) _watchers.Add(watcher);
         try
         {
             _s = _node.SettingsFor(_spec!);
@@ -197,12 +199,10 @@ public sealed class LearnerActor : ReceivePersistentActor, IWithTimers
                 else _run.ApplyEvent((LearnerStepSkipped)e, recovering: true);
             _recoveredSteps.Clear();
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp));
-            if (watcher is not null) Watch(watcher);
             Start();
         }
         catch (Exception e)
         {
-            if (watcher is not null) _watchers.Add(watcher);
             Fail(e);
         }
     }
